@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* util/macro.h: cleanup attributes, ownership helpers and small macros used across the core and
+ * the bundled plugins (systemd src/basic style). Never include from an SDK header. */
+#pragma once
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _unused_ __attribute__((unused))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+#define _noreturn_ __attribute__((noreturn))
+#define _warn_unused_ __attribute__((warn_unused_result))
+#define _likely_(x) __builtin_expect(!!(x), 1)
+#define _unlikely_(x) __builtin_expect(!!(x), 0)
+
+#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+#define streq(a, b) (strcmp((a), (b)) == 0)
+#define strneq(a, b, n) (strncmp((a), (b), (n)) == 0)
+#define isempty(s) (!(s) || !*(s))
+#define strna(s) ((s) ? (s) : "n/a")
+#define strempty(s) ((s) ? (s) : "")
+
+/* Hand ownership on: returns the value and clears the variable. */
+#define TAKE_PTR(p)                                                                                \
+    ({                                                                                             \
+        __typeof__(p) _p_ = (p);                                                                   \
+        (p) = NULL;                                                                                \
+        _p_;                                                                                       \
+    })
+#define TAKE_FD(fd)                                                                                \
+    ({                                                                                             \
+        int _fd_ = (fd);                                                                           \
+        (fd) = -EBADF;                                                                             \
+        _fd_;                                                                                      \
+    })
+
+static inline void freep(void *p) {
+    free(*(void **)p);
+}
+#define _cleanup_free_ _cleanup_(freep)
+
+static inline void closep(int *fd) {
+    if (*fd >= 0) {
+        int saved = errno;
+        close(*fd);
+        errno = saved;
+    }
+}
+#define _cleanup_close_ _cleanup_(closep)
+
+static inline void fclosep(FILE **f) {
+    if (*f)
+        fclose(*f);
+}
+#define _cleanup_fclose_ _cleanup_(fclosep)
+
+/* Generates `static inline void fnp(type **p)` calling fn(*p) when non-NULL. */
+#define DEFINE_TRIVIAL_CLEANUP_FUNC(type, fn)                                                      \
+    static inline void fn##p(type **p) {                                                           \
+        if (*p)                                                                                    \
+            fn(*p);                                                                                \
+    }
+
+/* errno as a negative return, never 0 (a failing call that forgot errno is still a failure). */
+static inline int negative_errno(void) {
+    return errno > 0 ? -errno : -EIO;
+}

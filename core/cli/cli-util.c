@@ -8,7 +8,8 @@
 #include "log.h"
 #include "util/strv.h"
 
-int cli_sandbox(cli *c, sandbox **ret) {
+int cli_sandbox(cli *c, sandbox **ret)
+{
     _cleanup_error_ terok_error err = TEROK_ERROR_INIT;
     int r;
 
@@ -21,7 +22,8 @@ int cli_sandbox(cli *c, sandbox **ret) {
     return 0;
 }
 
-static int exit_code_for(int r) {
+static int exit_code_for(int r)
+{
     switch (r) {
     case -ENOENT:
     case -ESRCH:
@@ -41,7 +43,8 @@ static int exit_code_for(int r) {
     }
 }
 
-static void print_error(cli *c, const char *message, int exit_code) {
+static void print_error(cli *c, const char *message, int exit_code)
+{
     if (c->json) {
         json_object *o = json_object_new_object();
         json_object *e = json_object_new_object();
@@ -57,14 +60,16 @@ static void print_error(cli *c, const char *message, int exit_code) {
     fprintf(stderr, "terok-sandbox: %s\n", message);
 }
 
-int cli_fail(cli *c, int r, const terok_error *err) {
+int cli_fail(cli *c, int r, const terok_error *err)
+{
     int code = exit_code_for(r);
 
     print_error(c, err && err->message ? err->message : strerror(r < 0 ? -r : EIO), code);
     return code;
 }
 
-int cli_failf(cli *c, int exit_code, const char *fmt, ...) {
+int cli_failf(cli *c, int exit_code, const char *fmt, ...)
+{
     _cleanup_free_ char *m = NULL;
     va_list ap;
 
@@ -76,7 +81,8 @@ int cli_failf(cli *c, int exit_code, const char *fmt, ...) {
     return exit_code;
 }
 
-int cli_usage_error(cli *c, const char *cmd, const char *fmt, ...) {
+int cli_usage_error(cli *c, const char *cmd, const char *fmt, ...)
+{
     _cleanup_free_ char *m = NULL;
     va_list ap;
 
@@ -93,11 +99,13 @@ int cli_usage_error(cli *c, const char *cmd, const char *fmt, ...) {
     return EXIT_USAGE;
 }
 
-bool cli_color(void) {
+bool cli_color(void)
+{
     return isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
 }
 
-void cli_json_print(json_object *o) {
+void cli_json_print(json_object *o)
+{
     int flags = isatty(STDOUT_FILENO) ? JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED
                                       : JSON_C_TO_STRING_PLAIN;
 
@@ -106,13 +114,15 @@ void cli_json_print(json_object *o) {
     json_object_put(o);
 }
 
-int cli_parse_int(cli *c, const char *cmd, const char *opt, const char *s, int64_t min,
-                  int64_t max, int64_t *ret) {
+int cli_parse_int(cli *c, const char *cmd, const char *opt, const char *s, int64_t min, int64_t max,
+                  int64_t *ret)
+{
     int r = parse_int64(s, min, max, ret);
 
     if (r < 0)
-        return cli_usage_error(c, cmd, "invalid value '%s' for %s: expected an integer from %" PRId64
-                               " to %" PRId64, s, opt, min, max);
+        return cli_usage_error(
+            c, cmd, "invalid value '%s' for %s: expected an integer from %" PRId64 " to %" PRId64,
+            s, opt, min, max);
     return 0;
 }
 
@@ -121,7 +131,8 @@ struct cli_table {
     char **cells; /* row-major strv */
 };
 
-cli_table *cli_table_new(size_t ncols, ...) {
+cli_table *cli_table_new(size_t ncols, ...)
+{
     cli_table *t = calloc(1, sizeof(*t));
     va_list ap;
 
@@ -135,7 +146,8 @@ cli_table *cli_table_new(size_t ncols, ...) {
     return t;
 }
 
-void cli_table_add(cli_table *t, ...) {
+void cli_table_add(cli_table *t, ...)
+{
     va_list ap;
 
     if (!t)
@@ -148,7 +160,8 @@ void cli_table_add(cli_table *t, ...) {
     va_end(ap);
 }
 
-void cli_table_print(cli_table *t) {
+void cli_table_print(cli_table *t)
+{
     size_t n, rows, w[32] = {0};
 
     if (!t)

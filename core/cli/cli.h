@@ -46,7 +46,8 @@ int cli_failf(cli *c, int exit_code, const char *fmt, ...) _printf_(3, 4);
 /* Usage error: "terok-sandbox <cmd>: <message>\nTry 'terok-sandbox <cmd> --help'." -> EXIT_USAGE */
 int cli_usage_error(cli *c, const char *cmd, const char *fmt, ...) _printf_(3, 4);
 
-/* Print a JSON value (pretty on a TTY, compact otherwise) followed by a newline; takes ownership. */
+/* Print a JSON value (pretty on a TTY, compact otherwise) followed by a newline; takes ownership.
+ */
 void cli_json_print(json_object *o);
 /* Whether colour may be used on stdout (TTY and NO_COLOR unset). */
 bool cli_color(void);
@@ -58,8 +59,8 @@ void cli_table_add(cli_table *t, ...);       /* ncols strings (NULL shows as "-"
 void cli_table_print(cli_table *t);          /* prints and frees */
 
 /* Strict number parsing for options: prints a usage error naming the option and value. */
-int cli_parse_int(cli *c, const char *cmd, const char *opt, const char *s, int64_t min,
-                  int64_t max, int64_t *ret);
+int cli_parse_int(cli *c, const char *cmd, const char *opt, const char *s, int64_t min, int64_t max,
+                  int64_t *ret);
 
 /* Command groups (one file each). */
 int cmd_run(cli *c, int argc, char **argv);

@@ -1,4 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Placeholder. */
 #include "cli.h"
-int cmd_plugins(cli *c, int argc, char **argv) { return cli_failf(c, EXIT_FAIL, "not built yet"); }
+int cmd_plugins(cli *c, int argc, char **argv)
+{
+    return cli_failf(c, EXIT_FAIL, "not built yet");
+}

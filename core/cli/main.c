@@ -26,7 +26,8 @@ static const cli_command commands[] = {
     {"plugins", cmd_plugins, "List the plugins in the plugin directory"},
 };
 
-static void print_version(bool json) {
+static void print_version(bool json)
+{
     char abi[32];
 
     snprintf(abi, sizeof abi, "%u.%u", TEROK_PLUGIN_ABI_MAJOR, TEROK_PLUGIN_ABI_MINOR);
@@ -34,8 +35,7 @@ static void print_version(bool json) {
         json_object *o = json_object_new_object();
 
         json_object_object_add(o, "version", json_object_new_string(TEROK_VERSION));
-        json_object_object_add(o, "plugin_abi",
-                               json_object_new_string(abi));
+        json_object_object_add(o, "plugin_abi", json_object_new_string(abi));
         json_object_object_add(o, "plugin_dir", json_object_new_string(TEROK_PLUGIN_DIR));
         cli_json_print(o);
         return;
@@ -43,7 +43,8 @@ static void print_version(bool json) {
     printf("terok-sandbox %s (plugin ABI %s)\n", TEROK_VERSION, abi);
 }
 
-static void print_help(void) {
+static void print_help(void)
+{
     printf("Usage: terok-sandbox [OPTIONS] COMMAND [ARGS...]\n"
            "\n"
            "A hardened container runner for untrusted tasks.\n"
@@ -70,7 +71,8 @@ static void print_help(void) {
            "  125 means terok-sandbox itself failed, 126/127 the command could not run.\n");
 }
 
-static void harden_process(void) {
+static void harden_process(void)
+{
     /* Secrets pass through this process: no core dumps, no ptrace by peers of the same uid. */
     struct rlimit rl = {0, 0};
 
@@ -78,14 +80,12 @@ static void harden_process(void) {
     (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"json", no_argument, NULL, 'j'},
-        {"log-level", required_argument, NULL, 'L'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},    {"json", no_argument, NULL, 'j'},
+        {"log-level", required_argument, NULL, 'L'}, {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0},
     };
     cli c = {.argv0 = "terok-sandbox"};
     bool version = false;

@@ -73,8 +73,8 @@ int config_section_get_int(const terok_config_section *sec, const char *key, int
 /* Value parsing shared by the config and the CLI (strict: whole string, range-checked). */
 int parse_bool(const char *s, bool *ret);
 int parse_int64(const char *s, int64_t min, int64_t max, int64_t *ret);
-int parse_size(const char *s, uint64_t *ret);         /* "512", "64k", "1.5G" not allowed */
-int parse_duration_ms(const char *s, int64_t *ret);   /* "500ms", "10s", "5m", "2h", "1d", "30" = s */
+int parse_size(const char *s, uint64_t *ret);       /* "512", "64k", "1.5G" not allowed */
+int parse_duration_ms(const char *s, int64_t *ret); /* "500ms", "10s", "5m", "2h", "1d", "30" = s */
 /* Check `value` against a type string; on failure returns -EINVAL and a message in *ret_why. */
 int config_check_value(const char *type, const char *value, char **ret_why);
 /* Read a plugin's key declarations from its file (libelf; no code runs). */

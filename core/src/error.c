@@ -6,13 +6,15 @@
 
 static char oom_message[] = "out of memory";
 
-static void message_free(terok_error *err) {
+static void message_free(terok_error *err)
+{
     if (err->message && err->message != oom_message)
         free(err->message);
     err->message = NULL;
 }
 
-int terok_error_setv(terok_error *err, int code, const char *fmt, va_list ap) {
+int terok_error_setv(terok_error *err, int code, const char *fmt, va_list ap)
+{
     char *m = NULL;
 
     if (code >= 0)
@@ -27,7 +29,8 @@ int terok_error_setv(terok_error *err, int code, const char *fmt, va_list ap) {
     return code;
 }
 
-int terok_error_set(terok_error *err, int code, const char *fmt, ...) {
+int terok_error_set(terok_error *err, int code, const char *fmt, ...)
+{
     va_list ap;
     int r;
 
@@ -37,7 +40,8 @@ int terok_error_set(terok_error *err, int code, const char *fmt, ...) {
     return r;
 }
 
-int terok_error_prefix(terok_error *err, const char *fmt, ...) {
+int terok_error_prefix(terok_error *err, const char *fmt, ...)
+{
     char *ctx = NULL, *m = NULL;
     va_list ap;
 
@@ -61,14 +65,16 @@ int terok_error_prefix(terok_error *err, const char *fmt, ...) {
     return err->code;
 }
 
-void terok_error_clear(terok_error *err) {
+void terok_error_clear(terok_error *err)
+{
     if (!err)
         return;
     message_free(err);
     err->code = 0;
 }
 
-const char *terok_error_message(const terok_error *err) {
+const char *terok_error_message(const terok_error *err)
+{
     if (!err)
         return "unknown error";
     if (err->message)
@@ -76,7 +82,8 @@ const char *terok_error_message(const terok_error *err) {
     return strerror(err->code < 0 ? -err->code : EIO);
 }
 
-void terok_error_move(terok_error *dst, terok_error *src) {
+void terok_error_move(terok_error *dst, terok_error *src)
+{
     terok_error_clear(dst);
     *dst = *src;
     src->code = 0;

@@ -17,7 +17,8 @@ const char *terok_error_message(const terok_error *err);
 /* Move src into *dst (dst cleared first). */
 void terok_error_move(terok_error *dst, terok_error *src);
 
-static inline void terok_error_clearp(terok_error *e) {
+static inline void terok_error_clearp(terok_error *e)
+{
     terok_error_clear(e);
 }
 #define _cleanup_error_ _cleanup_(terok_error_clearp)

@@ -2,4 +2,7 @@
 /* Placeholder. */
 #include <stddef.h>
 #include "loader.h"
-const terok_host *host_table(void) { return NULL; }
+const terok_host *host_table(void)
+{
+    return NULL;
+}

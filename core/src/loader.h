@@ -19,8 +19,8 @@
 
 /* Host-side handle of a loaded plugin (opaque to plugins as terok_plugin). */
 struct terok_plugin {
-    char *path;     /* <dir>/<kind>-<name>.so */
-    char *label;    /* "<kind>-<name>", the log prefix */
+    char *path;  /* <dir>/<kind>-<name>.so */
+    char *label; /* "<kind>-<name>", the log prefix */
     uint32_t kind;
     char *name;
     char *version;
@@ -63,9 +63,9 @@ const terok_host *host_table(void);
 /* `plugins list`: probe every *.so in dir, each in a forked child so a crashing plugin cannot
  * take the caller down. One callback per file, sorted by file name. */
 typedef struct plugin_probe {
-    const char *file;    /* base name */
-    const char *status;  /* "ok", "rejected", "crashed" */
-    const char *kind;    /* may be NULL when rejected */
+    const char *file;   /* base name */
+    const char *status; /* "ok", "rejected", "crashed" */
+    const char *kind;   /* may be NULL when rejected */
     const char *name;
     const char *version;
     uint32_t abi_major, abi_minor;

@@ -7,25 +7,29 @@
 static int max_level = LOG_NOTICE;
 static const char *log_prefix = "terok-sandbox";
 
-void log_set_max_level(int level) {
+void log_set_max_level(int level)
+{
     max_level = level;
 }
 
-int log_get_max_level(void) {
+int log_get_max_level(void)
+{
     return max_level;
 }
 
-void log_set_prefix(const char *prefix) {
+void log_set_prefix(const char *prefix)
+{
     log_prefix = prefix;
 }
 
-int log_level_from_string(const char *s) {
+int log_level_from_string(const char *s)
+{
     static const struct {
         const char *name;
         int level;
     } levels[] = {
-        {"err", LOG_ERR},   {"error", LOG_ERR}, {"warning", LOG_WARNING}, {"notice", LOG_NOTICE},
-        {"info", LOG_INFO}, {"debug", LOG_DEBUG},
+        {"err", LOG_ERR},       {"error", LOG_ERR}, {"warning", LOG_WARNING},
+        {"notice", LOG_NOTICE}, {"info", LOG_INFO}, {"debug", LOG_DEBUG},
     };
 
     for (size_t i = 0; i < ELEMENTSOF(levels); i++)
@@ -34,7 +38,8 @@ int log_level_from_string(const char *s) {
     return -EINVAL;
 }
 
-void log_fullv(int level, const char *fmt, va_list ap) {
+void log_fullv(int level, const char *fmt, va_list ap)
+{
     char buf[4096];
     int saved = errno;
 
@@ -50,7 +55,8 @@ void log_fullv(int level, const char *fmt, va_list ap) {
     errno = saved;
 }
 
-void log_full(int level, const char *fmt, ...) {
+void log_full(int level, const char *fmt, ...)
+{
     va_list ap;
 
     va_start(ap, fmt);
@@ -58,7 +64,8 @@ void log_full(int level, const char *fmt, ...) {
     va_end(ap);
 }
 
-int log_full_errno(int level, int r, const char *fmt, ...) {
+int log_full_errno(int level, int r, const char *fmt, ...)
+{
     va_list ap;
 
     errno = r < 0 ? -r : r;

@@ -3,25 +3,67 @@
 #include "runtime.h"
 #include <errno.h>
 #include <stddef.h>
-int runtime_get(registry *r, uint64_t required_caps, runtime *ret, terok_error *err) { return -EOPNOTSUPP; }
-int runtime_create(runtime *rt, const terok_run_spec *spec, char **ret_id, terok_error *err) { return -EOPNOTSUPP; }
-int runtime_start(runtime *rt, const char *ref, terok_error *err) { return -EOPNOTSUPP; }
-int runtime_stop(runtime *rt, const char *ref, int64_t timeout_s, terok_error *err) { return -EOPNOTSUPP; }
-int runtime_kill(runtime *rt, const char *ref, int signo, terok_error *err) { return -EOPNOTSUPP; }
-int runtime_remove(runtime *rt, const char *ref, uint32_t flags, terok_error *err) { return -EOPNOTSUPP; }
+int runtime_get(registry *r, uint64_t required_caps, runtime *ret, terok_error *err)
+{
+    return -EOPNOTSUPP;
+}
+int runtime_create(runtime *rt, const terok_run_spec *spec, char **ret_id, terok_error *err)
+{
+    return -EOPNOTSUPP;
+}
+int runtime_start(runtime *rt, const char *ref, terok_error *err)
+{
+    return -EOPNOTSUPP;
+}
+int runtime_stop(runtime *rt, const char *ref, int64_t timeout_s, terok_error *err)
+{
+    return -EOPNOTSUPP;
+}
+int runtime_kill(runtime *rt, const char *ref, int signo, terok_error *err)
+{
+    return -EOPNOTSUPP;
+}
+int runtime_remove(runtime *rt, const char *ref, uint32_t flags, terok_error *err)
+{
+    return -EOPNOTSUPP;
+}
 int runtime_wait(runtime *rt, const char *ref, int64_t timeout_ms, int *ret_exit_code,
-                 terok_error *err) { return -EOPNOTSUPP; }
+                 terok_error *err)
+{
+    return -EOPNOTSUPP;
+}
 int runtime_inspect(runtime *rt, const char *ref, terok_container_cb cb, void *userdata,
-                    terok_error *err) { return -EOPNOTSUPP; }
+                    terok_error *err)
+{
+    return -EOPNOTSUPP;
+}
 int runtime_list(runtime *rt, const terok_list_filter *f, terok_container_cb cb, void *userdata,
-                 terok_error *err) { return -EOPNOTSUPP; }
+                 terok_error *err)
+{
+    return -EOPNOTSUPP;
+}
 int runtime_exec(runtime *rt, const char *ref, const terok_exec_spec *spec, int *ret_exit_code,
-                 terok_error *err) { return -EOPNOTSUPP; }
+                 terok_error *err)
+{
+    return -EOPNOTSUPP;
+}
 int runtime_logs(runtime *rt, const char *ref, const terok_logs_opts *o, terok_output_cb cb,
-                 void *userdata, terok_error *err) { return -EOPNOTSUPP; }
-int runtime_copy_in(runtime *rt, const char *ref, const char *host_path,
-                    const char *container_path, terok_error *err) { return -EOPNOTSUPP; }
+                 void *userdata, terok_error *err)
+{
+    return -EOPNOTSUPP;
+}
+int runtime_copy_in(runtime *rt, const char *ref, const char *host_path, const char *container_path,
+                    terok_error *err)
+{
+    return -EOPNOTSUPP;
+}
 int runtime_image_inspect(runtime *rt, const char *image, terok_image_cb cb, void *userdata,
-                          terok_error *err) { return -EOPNOTSUPP; }
+                          terok_error *err)
+{
+    return -EOPNOTSUPP;
+}
 int runtime_events(runtime *rt, const terok_list_filter *f, terok_event_cb cb, void *userdata,
-                   terok_error *err) { return -EOPNOTSUPP; }
+                   terok_error *err)
+{
+    return -EOPNOTSUPP;
+}

@@ -28,8 +28,8 @@ int runtime_exec(runtime *rt, const char *ref, const terok_exec_spec *spec, int 
                  terok_error *err);
 int runtime_logs(runtime *rt, const char *ref, const terok_logs_opts *o, terok_output_cb cb,
                  void *userdata, terok_error *err);
-int runtime_copy_in(runtime *rt, const char *ref, const char *host_path,
-                    const char *container_path, terok_error *err);
+int runtime_copy_in(runtime *rt, const char *ref, const char *host_path, const char *container_path,
+                    terok_error *err);
 int runtime_image_inspect(runtime *rt, const char *image, terok_image_cb cb, void *userdata,
                           terok_error *err);
 int runtime_events(runtime *rt, const terok_list_filter *f, terok_event_cb cb, void *userdata,

@@ -41,7 +41,7 @@ typedef struct volume_req {
 
 /* Tristate for operator relaxations: -1 = config default, 0 = off (relaxed), 1 = on. */
 typedef struct run_request {
-    const char *name;  /* NULL: generated */
+    const char *name; /* NULL: generated */
     const char *image;
     char **command;    /* NULL/empty: the image's Cmd */
     char **entrypoint; /* NULL: the image's Entrypoint */
@@ -50,7 +50,7 @@ typedef struct run_request {
     char **annotations;
     char **cap_add;
     char **devices;
-    char **gpus;       /* "all" or "vendor[:index]" */
+    char **gpus; /* "all" or "vendor[:index]" */
     volume_req *volumes;
     size_t n_volumes;
     const char *hostname;
@@ -70,7 +70,7 @@ typedef struct run_request {
     bool sealed;
     bool tty;
     bool interactive;
-    bool no_shield;      /* the operator said so explicitly */
+    bool no_shield; /* the operator said so explicitly */
 } run_request;
 void run_request_init(run_request *r);
 void run_request_done(run_request *r);

@@ -11,7 +11,8 @@ struct terok_secret {
     unsigned char data[]; /* len bytes plus a NUL so text secrets are C strings */
 };
 
-int terok_secret_new(const void *data, size_t len, terok_secret **ret) {
+int terok_secret_new(const void *data, size_t len, terok_secret **ret)
+{
     terok_secret *s;
 
     if (!ret || (!data && len))
@@ -29,7 +30,8 @@ int terok_secret_new(const void *data, size_t len, terok_secret **ret) {
     return 0;
 }
 
-terok_secret *terok_secret_free(terok_secret *s) {
+terok_secret *terok_secret_free(terok_secret *s)
+{
     if (!s)
         return NULL;
     sodium_memzero(s->data, s->len + 1);
@@ -39,7 +41,8 @@ terok_secret *terok_secret_free(terok_secret *s) {
     return NULL;
 }
 
-int terok_secret_peek(const terok_secret *s, const void **ret_data, size_t *ret_len) {
+int terok_secret_peek(const terok_secret *s, const void **ret_data, size_t *ret_len)
+{
     if (!s || !ret_data || !ret_len)
         return -EINVAL;
     *ret_data = s->data;
@@ -47,7 +50,8 @@ int terok_secret_peek(const terok_secret *s, const void **ret_data, size_t *ret_
     return 0;
 }
 
-int terok_secret_equals(const terok_secret *s, const void *data, size_t len) {
+int terok_secret_equals(const terok_secret *s, const void *data, size_t len)
+{
     if (!s || s->len != len)
         return 0;
     return sodium_memcmp(s->data, data, len) == 0;

@@ -27,7 +27,7 @@ void store_rollback(store *s);
 /* A container the core manages. */
 typedef struct container_rec {
     char *name;
-    char *id;        /* runtime id, NULL before create succeeded */
+    char *id; /* runtime id, NULL before create succeeded */
     char *image;
     char *runtime;   /* backend name, e.g. "null", "podman" */
     char *spec_json; /* the spec as applied (hardening and relaxations), JSON object text */

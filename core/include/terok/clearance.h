@@ -18,8 +18,8 @@
 extern "C" {
 #endif
 
-#define TEROK_CLEARANCE_CAP_INTERACTIVE (UINT64_C(1) << 0)   /* a person answers */
-#define TEROK_CLEARANCE_CAP_DESKTOP (UINT64_C(1) << 1)       /* desktop notifications */
+#define TEROK_CLEARANCE_CAP_INTERACTIVE (UINT64_C(1) << 0)    /* a person answers */
+#define TEROK_CLEARANCE_CAP_DESKTOP (UINT64_C(1) << 1)        /* desktop notifications */
 #define TEROK_CLEARANCE_CAP_TIMED_VERDICTS (UINT64_C(1) << 2) /* allow for a duration */
 
 enum {
@@ -36,8 +36,8 @@ typedef struct terok_clearance_request {
     const char *dest_ip;
     uint32_t dest_port;
     uint32_t reserved0;
-    const char *domain;  /* or NULL */
-    int64_t timeout_ms;  /* after which the question counts as denied; 0 = backend default */
+    const char *domain; /* or NULL */
+    int64_t timeout_ms; /* after which the question counts as denied; 0 = backend default */
 } terok_clearance_request;
 
 typedef struct terok_clearance_verdict {

@@ -28,7 +28,10 @@ typedef struct terok_error {
     char *message; /* NULL, or what failed and on what */
 } terok_error;
 
-#define TEROK_ERROR_INIT {0, NULL}
+#define TEROK_ERROR_INIT                                                                           \
+    {                                                                                              \
+        0, NULL                                                                                    \
+    }
 
 #ifdef __cplusplus
 }

@@ -33,25 +33,25 @@ enum {
 typedef struct terok_gate_repo_spec {
     uint32_t struct_size;
     uint32_t flags;
-    const char *name;           /* project name, [a-z0-9][a-z0-9._-]* */
-    const char *upstream_url;   /* NULL: an empty repository */
-    const char *branch;         /* default branch, NULL: upstream's HEAD or "main" */
-    const char *credential;     /* vault entry for upstream auth, or NULL */
+    const char *name;         /* project name, [a-z0-9][a-z0-9._-]* */
+    const char *upstream_url; /* NULL: an empty repository */
+    const char *branch;       /* default branch, NULL: upstream's HEAD or "main" */
+    const char *credential;   /* vault entry for upstream auth, or NULL */
 } terok_gate_repo_spec;
 
 /* A smart-HTTP request already authenticated by the core. Body and response flow through the
  * callbacks so neither is ever held whole. */
 typedef struct terok_gate_http {
     uint32_t struct_size;
-    uint32_t rights;            /* what the verified token grants: TEROK_GATE_READ/WRITE */
+    uint32_t rights; /* what the verified token grants: TEROK_GATE_READ/WRITE */
     const char *container;
     const char *repo;
-    const char *method;         /* "GET" | "POST" */
-    const char *service_path;   /* "info/refs" | "git-upload-pack" | "git-receive-pack" */
-    const char *query;          /* raw query string, or "" */
+    const char *method;       /* "GET" | "POST" */
+    const char *service_path; /* "info/refs" | "git-upload-pack" | "git-receive-pack" */
+    const char *query;        /* raw query string, or "" */
     const char *content_type;
     const char *content_encoding;
-    const char *git_protocol;   /* Git-Protocol header, or NULL */
+    const char *git_protocol; /* Git-Protocol header, or NULL */
     /* Read up to len request-body bytes; returns count, 0 at end, < 0 on error. */
     long (*read_body)(void *io, void *buf, size_t len);
     /* Status and headers (NULL-terminated "Name: value") once, then body chunks. */

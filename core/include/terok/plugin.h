@@ -155,8 +155,8 @@ typedef int (*terok_plugin_init_fn)(terok_plugin *self, const terok_host *host,
 #define TEROK_PLUGIN_EXPORT __attribute__((visibility("default")))
 #define TEROK_PLUGIN_HIDDEN __attribute__((visibility("hidden")))
 #define TEROK_PLUGIN_CONFIG_KEYS(decls)                                                            \
-    __attribute__((section(TEROK_PLUGIN_KEYS_SECTION), used, aligned(1))) static const char        \
-        terok_plugin__config_keys[] = decls
+    __attribute__((section(TEROK_PLUGIN_KEYS_SECTION), used,                                       \
+                   aligned(1))) static const char terok_plugin__config_keys[] = decls
 #else
 #define TEROK_PLUGIN_EXPORT
 #define TEROK_PLUGIN_HIDDEN
@@ -168,7 +168,8 @@ extern TEROK_PLUGIN_HIDDEN const terok_host *terok_plugin__host;
 extern TEROK_PLUGIN_HIDDEN terok_plugin *terok_plugin__self;
 
 static inline void terok_plog(int priority, const char *fmt, ...) TEROK_PRINTF(2, 3);
-static inline void terok_plog(int priority, const char *fmt, ...) {
+static inline void terok_plog(int priority, const char *fmt, ...)
+{
     va_list ap;
 
     if (!terok_plugin__host)
@@ -181,7 +182,8 @@ static inline void terok_plog(int priority, const char *fmt, ...) {
 /* Fill *err (may be NULL) and return `code`, a negative errno. `%m` is not supported: pass
  * strerror(-code) yourself. */
 static inline int terok_perr(terok_error *err, int code, const char *fmt, ...) TEROK_PRINTF(3, 4);
-static inline int terok_perr(terok_error *err, int code, const char *fmt, ...) {
+static inline int terok_perr(terok_error *err, int code, const char *fmt, ...)
+{
     va_list ap;
     int r;
 
@@ -195,7 +197,8 @@ static inline int terok_perr(terok_error *err, int code, const char *fmt, ...) {
 
 /* For a struct handed in by the host: nonzero when every byte past `known` (the size this
  * plugin was built with) up to `given` is zero, i.e. no newer field is set that we would ignore. */
-static inline int terok_struct_tail_is_zero(const void *s, size_t given, size_t known) {
+static inline int terok_struct_tail_is_zero(const void *s, size_t given, size_t known)
+{
     const unsigned char *p = (const unsigned char *)s;
     size_t i;
 
@@ -210,20 +213,20 @@ static inline int terok_struct_tail_is_zero(const void *s, size_t given, size_t 
 #define TEROK_PLUGIN_DEFINE(kind_, name_, version_, ops_)                                          \
     TEROK_PLUGIN_HIDDEN const terok_host *terok_plugin__host;                                      \
     TEROK_PLUGIN_HIDDEN terok_plugin *terok_plugin__self;                                          \
-    static const terok_plugin_desc terok_plugin__desc = {                                          \
-        sizeof(terok_plugin_desc),                                                                 \
-        TEROK_PLUGIN_ABI_MAJOR,                                                                    \
-        TEROK_PLUGIN_ABI_MINOR,                                                                    \
-        (kind_),                                                                                   \
-        (name_),                                                                                   \
-        (version_),                                                                                \
-        (ops_)};                                                                                   \
-    TEROK_PLUGIN_EXPORT int terok_plugin_init(terok_plugin *self, const terok_host *host,         \
+    static const terok_plugin_desc terok_plugin__desc = {sizeof(terok_plugin_desc),                \
+                                                         TEROK_PLUGIN_ABI_MAJOR,                   \
+                                                         TEROK_PLUGIN_ABI_MINOR,                   \
+                                                         (kind_),                                  \
+                                                         (name_),                                  \
+                                                         (version_),                               \
+                                                         (ops_)};                                  \
+    TEROK_PLUGIN_EXPORT int terok_plugin_init(terok_plugin *self, const terok_host *host,          \
                                               const terok_plugin_desc **ret_desc,                  \
                                               terok_error *err);                                   \
-    TEROK_PLUGIN_EXPORT int terok_plugin_init(terok_plugin *self, const terok_host *host,         \
+    TEROK_PLUGIN_EXPORT int terok_plugin_init(terok_plugin *self, const terok_host *host,          \
                                               const terok_plugin_desc **ret_desc,                  \
-                                              terok_error *err) {                                  \
+                                              terok_error *err)                                    \
+    {                                                                                              \
         (void)err;                                                                                 \
         if (!host || !ret_desc || host->abi_major != TEROK_PLUGIN_ABI_MAJOR ||                     \
             host->struct_size < offsetof(terok_host, runtime_dir) + sizeof(host->runtime_dir))     \

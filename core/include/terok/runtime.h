@@ -62,8 +62,8 @@ typedef struct terok_mount {
 
 /* Spec flags (terok_run_spec.flags). The hardening bits are set by the core by default; a
  * cleared bit is an explicit, recorded relaxation by the operator. */
-#define TEROK_SPEC_CAP_DROP_ALL (1u << 0)  /* drop every capability, then add cap_add */
-#define TEROK_SPEC_NO_NEW_PRIVS (1u << 1)  /* no_new_privileges */
+#define TEROK_SPEC_CAP_DROP_ALL (1u << 0) /* drop every capability, then add cap_add */
+#define TEROK_SPEC_NO_NEW_PRIVS (1u << 1) /* no_new_privileges */
 #define TEROK_SPEC_READ_ONLY_ROOT (1u << 2)
 #define TEROK_SPEC_DEFAULT_SECCOMP (1u << 3) /* the runtime's default seccomp profile */
 #define TEROK_SPEC_REMOVE_ON_EXIT (1u << 4)  /* ephemeral (--rm) */
@@ -94,16 +94,17 @@ typedef struct terok_run_spec {
     size_t n_mounts;
     const char *hostname;
     const char *workdir;
-    const char *user;        /* "uid[:gid]" or NULL for the image's */
-    const char *network;     /* "none" | "slirp4netns[:opts]" | "pasta[:opts]" | "bridge" | "ns:PATH" */
-    const char *userns;      /* "auto" | "keep-id[:opts]" | "host" | NULL for the runtime default */
-    const char *oci_runtime; /* "crun", or NULL for the runtime's default */
+    const char *user;    /* "uid[:gid]" or NULL for the image's */
+    const char *network; /* "none" | "slirp4netns[:opts]" | "pasta[:opts]" | "bridge" | "ns:PATH" */
+    const char *userns;  /* "auto" | "keep-id[:opts]" | "host" | NULL for the runtime default */
+    const char *oci_runtime;     /* "crun", or NULL for the runtime's default */
     const char *seccomp_profile; /* path, or NULL for the default profile */
     int64_t pids_limit;          /* 0 = unlimited */
     int64_t memory_bytes;        /* 0 = unlimited */
     int64_t cpu_millis;          /* 1000 = one CPU; 0 = unlimited */
     int64_t stop_timeout_s;      /* grace before SIGKILL on stop; 0 = runtime default */
-    const char *const *hooks_annotations; /* reserved for the shield: annotation keys gating hooks */
+    const char *const
+        *hooks_annotations; /* reserved for the shield: annotation keys gating hooks */
     /* ABI 1.0 ends here; append only */
 } terok_run_spec;
 
@@ -134,8 +135,9 @@ typedef struct terok_image_info {
     uint32_t struct_size;
     uint32_t reserved0;
     const char *id;
-    const char *const *entrypoint; /* the image's Config.Entrypoint, NULL-terminated, may be empty */
-    const char *const *cmd;        /* the image's Config.Cmd */
+    const char *const
+        *entrypoint;        /* the image's Config.Entrypoint, NULL-terminated, may be empty */
+    const char *const *cmd; /* the image's Config.Cmd */
     const char *const *env;
     const char *user;
     const char *workdir;
@@ -195,7 +197,7 @@ typedef int (*terok_event_cb)(void *userdata, const terok_event *ev); /* nonzero
 typedef int (*terok_container_cb)(void *userdata, const terok_container_info *info);
 typedef int (*terok_image_cb)(void *userdata, const terok_image_info *info);
 
-#define TEROK_REMOVE_FORCE (1u << 0)  /* stop first if running */
+#define TEROK_REMOVE_FORCE (1u << 0) /* stop first if running */
 #define TEROK_REMOVE_VOLUMES (1u << 1)
 
 typedef struct terok_runtime_ops {
@@ -222,8 +224,8 @@ typedef struct terok_runtime_ops {
     /* Calls cb once with the container's info; -ENOENT when absent. */
     int (*inspect)(void *state, const char *ref, terok_container_cb cb, void *userdata,
                    terok_error *err);
-    int (*list)(void *state, const terok_list_filter *filter, terok_container_cb cb,
-                void *userdata, terok_error *err);
+    int (*list)(void *state, const terok_list_filter *filter, terok_container_cb cb, void *userdata,
+                terok_error *err);
     /* Run argv in a running container; *ret_exit_code is its exit status. */
     int (*exec)(void *state, const char *ref, const terok_exec_spec *spec, int *ret_exit_code,
                 terok_error *err);

@@ -91,8 +91,7 @@ typedef struct terok_shield_ops {
     /* Hook side at poststop, and on rm: release what apply/prepare made. Idempotent. */
     int (*cleanup)(void *state, const char *container, terok_error *err);
     int (*posture_set)(void *state, const char *container, uint32_t posture, terok_error *err);
-    int (*posture_get)(void *state, const char *container, uint32_t *ret_posture,
-                       terok_error *err);
+    int (*posture_get)(void *state, const char *container, uint32_t *ret_posture, terok_error *err);
     /* duration_ms 0: until revoked. */
     int (*allow)(void *state, const char *container, const char *target, int64_t duration_ms,
                  terok_error *err);

@@ -40,12 +40,14 @@
         _fd_;                                                                                      \
     })
 
-static inline void freep(void *p) {
+static inline void freep(void *p)
+{
     free(*(void **)p);
 }
 #define _cleanup_free_ _cleanup_(freep)
 
-static inline void closep(int *fd) {
+static inline void closep(int *fd)
+{
     if (*fd >= 0) {
         int saved = errno;
         close(*fd);
@@ -54,7 +56,8 @@ static inline void closep(int *fd) {
 }
 #define _cleanup_close_ _cleanup_(closep)
 
-static inline void fclosep(FILE **f) {
+static inline void fclosep(FILE **f)
+{
     if (*f)
         fclose(*f);
 }
@@ -62,12 +65,14 @@ static inline void fclosep(FILE **f) {
 
 /* Generates `static inline void fnp(type **p)` calling fn(*p) when non-NULL. */
 #define DEFINE_TRIVIAL_CLEANUP_FUNC(type, fn)                                                      \
-    static inline void fn##p(type **p) {                                                           \
+    static inline void fn##p(type **p)                                                             \
+    {                                                                                              \
         if (*p)                                                                                    \
             fn(*p);                                                                                \
     }
 
 /* errno as a negative return, never 0 (a failing call that forgot errno is still a failure). */
-static inline int negative_errno(void) {
+static inline int negative_errno(void)
+{
     return errno > 0 ? -errno : -EIO;
 }

@@ -5,7 +5,8 @@
 
 #include "util/strv.h"
 
-char **strv_free(char **l) {
+char **strv_free(char **l)
+{
     if (!l)
         return NULL;
     for (char **p = l; *p; p++)
@@ -14,7 +15,8 @@ char **strv_free(char **l) {
     return NULL;
 }
 
-size_t strv_length(char *const *l) {
+size_t strv_length(char *const *l)
+{
     size_t n = 0;
 
     if (!l)
@@ -24,7 +26,8 @@ size_t strv_length(char *const *l) {
     return n;
 }
 
-int strv_consume(char ***l, char *s) {
+int strv_consume(char ***l, char *s)
+{
     size_t n;
     char **t;
 
@@ -42,11 +45,13 @@ int strv_consume(char ***l, char *s) {
     return 0;
 }
 
-int strv_extend(char ***l, const char *s) {
+int strv_extend(char ***l, const char *s)
+{
     return strv_consume(l, strdup(s));
 }
 
-int strv_extendf(char ***l, const char *fmt, ...) {
+int strv_extendf(char ***l, const char *fmt, ...)
+{
     va_list ap;
     char *s = NULL;
     int r;
@@ -59,7 +64,8 @@ int strv_extendf(char ***l, const char *fmt, ...) {
     return strv_consume(l, s);
 }
 
-int strv_extend_strv(char ***l, const char *const *other) {
+int strv_extend_strv(char ***l, const char *const *other)
+{
     for (const char *const *p = other; p && *p; p++) {
         int r = strv_extend(l, *p);
         if (r < 0)
@@ -68,7 +74,8 @@ int strv_extend_strv(char ***l, const char *const *other) {
     return 0;
 }
 
-char **strv_copy(const char *const *l) {
+char **strv_copy(const char *const *l)
+{
     char **r = calloc(1, sizeof(char *));
 
     if (!r)
@@ -78,14 +85,16 @@ char **strv_copy(const char *const *l) {
     return r;
 }
 
-bool strv_contains(const char *const *l, const char *s) {
+bool strv_contains(const char *const *l, const char *s)
+{
     for (const char *const *p = l; p && *p; p++)
         if (streq(*p, s))
             return true;
     return false;
 }
 
-const char *strv_env_get(const char *const *l, const char *key) {
+const char *strv_env_get(const char *const *l, const char *key)
+{
     size_t k = strlen(key);
 
     for (const char *const *p = l; p && *p; p++)
@@ -94,7 +103,8 @@ const char *strv_env_get(const char *const *l, const char *key) {
     return NULL;
 }
 
-int strv_env_set(char ***l, const char *key, const char *value) {
+int strv_env_set(char ***l, const char *key, const char *value)
+{
     size_t k = strlen(key);
     char *s = NULL;
 
@@ -109,7 +119,8 @@ int strv_env_set(char ***l, const char *key, const char *value) {
     return strv_consume(l, s);
 }
 
-char *strv_join(const char *const *l, const char *sep) {
+char *strv_join(const char *const *l, const char *sep)
+{
     size_t n = 1, sl = strlen(sep);
     char *r, *e;
 

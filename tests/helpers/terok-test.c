@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* terok-test.c: shared test helpers (see terok-test.h). */
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "terok-test.h"
+
+extern char **environ;
+char *test_tmp;
+
+void test_tmpdir_setup(void)
+{
+    char tmpl[] = "/tmp/terok-test.XXXXXX";
+    char *d = mkdtemp(tmpl);
+    char buf[4096];
+
+    cr_assert(d, "mkdtemp failed");
+    test_tmp = strdup(d);
+    snprintf(buf, sizeof buf, "%s/state", d);
+    setenv("TEROK_SANDBOX_STATE_DIR", buf, 1);
+    snprintf(buf, sizeof buf, "%s/run", d);
+    setenv("TEROK_SANDBOX_RUNTIME_DIR", buf, 1);
+    snprintf(buf, sizeof buf, "%s/config", d);
+    setenv("XDG_CONFIG_HOME", buf, 1);
+    snprintf(buf, sizeof buf, "%s/home", d);
+    mkdir(buf, 0700);
+    setenv("HOME", buf, 1);
+    unsetenv("TEROK_SANDBOX_CONFIG");
+}
+
+void test_tmpdir_teardown(void)
+{
+    if (test_tmp) {
+        const char *argv[] = {"rm", "-rf", test_tmp, NULL};
+        cli_result r = test_run(NULL, argv);
+        cli_result_done(&r);
+        free(test_tmp);
+        test_tmp = NULL;
+    }
+}
+
+const char *test_path(const char *rel)
+{
+    static char bufs[8][4096];
+    static unsigned i;
+    char *b = bufs[i++ % 8];
+
+    snprintf(b, 4096, "%s/%s", test_tmp, rel);
+    return b;
+}
+
+static void mkdir_parents(const char *path)
+{
+    char buf[4096];
+
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            mkdir(buf, 0755);
+            *p = '/';
+        }
+}
+
+const char *test_write_file(const char *rel, const char *content, unsigned mode)
+{
+    const char *p = test_path(rel);
+    FILE *f;
+
+    mkdir_parents(p);
+    f = fopen(p, "we");
+    cr_assert(f, "cannot write %s", p);
+    fputs(content, f);
+    fclose(f);
+    chmod(p, mode ? mode : 0644);
+    return p;
+}
+
+const char *test_write_config(const char *extra)
+{
+    char buf[16384];
+    const char *dir = getenv("TEROK_TEST_PLUGIN_DIR");
+
+    cr_assert(dir, "TEROK_TEST_PLUGIN_DIR not set (run through meson test)");
+    snprintf(buf, sizeof buf, "[core]\nplugin-dir = %s\n[runtime]\nbackend = null\n%s", dir,
+             extra ? extra : "");
+    return test_write_file("sandbox.conf", buf, 0600);
+}
+
+static char *slurp_fd(int fd)
+{
+    size_t n = 0, cap = 4096;
+    char *b = malloc(cap);
+    ssize_t k;
+
+    while (b && (k = read(fd, b + n, cap - n - 1)) > 0) {
+        n += (size_t)k;
+        if (cap - n < 2) {
+            cap *= 2;
+            b = realloc(b, cap);
+        }
+    }
+    if (b)
+        b[n] = 0;
+    return b;
+}
+
+cli_result test_run(const char *input, const char *const *argv)
+{
+    cli_result res = {.exit_code = -1};
+    int in[2], out[2], err[2], st;
+    posix_spawn_file_actions_t fa;
+    pid_t pid;
+
+    cr_assert(pipe2(in, O_CLOEXEC) == 0 && pipe2(out, O_CLOEXEC) == 0 &&
+              pipe2(err, O_CLOEXEC) == 0);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+    cr_assert(posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ) == 0,
+              "cannot run %s", argv[0]);
+    posix_spawn_file_actions_destroy(&fa);
+    close(in[0]);
+    close(out[1]);
+    close(err[1]);
+    if (input) {
+        size_t len = strlen(input), off = 0;
+        while (off < len) {
+            ssize_t k = write(in[1], input + off, len - off);
+            if (k <= 0)
+                break;
+            off += (size_t)k;
+        }
+    }
+    close(in[1]);
+    /* stdout first, then stderr: outputs here are small enough for pipe buffers. */
+    res.out = slurp_fd(out[0]);
+    res.err = slurp_fd(err[0]);
+    close(out[0]);
+    close(err[0]);
+    while (waitpid(pid, &st, 0) < 0)
+        ;
+    res.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return res;
+}
+
+cli_result test_cli(const char *input, const char *const *argv)
+{
+    const char *cli = getenv("TEROK_TEST_CLI");
+    const char *full[256];
+    size_t i = 0;
+
+    cr_assert(cli, "TEROK_TEST_CLI not set (run through meson test)");
+    full[i++] = cli;
+    for (; argv[i - 1] && i < 255; i++)
+        full[i] = argv[i - 1];
+    full[i] = NULL;
+    return test_run(input, full);
+}
+
+void cli_result_done(cli_result *r)
+{
+    free(r->out);
+    free(r->err);
+    r->out = r->err = NULL;
+}

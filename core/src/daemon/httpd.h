@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* daemon/httpd.h: one libmicrohttpd daemon per listening socket, driven by the daemon's evloop
+ * (no MHD threads; MACHINE.md §13.5). We create, bind, chmod and listen on the socket ourselves
+ * and hand it to MHD; the per-listener `cls` is the container context, so the socket a request
+ * arrived on is its identity. After MHD_resume_connection() call httpd_wake(). Never prints:
+ * MHD's own messages go to the log at debug level. */
+#pragma once
+
+#include <microhttpd.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "daemon/evloop.h"
+#include "terok/error.h"
+
+typedef struct httpd httpd;
+
+typedef struct httpd_config {
+    MHD_AccessHandlerCallback handler;
+    void *cls;
+    MHD_RequestCompletedCallback completed; /* may be NULL */
+    void *completed_cls;
+    unsigned connection_limit;   /* 0: 64 */
+    unsigned connection_timeout; /* seconds; 0: 60 */
+    size_t connection_memory;    /* per-connection pool; 0: MHD default (32 KiB) */
+} httpd_config;
+
+/* Unix socket at path (a stale file is replaced), chmod `mode` (0666 for container sockets). */
+int httpd_listen_unix(evloop *l, const char *path, mode_t mode, const httpd_config *c, httpd **ret,
+                      terok_error *err);
+/* Loopback TCP (tests and benchmarks); port 0 picks one (see httpd_port). */
+int httpd_listen_tcp(evloop *l, const char *ipv4, uint16_t port, const httpd_config *c, httpd **ret,
+                     terok_error *err);
+/* Stops the MHD daemon, closes the socket, unlinks a Unix socket file we created. */
+httpd *httpd_free(httpd *h);
+uint16_t httpd_port(const httpd *h);
+struct MHD_Daemon *httpd_mhd(httpd *h);
+/* Thread-safe: make the loop run MHD again (after MHD_resume_connection). */
+void httpd_wake(httpd *h);

@@ -1,0 +1,318 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* test-daemon.c: the daemon plumbing: event loop timers and wake-ups, the control socket
+ * (round trip, malformed and oversized requests, foreign peers dropped), and libmicrohttpd on
+ * our own Unix socket driven by the loop, including a suspended connection resumed from
+ * another thread. */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include "daemon/ctl.h"
+#include "daemon/evloop.h"
+#include "daemon/httpd.h"
+#include "terok-test.h"
+
+TestSuite(daemon, .init = test_tmpdir_setup, .fini = test_tmpdir_teardown, .timeout = 30);
+
+static int fired;
+static int on_timer(evloop *l, void *ud)
+{
+    fired++;
+    if (ud)
+        evloop_exit(l, 7);
+    return 0;
+}
+
+Test(daemon, timers_fire_in_order_and_exit_code_returns)
+{
+    evloop *l = NULL;
+
+    cr_assert(eq(int, evloop_new(&l), 0));
+    evloop_add_timer(l, 5, on_timer, NULL);
+    int64_t cancelled = evloop_add_timer(l, 1, on_timer, NULL);
+    evloop_cancel_timer(l, cancelled);
+    evloop_add_timer(l, 20, on_timer, (void *)1);
+    cr_assert(eq(int, evloop_run(l), 7));
+    cr_assert(eq(int, fired, 2), "the cancelled timer must not fire");
+    evloop_free(l);
+}
+
+static void *waker(void *arg)
+{
+    usleep(20000);
+    evloop_wake(arg);
+    return NULL;
+}
+static void on_wake(evloop *l, int *t, void *ud)
+{
+    evloop_exit(l, 0);
+}
+
+Test(daemon, wake_from_another_thread_breaks_the_wait)
+{
+    evloop *l = NULL;
+    pthread_t th;
+
+    cr_assert(eq(int, evloop_new(&l), 0));
+    evloop_on_wake(l, on_wake, NULL);
+    pthread_create(&th, NULL, waker, l);
+    cr_assert(eq(int, evloop_run(l), 0));
+    pthread_join(th, NULL);
+    evloop_free(l);
+}
+
+/* ---- control socket ---- */
+
+static json_object *echo_handler(void *ud, const struct ucred *peer, json_object *req,
+                                 terok_error *err)
+{
+    json_object *op = NULL, *reply;
+
+    json_object_object_get_ex(req, "op", &op);
+    if (!op || strcmp(json_object_get_string(op), "ping") != 0) {
+        terok_error_set(err, -EINVAL, "unknown op '%s'", op ? json_object_get_string(op) : "");
+        return NULL;
+    }
+    reply = json_object_new_object();
+    json_object_object_add(reply, "ok", json_object_new_boolean(1));
+    json_object_object_add(reply, "uid", json_object_new_int((int)peer->uid));
+    return reply;
+}
+
+/* Runs a ctl server in a forked child until killed; returns its pid. */
+static pid_t serve_ctl(const char *path)
+{
+    pid_t pid = fork();
+
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        evloop *l = NULL;
+        ctl_server *s = NULL;
+        terok_error err = TEROK_ERROR_INIT;
+        if (evloop_new(&l) < 0 || ctl_server_new(l, path, echo_handler, NULL, &s, &err) < 0)
+            _exit(3);
+        evloop_run(l);
+        _exit(0);
+    }
+    for (int i = 0; i < 200 && access(path, F_OK) != 0; i++)
+        usleep(5000);
+    return pid;
+}
+
+static void stop(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+Test(daemon, ctl_round_trip_and_error_reply)
+{
+    const char *path = test_path("svc.ctl");
+    pid_t pid = serve_ctl(path);
+    terok_error err = TEROK_ERROR_INIT;
+    json_object *req = json_tokener_parse("{\"op\":\"ping\"}"), *reply = NULL, *uid;
+    struct stat st;
+
+    cr_assert(eq(int, stat(path, &st), 0));
+    cr_assert(eq(int, (int)(st.st_mode & 0777), 0600), "control socket must be 0600");
+    terok_assert_ok(ctl_call(path, req, 2000, &reply, &err), &err);
+    cr_assert(json_object_object_get_ex(reply, "uid", &uid));
+    cr_assert(eq(int, json_object_get_int(uid), (int)geteuid()));
+    json_object_put(reply);
+    json_object_put(req);
+
+    req = json_tokener_parse("{\"op\":\"rm -rf\"}");
+    cr_assert(eq(int, ctl_call(path, req, 2000, &reply, &err), -EREMOTEIO));
+    cr_assert(eq(str, err.message, "unknown op 'rm -rf'"));
+    terok_error_clear(&err);
+    json_object_put(req);
+    stop(pid);
+}
+
+static char *raw_exchange(const char *path, const void *msg, size_t len)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    static char buf[4096];
+    ssize_t n;
+
+    strncpy(sa.sun_path, path, sizeof sa.sun_path - 1);
+    cr_assert(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+    cr_assert(send(fd, msg, len, 0) == (ssize_t)len);
+    n = recv(fd, buf, sizeof buf - 1, 0);
+    close(fd);
+    buf[n > 0 ? n : 0] = 0;
+    return buf;
+}
+
+Test(daemon, ctl_malformed_requests_get_errors_and_the_daemon_keeps_serving)
+{
+    const char *path = test_path("svc.ctl");
+    pid_t pid = serve_ctl(path);
+    static char big[CTL_MAX_MESSAGE + 100];
+    struct {
+        const char *msg;
+        size_t len;
+        const char *expect;
+    } cases[] = {
+        {"not json", 8, "malformed request: expected one JSON object"},
+        {"[1,2]", 5, "malformed request: expected one JSON object"},
+        {"{\"op\":\"ping\"} trailing", 22, "malformed request: expected one JSON object"},
+        {"{\"op\":\"ping\"\0}", 14, "malformed request: expected one JSON object"},
+        {"{\"op\":", 6, "malformed request: expected one JSON object"},
+    };
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *r = raw_exchange(path, cases[i].msg, cases[i].len);
+        cr_expect(strstr(r, cases[i].expect) != NULL, "case %zu got '%s'", i, r);
+    }
+    memset(big, ' ', sizeof big);
+    big[0] = '{';
+    big[sizeof big - 1] = '}';
+    cr_expect(strstr(raw_exchange(path, big, sizeof big), "request too large") != NULL);
+    /* still serving */
+    cr_expect(strstr(raw_exchange(path, "{\"op\":\"ping\"}", 13), "\"ok\":true") != NULL);
+    stop(pid);
+}
+
+Test(daemon, ctl_drops_a_peer_of_another_uid)
+{
+    struct passwd *pw = getpwnam("nobody");
+    const char *path = test_path("svc.ctl");
+    pid_t pid, c;
+    int st;
+
+    cr_assert(pw != NULL, "needs the 'nobody' user");
+    cr_assert(geteuid() == 0, "needs root to act as another uid");
+    pid = serve_ctl(path);
+    chmod(test_tmp, 0755);
+    chmod(path, 0666); /* only the peer check stands in the way now */
+    c = fork();
+    if (c == 0) {
+        json_object *req = json_tokener_parse("{\"op\":\"ping\"}"), *reply = NULL;
+        terok_error err = TEROK_ERROR_INIT;
+        if (setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
+            _exit(3);
+        _exit(ctl_call(path, req, 2000, &reply, &err) < 0 ? 0 : 1);
+    }
+    waitpid(c, &st, 0);
+    bool refused = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    cr_assert(refused, "a foreign uid must get no answer");
+    stop(pid);
+}
+
+/* ---- HTTP on our own Unix socket ---- */
+
+typedef struct {
+    struct MHD_Connection *conn;
+    httpd *h;
+} suspended;
+static suspended held;
+
+static void *resumer(void *arg)
+{
+    usleep(50000);
+    MHD_resume_connection(held.conn);
+    httpd_wake(held.h);
+    return NULL;
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
+                               const char *method, const char *version, const char *upload,
+                               size_t *upload_size, void **con_cls)
+{
+    const char *who = cls;
+    struct MHD_Response *resp;
+    enum MHD_Result r;
+    char body[256];
+
+    if (strcmp(url, "/slow") == 0 && !*con_cls) {
+        /* first call: suspend, resumed by another thread */
+        static pthread_t th;
+        *con_cls = (void *)1;
+        held.conn = c;
+        MHD_suspend_connection(c);
+        pthread_create(&th, NULL, resumer, NULL);
+        pthread_detach(th);
+        return MHD_YES;
+    }
+    snprintf(body, sizeof body, "%s %s %s", who, method, url);
+    resp = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_COPY);
+    r = MHD_queue_response(c, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
+static char *http_get(const char *path, const char *url)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    static char buf[4096];
+    char req[256];
+    size_t off = 0;
+    ssize_t n;
+
+    strncpy(sa.sun_path, path, sizeof sa.sun_path - 1);
+    cr_assert(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", url);
+    cr_assert(write(fd, req, strlen(req)) == (ssize_t)strlen(req));
+    while ((n = read(fd, buf + off, sizeof buf - 1 - off)) > 0)
+        off += (size_t)n;
+    buf[off] = 0;
+    close(fd);
+    return buf;
+}
+
+static void *client_thread(void *arg)
+{
+    char **out = arg;
+    out[1] = strdup(http_get(out[0], "/slow"));
+    out[3] = strdup(http_get(out[2], "/fast"));
+    return NULL;
+}
+
+static int quit_when_done(evloop *l, void *ud)
+{
+    evloop_exit(l, 0);
+    return 0;
+}
+
+Test(daemon, httpd_serves_per_socket_identity_and_resumes_suspended_connections)
+{
+    evloop *l = NULL;
+    httpd *a = NULL, *b = NULL;
+    terok_error err = TEROK_ERROR_INIT;
+    httpd_config ca = {.handler = handler, .cls = "ctr-A"},
+                 cb = {.handler = handler, .cls = "ctr-B"};
+    char *io[4] = {NULL};
+    pthread_t th;
+    struct stat st;
+
+    cr_assert(eq(int, evloop_new(&l), 0));
+    terok_assert_ok(httpd_listen_unix(l, test_path("a.sock"), 0666, &ca, &a, &err), &err);
+    terok_assert_ok(httpd_listen_unix(l, test_path("b.sock"), 0666, &cb, &b, &err), &err);
+    held.h = a;
+    cr_assert(eq(int, stat(test_path("a.sock"), &st), 0));
+    cr_assert(eq(int, (int)(st.st_mode & 0777), 0666));
+    io[0] = strdup(test_path("a.sock"));
+    io[2] = strdup(test_path("b.sock"));
+    pthread_create(&th, NULL, client_thread, io);
+    /* run the loop until the client thread is done */
+    for (int i = 0; i < 100 && !io[3]; i++) {
+        evloop_add_timer(l, 20, quit_when_done, NULL);
+        evloop_run(l);
+    }
+    pthread_join(th, NULL);
+    cr_assert(io[1] && strstr(io[1], "200 OK") && strstr(io[1], "ctr-A GET /slow"), "got '%s'",
+              io[1]);
+    cr_assert(io[3] && strstr(io[3], "ctr-B GET /fast"), "got '%s'", io[3]);
+    httpd_free(a);
+    httpd_free(b);
+    cr_assert(access(test_path("a.sock"), F_OK) != 0, "socket file removed on free");
+    evloop_free(l);
+}

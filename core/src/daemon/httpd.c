@@ -74,7 +74,9 @@ static int start(evloop *l, int fd, const httpd_config *c, httpd *h, terok_error
         MHD_OPTION_CONNECTION_TIMEOUT, c->connection_timeout ? c->connection_timeout : 60u,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)(c->connection_memory ? c->connection_memory : 32 * 1024),
-        MHD_OPTION_NOTIFY_COMPLETED, c->completed, c->completed_cls, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, c->completed, c->completed_cls,
+        c->unescape ? MHD_OPTION_UNESCAPE_CALLBACK : MHD_OPTION_END, c->unescape, NULL,
+        MHD_OPTION_END);
     if (!h->mhd)
         return terok_error_set(err, -EIO, "cannot start the HTTP server");
     h->listen_fd = -EBADF; /* MHD owns it now and closes it in MHD_stop_daemon() */

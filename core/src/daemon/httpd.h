@@ -23,6 +23,8 @@ typedef struct httpd_config {
     unsigned connection_limit;   /* 0: 64 */
     unsigned connection_timeout; /* seconds; 0: 60 */
     size_t connection_memory;    /* per-connection pool; 0: MHD default (32 KiB) */
+    /* MHD_OPTION_UNESCAPE_CALLBACK; NULL keeps MHD's percent-decoding */
+    size_t (*unescape)(void *cls, struct MHD_Connection *c, char *s);
 } httpd_config;
 
 /* Unix socket at path (a stale file is replaced), chmod `mode` (0666 for container sockets). */

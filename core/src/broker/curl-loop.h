@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* broker/curl-loop.h: a libcurl multi handle driven by the daemon's evloop (socket and timer
+ * callbacks), so upstream transfers share the loop with libmicrohttpd. Never prints. */
+#pragma once
+
+#include <curl/curl.h>
+
+#include "daemon/evloop.h"
+
+typedef struct curl_loop curl_loop;
+
+/* Called once per finished transfer (the easy handle is already removed from the multi). */
+typedef void (*curl_loop_done_cb)(CURL *easy, CURLcode result, void *userdata);
+
+int curl_loop_new(evloop *l, curl_loop **ret);
+curl_loop *curl_loop_free(curl_loop *c);
+/* Start a transfer; `userdata` is handed to done. */
+int curl_loop_add(curl_loop *c, CURL *easy, curl_loop_done_cb done, void *userdata);
+/* Abort a transfer without calling done. */
+void curl_loop_remove(curl_loop *c, CURL *easy);
+/* Drive curl after something outside a curl callback changed (e.g. an unpause). */
+void curl_loop_kick(curl_loop *c);
+CURLM *curl_loop_multi(curl_loop *c);

@@ -1,0 +1,985 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* broker/proxy.c: where a phantom token is swapped for the real credential.
+ *
+ * One request = one MHD connection state (struct req) + one libcurl easy transfer, both driven
+ * by the daemon's single evloop. Data moves through two bounded buffers; whichever side is
+ * ahead is paused (curl: CURL_READFUNC_PAUSE / CURL_WRITEFUNC_PAUSE; MHD: suspend) until the
+ * other side drains. The credential exists only in a terok_secret and in the one curl header
+ * line built from it, which is wiped before it is freed. Never prints. */
+#include <ctype.h>
+#include <curl/curl.h>
+#include <microhttpd.h>
+#include <sodium.h>
+#include <time.h>
+
+#include "broker/curl-loop.h"
+#include "broker/proxy.h"
+#include "daemon/httpd.h"
+#include "error.h"
+#include "log.h"
+#include "util/macro.h"
+#include "util/strv.h"
+
+#define BUF_MAX (256 * 1024) /* per direction, per request */
+#define MAX_REDIRECTS 5
+
+typedef struct listener {
+    proxy *p;
+    char *container;
+    httpd *h;
+    struct listener *next;
+} listener;
+
+struct proxy {
+    evloop *loop;
+    curl_loop *curl;
+    const routes *routes;
+    const broker_hooks *hooks;
+    char *ca_file;
+    listener *listeners;
+};
+
+typedef struct buf {
+    char *data;
+    size_t len, cap;
+} buf;
+
+typedef enum wait_reason {
+    WAIT_NONE = 0,
+    WAIT_UPLOAD_FULL, /* MHD has more body than we can hold */
+    WAIT_HEADERS,     /* body done, upstream has not answered yet */
+    WAIT_BODY,        /* the response reader has nothing to give */
+} wait_reason;
+
+typedef struct req {
+    listener *ls;
+    struct MHD_Connection *conn;
+    const route *rt;
+    char *method;
+    char *path;  /* raw path after /<route>, with leading '/' */
+    char *query; /* "" or "?..." */
+    char *origin_url;
+    int64_t t0;
+    const char *outcome;
+    int status;
+    uint64_t bytes_in, bytes_out;
+
+    CURL *easy;
+    struct curl_slist *req_headers;
+    bool active; /* easy is in the multi */
+    bool has_body;
+    long long content_length;
+
+    buf up;
+    bool up_done;
+    bool read_paused;
+
+    int up_status;
+    char **resp_headers; /* "Name: value" */
+    long long resp_length;
+    bool headers_done;
+    char *location;
+    int hops;
+    bool redirecting;
+    bool drop_credential; /* after a cross-origin redirect */
+    terok_secret *credential;
+
+    buf down;
+    bool write_paused;
+    bool done;
+    CURLcode result;
+    char curl_error[CURL_ERROR_SIZE];
+
+    wait_reason waiting;
+    bool responded;
+} req;
+
+static const char *const hop_by_hop[] = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    NULL,
+};
+
+static bool is_hop_by_hop(const char *name, size_t len)
+{
+    for (const char *const *h = hop_by_hop; *h; h++)
+        if (strlen(*h) == len && strncasecmp(name, *h, len) == 0)
+            return true;
+    return false;
+}
+
+/* ---- buffers ---- */
+
+static size_t buf_room(const buf *b)
+{
+    return BUF_MAX - b->len;
+}
+
+static int buf_append(buf *b, const char *data, size_t n)
+{
+    if (b->len + n > b->cap) {
+        size_t cap = MAX(b->cap * 2, (size_t)16384);
+        while (cap < b->len + n)
+            cap *= 2;
+        char *d = realloc(b->data, cap);
+        if (!d)
+            return -ENOMEM;
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, data, n);
+    b->len += n;
+    return 0;
+}
+
+static size_t buf_take(buf *b, char *out, size_t max)
+{
+    size_t n = MIN(max, b->len);
+
+    memcpy(out, b->data, n);
+    memmove(b->data, b->data + n, b->len - n);
+    b->len -= n;
+    return n;
+}
+
+static void buf_done(buf *b)
+{
+    free(b->data);
+    *b = (buf){0};
+}
+
+/* ---- suspend / resume bookkeeping ---- */
+
+static void wait_for(req *q, wait_reason why)
+{
+    if (q->waiting == WAIT_NONE)
+        MHD_suspend_connection(q->conn);
+    q->waiting = why;
+}
+
+static void wake_if(req *q, wait_reason why)
+{
+    if (q->waiting != why)
+        return;
+    q->waiting = WAIT_NONE;
+    MHD_resume_connection(q->conn);
+    httpd_wake(q->ls->h);
+}
+
+static void wake_any(req *q)
+{
+    if (q->waiting != WAIT_NONE)
+        wake_if(q, q->waiting);
+}
+
+/* ---- simple responses ---- */
+
+static enum MHD_Result respond_json(req *q, int status, const char *outcome, const char *message)
+{
+    struct MHD_Response *resp;
+    enum MHD_Result r;
+    char *body = NULL;
+    int n;
+
+    /* The message never contains a token or a credential: callers pass fixed text and names. */
+    n = asprintf(&body, "{\"error\":\"%s\",\"status\":%d}\n", message, status);
+    if (n < 0)
+        return MHD_NO;
+    resp = MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", "application/json");
+    r = MHD_queue_response(q->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    q->status = status;
+    q->outcome = outcome;
+    q->responded = true;
+    return r;
+}
+
+/* ---- curl callbacks ---- */
+
+static size_t on_read(char *out, size_t size, size_t nitems, void *userdata)
+{
+    req *q = userdata;
+    size_t n;
+
+    if (q->up.len == 0) {
+        if (q->up_done)
+            return 0;
+        q->read_paused = true;
+        return CURL_READFUNC_PAUSE;
+    }
+    n = buf_take(&q->up, out, size * nitems);
+    wake_if(q, WAIT_UPLOAD_FULL);
+    return n;
+}
+
+static void clear_response(req *q)
+{
+    q->resp_headers = strv_free(q->resp_headers);
+    q->resp_length = -1;
+    free(q->location);
+    q->location = NULL;
+}
+
+static bool safe_method(const char *m)
+{
+    return streq(m, "GET") || streq(m, "HEAD") || streq(m, "OPTIONS");
+}
+
+static size_t on_header(char *line, size_t size, size_t nitems, void *userdata)
+{
+    req *q = userdata;
+    size_t len = size * nitems, nlen;
+    const char *colon, *v, *end;
+
+    if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) {
+        const char *sp = memchr(line, ' ', len);
+        clear_response(q);
+        q->up_status = sp ? (int)strtol(sp + 1, NULL, 10) : 502;
+        return len;
+    }
+    if (len <= 2 && (line[0] == '\r' || line[0] == '\n')) {
+        if (q->up_status >= 100 && q->up_status < 200)
+            return len; /* interim response; the real one follows */
+        if (q->up_status >= 300 && q->up_status < 400 && q->up_status != 304 && q->location &&
+            safe_method(q->method) && q->hops < MAX_REDIRECTS) {
+            q->redirecting = true; /* followed when this transfer ends */
+            return len;
+        }
+        q->headers_done = true;
+        wake_if(q, WAIT_HEADERS);
+        return len;
+    }
+    colon = memchr(line, ':', len);
+    if (!colon)
+        return len;
+    nlen = (size_t)(colon - line);
+    v = colon + 1;
+    end = line + len;
+    while (v < end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' '))
+        end--;
+    if (nlen == 14 && strncasecmp(line, "content-length", 14) == 0) {
+        char tmp[32];
+        size_t k = MIN((size_t)(end - v), sizeof tmp - 1);
+        memcpy(tmp, v, k);
+        tmp[k] = 0;
+        q->resp_length = strtoll(tmp, NULL, 10);
+        return len;
+    }
+    if (nlen == 8 && strncasecmp(line, "location", 8) == 0) {
+        free(q->location);
+        q->location = strndup(v, (size_t)(end - v));
+    }
+    if (is_hop_by_hop(line, nlen) || (nlen == 4 && strncasecmp(line, "date", 4) == 0))
+        return len;
+    if (strv_consume(&q->resp_headers, strndup(line, (size_t)(end - line))) < 0)
+        return 0; /* out of memory: abort the transfer */
+    return len;
+}
+
+static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata)
+{
+    req *q = userdata;
+    size_t n = size * nmemb;
+
+    if (q->redirecting)
+        return n; /* the body of a redirect we follow */
+    if (q->down.len > 0 && n > buf_room(&q->down)) {
+        q->write_paused = true;
+        return CURL_WRITEFUNC_PAUSE;
+    }
+    if (buf_append(&q->down, data, n) < 0)
+        return 0;
+    wake_if(q, WAIT_BODY);
+    return n;
+}
+
+/* ---- the upstream transfer ---- */
+
+static void secret_slist_free(struct curl_slist *l)
+{
+    /* The credential header is in this list: wipe every line before libcurl frees it. */
+    for (struct curl_slist *i = l; i; i = i->next)
+        sodium_memzero(i->data, strlen(i->data));
+    curl_slist_free_all(l);
+}
+
+static bool same_origin(const char *a, const char *b)
+{
+    CURLU *ua = curl_url(), *ub = curl_url();
+    char *sa = NULL, *ha = NULL, *pa = NULL, *sb = NULL, *hb = NULL, *pb = NULL;
+    bool same = false;
+
+    if (ua && ub && curl_url_set(ua, CURLUPART_URL, a, 0) == CURLUE_OK &&
+        curl_url_set(ub, CURLUPART_URL, b, 0) == CURLUE_OK &&
+        curl_url_get(ua, CURLUPART_SCHEME, &sa, 0) == CURLUE_OK &&
+        curl_url_get(ub, CURLUPART_SCHEME, &sb, 0) == CURLUE_OK &&
+        curl_url_get(ua, CURLUPART_HOST, &ha, 0) == CURLUE_OK &&
+        curl_url_get(ub, CURLUPART_HOST, &hb, 0) == CURLUE_OK &&
+        curl_url_get(ua, CURLUPART_PORT, &pa, CURLU_DEFAULT_PORT) == CURLUE_OK &&
+        curl_url_get(ub, CURLUPART_PORT, &pb, CURLU_DEFAULT_PORT) == CURLUE_OK)
+        same = strcasecmp(sa, sb) == 0 && strcasecmp(ha, hb) == 0 && strcmp(pa, pb) == 0;
+    curl_free(sa);
+    curl_free(sb);
+    curl_free(ha);
+    curl_free(hb);
+    curl_free(pa);
+    curl_free(pb);
+    curl_url_cleanup(ua);
+    curl_url_cleanup(ub);
+    return same;
+}
+
+/* Resolve Location against the current URL (libcurl's URL API does the RFC 3986 work). */
+static char *resolve_location(const char *base, const char *location)
+{
+    CURLU *u = curl_url();
+    char *out = NULL, *r = NULL;
+
+    if (u && curl_url_set(u, CURLUPART_URL, base, 0) == CURLUE_OK &&
+        curl_url_set(u, CURLUPART_URL, location, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_URL, &out, 0) == CURLUE_OK) {
+        if (strncmp(out, "http://", 7) == 0 || strncmp(out, "https://", 8) == 0)
+            r = strdup(out);
+    }
+    curl_free(out);
+    curl_url_cleanup(u);
+    return r;
+}
+
+static enum MHD_Result header_iter(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   size_t key_size, const char *value, size_t value_size)
+{
+    req *q = cls;
+    const char *connection;
+
+    if (is_hop_by_hop(key, key_size))
+        return MHD_YES;
+    static const char *const drop[] = {"host",      "content-length", "expect", "authorization",
+                                       "x-api-key", "private-token",  NULL};
+    for (const char *const *d = drop; *d; d++)
+        if (strlen(*d) == key_size && strncasecmp(key, *d, key_size) == 0)
+            return MHD_YES;
+    STRV_FOREACH(h, q->rt->token_headers)
+    if (strlen(*h) == key_size && strncasecmp(key, *h, key_size) == 0)
+        return MHD_YES;
+    if (strlen(q->rt->auth_header) == key_size &&
+        strncasecmp(key, q->rt->auth_header, key_size) == 0)
+        return MHD_YES;
+    /* headers the client named in Connection are hop-by-hop too */
+    connection = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Connection");
+    if (connection) {
+        _cleanup_free_ char *c = strdup(connection);
+        char *save = NULL;
+        for (char *t = c ? strtok_r(c, ", ", &save) : NULL; t; t = strtok_r(NULL, ", ", &save))
+            if (strlen(t) == key_size && strncasecmp(key, t, key_size) == 0)
+                return MHD_YES;
+    }
+    char *line = NULL;
+    if (asprintf(&line, "%.*s: %.*s", (int)key_size, key, (int)value_size, value ? value : "") < 0)
+        return MHD_NO;
+    struct curl_slist *l = curl_slist_append(q->req_headers, line);
+    free(line);
+    if (!l)
+        return MHD_NO;
+    q->req_headers = l;
+    return MHD_YES;
+}
+
+static void on_done(CURL *easy, CURLcode result, void *userdata);
+
+static int start_transfer(req *q, const char *url)
+{
+    proxy *p = q->ls->p;
+    CURL *e = curl_easy_init();
+
+    if (!e)
+        return -ENOMEM;
+    q->easy = e;
+    q->req_headers = NULL;
+    if (MHD_get_connection_values_n(q->conn, MHD_HEADER_KIND, header_iter, q) < 0)
+        return -ENOMEM;
+    /* no 100-continue round trip: the container already sent us the body */
+    q->req_headers = curl_slist_append(q->req_headers, "Expect:");
+    if (!q->drop_credential) {
+        const void *secret;
+        size_t slen, n;
+        char *line;
+
+        terok_secret_peek(q->credential, &secret, &slen);
+        n = strlen(q->rt->auth_header) + 2 + strlen(q->rt->auth_prefix) + slen + 1;
+        line = sodium_malloc(n);
+        if (!line)
+            return -ENOMEM;
+        snprintf(line, n, "%s: %s%.*s", q->rt->auth_header, q->rt->auth_prefix, (int)slen,
+                 (const char *)secret);
+        q->req_headers = curl_slist_append(q->req_headers, line);
+        sodium_free(line); /* wipes */
+        if (!q->req_headers)
+            return -ENOMEM;
+    }
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, q->req_headers);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_HTTP_CONTENT_DECODING, 0L);
+    curl_easy_setopt(e, CURLOPT_HTTP_TRANSFER_DECODING, 1L);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, 1200L);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, q->curl_error);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, q);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, q);
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 64L * 1024);
+    if (p->ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, p->ca_file);
+    if (streq(q->method, "HEAD"))
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    else if (q->has_body && q->hops == 0) {
+        curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
+        curl_easy_setopt(e, CURLOPT_READDATA, q);
+        curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)q->content_length);
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, q->method);
+    } else if (!streq(q->method, "GET")) {
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, q->method);
+        if (streq(q->method, "POST") || streq(q->method, "PUT") || streq(q->method, "PATCH")) {
+            curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
+            curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, 0L);
+        }
+    }
+    q->up_status = 0;
+    q->redirecting = false;
+    q->done = false;
+    clear_response(q);
+    if (curl_loop_add(p->curl, e, on_done, q) < 0)
+        return -EIO;
+    q->active = true;
+    return 0;
+}
+
+static void end_transfer(req *q)
+{
+    if (q->active)
+        curl_loop_remove(q->ls->p->curl, q->easy);
+    q->active = false;
+    if (q->easy)
+        curl_easy_cleanup(q->easy);
+    q->easy = NULL;
+    secret_slist_free(q->req_headers);
+    q->req_headers = NULL;
+}
+
+static void on_done(CURL *easy, CURLcode result, void *userdata)
+{
+    req *q = userdata;
+
+    q->active = false;
+    if (result == CURLE_OK && q->redirecting && q->location) {
+        char *cur = NULL, *next;
+
+        curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &cur);
+        next = resolve_location(cur ? cur : q->origin_url, q->location);
+        if (next) {
+            /* Once the chain leaves the route's origin, the credential stays behind for good. */
+            if (!same_origin(q->origin_url, next))
+                q->drop_credential = true;
+            q->hops++;
+            end_transfer(q);
+            if (start_transfer(q, next) == 0) {
+                free(next);
+                return;
+            }
+            free(next);
+        }
+        q->redirecting = false; /* could not follow: hand the 3xx on */
+        q->headers_done = true;
+    }
+    q->done = true;
+    q->result = result;
+    wake_any(q);
+}
+
+/* ---- the MHD side ---- */
+
+static ssize_t reader(void *cls, uint64_t pos, char *out, size_t max)
+{
+    req *q = cls;
+    size_t n;
+
+    if (q->down.len > 0) {
+        n = buf_take(&q->down, out, max);
+        q->bytes_out += n;
+        if (q->write_paused && q->easy) {
+            q->write_paused = false;
+            curl_easy_pause(q->easy, CURLPAUSE_CONT); /* may call on_write right away */
+        }
+        return (ssize_t)n;
+    }
+    if (q->done)
+        return q->result == CURLE_OK ? MHD_CONTENT_READER_END_OF_STREAM
+                                     : MHD_CONTENT_READER_END_WITH_ERROR;
+    wait_for(q, WAIT_BODY);
+    return 0;
+}
+
+static enum MHD_Result queue_upstream_response(req *q)
+{
+    struct MHD_Response *resp;
+    enum MHD_Result r;
+    bool no_body = streq(q->method, "HEAD") || q->up_status == 204 || q->up_status == 304;
+
+    if (no_body)
+        resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    else
+        resp = MHD_create_response_from_callback(q->resp_length >= 0 ? (uint64_t)q->resp_length
+                                                                     : MHD_SIZE_UNKNOWN,
+                                                 64 * 1024, reader, q, NULL);
+    if (!resp)
+        return MHD_NO;
+    STRV_FOREACH(h, q->resp_headers)
+    {
+        char *c = strchr(*h, ':');
+        if (!c)
+            continue;
+        *c = 0;
+        const char *v = c + 1;
+        while (*v == ' ')
+            v++;
+        MHD_add_response_header(resp, *h, v);
+        *c = ':';
+    }
+    r = MHD_queue_response(q->conn, (unsigned)q->up_status, resp);
+    MHD_destroy_response(resp);
+    q->status = q->up_status;
+    q->outcome = "ok";
+    q->responded = true;
+    return r;
+}
+
+static enum MHD_Result arg_iter(void *cls, enum MHD_ValueKind kind, const char *key,
+                                size_t key_size, const char *value, size_t value_size)
+{
+    buf *b = cls;
+    int r = buf_append(b, b->len ? "&" : "?", 1);
+
+    r = r < 0 ? r : buf_append(b, key, key_size);
+    if (value && r >= 0) {
+        r = buf_append(b, "=", 1);
+        r = r < 0 ? r : buf_append(b, value, value_size);
+    }
+    return r < 0 ? MHD_NO : MHD_YES;
+}
+
+/* Raw path checks: no control characters, no fragment, no dot segments (plain or encoded),
+ * so an allow-rule cannot be walked around. */
+static bool path_ok(const char *p)
+{
+    for (const char *c = p; *c; c++)
+        if ((unsigned char)*c <= ' ' || (unsigned char)*c == 0x7f || *c == '#' || *c == '\\')
+            return false;
+    for (const char *seg = p; seg && *seg;) {
+        const char *next = strchr(seg + 1, '/');
+        size_t n = next ? (size_t)(next - seg - 1) : strlen(seg + 1);
+        const char *s = seg + 1;
+        if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+            return false;
+        seg = next;
+    }
+    return !strcasestr(p, "%2e") && !strcasestr(p, "%2f") && !strcasestr(p, "%5c");
+}
+
+static enum MHD_Result count_iter(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  size_t key_size, const char *value, size_t value_size)
+{
+    unsigned *n = cls;
+
+    if ((key_size == 14 && strncasecmp(key, "content-length", 14) == 0) ||
+        (key_size == 17 && strncasecmp(key, "transfer-encoding", 17) == 0))
+        (*n)++;
+    return MHD_YES;
+}
+
+static const char *find_token(req *q, size_t *ret_len)
+{
+    STRV_FOREACH(h, q->rt->token_headers)
+    {
+        const char *v = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, *h);
+        if (!v || !*v)
+            continue;
+        if (strncasecmp(v, "Bearer ", 7) == 0)
+            v += 7;
+        while (*v == ' ')
+            v++;
+        *ret_len = strlen(v);
+        while (*ret_len > 0 && v[*ret_len - 1] == ' ')
+            (*ret_len)--;
+        return v;
+    }
+    return NULL;
+}
+
+static const char *verdict_message(token_verdict v, int *status)
+{
+    switch (v) {
+    case TOKEN_VALID:
+        *status = 200;
+        return "ok";
+    case TOKEN_WRONG_CONTAINER:
+        *status = 403;
+        return "wrong-container";
+    case TOKEN_WRONG_TARGET:
+        *status = 403;
+        return "wrong-route";
+    case TOKEN_EXPIRED:
+        *status = 401;
+        return "expired-token";
+    default:
+        *status = 401;
+        return "invalid-token";
+    }
+}
+
+static enum MHD_Result begin(req *q, const char *url)
+{
+    proxy *p = q->ls->p;
+    const char *seg, *slash, *tok, *cl, *te;
+    const route_upstream *up;
+    token_verdict v = TOKEN_MALFORMED;
+    terok_error err = TEROK_ERROR_INIT;
+    size_t toklen = 0;
+    int status, r;
+
+    if (streq(url, "/-/health")) {
+        q->outcome = "health";
+        if (!streq(q->method, "GET") && !streq(q->method, "HEAD"))
+            return respond_json(q, 405, "bad-method", "method not allowed");
+        struct MHD_Response *resp = MHD_create_response_from_buffer(
+            16, (void *)"{\"status\":\"ok\"}", MHD_RESPMEM_PERSISTENT);
+        MHD_add_response_header(resp, "Content-Type", "application/json");
+        enum MHD_Result res = MHD_queue_response(q->conn, 200, resp);
+        MHD_destroy_response(resp);
+        q->status = 200;
+        q->responded = true;
+        return res;
+    }
+    if (url[0] != '/' || !path_ok(url))
+        return respond_json(q, 400, "bad-path", "malformed request path");
+    /* One framing header at most: two are how requests get smuggled past proxies. */
+    unsigned framing = 0;
+    MHD_get_connection_values_n(q->conn, MHD_HEADER_KIND, count_iter, &framing);
+    if (framing > 1)
+        return respond_json(q, 400, "bad-framing",
+                            "conflicting Content-Length / Transfer-Encoding headers");
+    seg = url + 1;
+    slash = strchr(seg, '/');
+    q->rt = routes_find(p->routes, seg, slash ? (size_t)(slash - seg) : strlen(seg));
+    q->path = strdup(slash ? slash : "/");
+    if (!q->path)
+        return MHD_NO;
+    if (!q->rt)
+        return respond_json(q, 404, "no-route", "no such route");
+
+    tok = find_token(q, &toklen);
+    if (!tok)
+        return respond_json(q, 401, "missing-token", "missing phantom token");
+    r = p->hooks->check_token(p->hooks->userdata, q->ls->container, q->rt->name, tok, toklen, &v,
+                              &err);
+    if (r < 0) {
+        log_error("vault: checking a token for '%s': %s", q->ls->container,
+                  terok_error_message(&err));
+        terok_error_clear(&err);
+        return respond_json(q, 502, "token-store-error", "token store unavailable");
+    }
+    const char *outcome = verdict_message(v, &status);
+    if (v != TOKEN_VALID)
+        return respond_json(q, status, outcome,
+                            status == 403 ? "token not valid for this container or route"
+                                          : "invalid phantom token");
+    if (!route_allows(q->rt, q->method, q->path))
+        return respond_json(q, 403, "not-allowed", "request not allowed by the route");
+
+    te = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Transfer-Encoding");
+    cl = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Content-Length");
+    q->content_length = -1;
+    if (cl) {
+        char *end = NULL;
+        errno = 0;
+        q->content_length = strtoll(cl, &end, 10);
+        if (errno || !end || *end || q->content_length < 0)
+            return respond_json(q, 400, "bad-length", "malformed Content-Length");
+        if (q->content_length > q->rt->max_body)
+            return respond_json(q, 413, "too-large", "request body too large");
+    }
+    q->has_body = (q->content_length > 0) || (te && strcasestr(te, "chunked"));
+    if (q->has_body && q->content_length == 0)
+        q->content_length = -1;
+
+    r = p->hooks->get_credential(p->hooks->userdata, q->rt->credential, &q->credential, &err);
+    if (r < 0) {
+        log_warning("vault: credential '%s' for route '%s': %s", q->rt->credential, q->rt->name,
+                    terok_error_message(&err));
+        terok_error_clear(&err);
+        return respond_json(q, 502, "credential-missing", "credential unavailable");
+    }
+
+    buf qs = {0};
+    if (MHD_get_connection_values_n(q->conn, MHD_GET_ARGUMENT_KIND, arg_iter, &qs) < 0) {
+        buf_done(&qs);
+        return MHD_NO;
+    }
+    /* MHD turned '+' into ' ' in arguments; a raw query has no spaces, so put them back. */
+    for (size_t i = 0; i < qs.len; i++)
+        if (qs.data[i] == ' ')
+            qs.data[i] = '+';
+    up = route_upstream_for(q->rt, q->path);
+    if (asprintf(&q->origin_url, "%s%s%.*s", up->url, q->path, (int)qs.len,
+                 qs.data ? qs.data : "") < 0) {
+        buf_done(&qs);
+        return MHD_NO;
+    }
+    buf_done(&qs);
+    if (start_transfer(q, q->origin_url) < 0)
+        return respond_json(q, 502, "upstream-error", "cannot start the upstream request");
+    return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+    listener *ls = cls;
+    req *q = *con_cls;
+
+    if (!q) {
+        q = calloc(1, sizeof(*q));
+        if (!q)
+            return MHD_NO;
+        q->ls = ls;
+        q->conn = conn;
+        q->t0 = evloop_now_ms() * 1000;
+        q->resp_length = -1;
+        q->method = strdup(method);
+        *con_cls = q;
+        if (!q->method)
+            return MHD_NO;
+        return begin(q, url);
+    }
+    if (*upload_size > 0) {
+        if (q->responded || q->done) { /* answered early: drop the rest of the body */
+            *upload_size = 0;
+            return MHD_YES;
+        }
+        size_t n = MIN(*upload_size, buf_room(&q->up));
+        if (q->bytes_in + n > (uint64_t)q->rt->max_body) {
+            end_transfer(q);
+            return respond_json(q, 413, "too-large", "request body too large");
+        }
+        if (n > 0 && buf_append(&q->up, upload, n) < 0)
+            return MHD_NO;
+        q->bytes_in += n;
+        *upload_size -= n;
+        if (q->read_paused && q->easy && n > 0) {
+            q->read_paused = false;
+            curl_easy_pause(q->easy, CURLPAUSE_CONT);
+        }
+        if (*upload_size > 0)
+            wait_for(q, WAIT_UPLOAD_FULL);
+        return MHD_YES;
+    }
+    if (q->responded)
+        return MHD_YES;
+    if (!q->up_done) {
+        q->up_done = true;
+        if (q->read_paused && q->easy) {
+            q->read_paused = false;
+            curl_easy_pause(q->easy, CURLPAUSE_CONT);
+        }
+    }
+    if (q->headers_done)
+        return queue_upstream_response(q);
+    if (q->done) {
+        log_info("vault: upstream for route '%s' failed: %s", q->rt->name,
+                 q->curl_error[0] ? q->curl_error : curl_easy_strerror(q->result));
+        return respond_json(q, 502, "upstream-error", "upstream request failed");
+    }
+    wait_for(q, WAIT_HEADERS);
+    return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode why)
+{
+    listener *ls = cls;
+    req *q = *con_cls;
+
+    if (!q)
+        return;
+    if (ls->p->hooks->audit) {
+        broker_audit a = {
+            .container = ls->container,
+            .route = q->rt ? q->rt->name : NULL,
+            .method = q->method,
+            .path = q->path,
+            .outcome = why == MHD_REQUEST_TERMINATED_COMPLETED_OK ? (q->outcome ? q->outcome : "ok")
+                                                                  : "client-aborted",
+            .status = q->status,
+            .bytes_in = q->bytes_in,
+            .bytes_out = q->bytes_out,
+            .duration_us = evloop_now_ms() * 1000 - q->t0,
+        };
+        ls->p->hooks->audit(ls->p->hooks->userdata, &a);
+    }
+    end_transfer(q);
+    terok_secret_free(q->credential);
+    clear_response(q);
+    buf_done(&q->up);
+    buf_done(&q->down);
+    free(q->method);
+    free(q->path);
+    free(q->origin_url);
+    free(q);
+    *con_cls = NULL;
+}
+
+/* ---- listeners ---- */
+
+int proxy_new(evloop *l, const routes *r, const broker_hooks *hooks, const char *ca_file,
+              proxy **ret, terok_error *err)
+{
+    proxy *p = calloc(1, sizeof(*p));
+    int rc;
+
+    if (!p)
+        return terok_error_set(err, -ENOMEM, "out of memory");
+    if (sodium_init() < 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        free(p);
+        return terok_error_set(err, -EIO, "cannot initialise libsodium or libcurl");
+    }
+    p->loop = l;
+    p->routes = r;
+    p->hooks = hooks;
+    p->ca_file = ca_file ? strdup(ca_file) : NULL;
+    rc = curl_loop_new(l, &p->curl);
+    if (rc < 0) {
+        proxy_free(p);
+        return terok_error_set(err, rc, "cannot set up libcurl");
+    }
+    *ret = p;
+    return 0;
+}
+
+static listener *listener_free(listener *ls)
+{
+    httpd_free(ls->h);
+    free(ls->container);
+    free(ls);
+    return NULL;
+}
+
+proxy *proxy_free(proxy *p)
+{
+    if (!p)
+        return NULL;
+    while (p->listeners) {
+        listener *n = p->listeners->next;
+        listener_free(p->listeners);
+        p->listeners = n;
+    }
+    curl_loop_free(p->curl);
+    free(p->ca_file);
+    free(p);
+    return NULL;
+}
+
+static size_t unescape_nothing(void *cls, struct MHD_Connection *c, char *s)
+{
+    /* Keep the path and query exactly as the client sent them: we forward, not interpret. */
+    return strlen(s);
+}
+
+static int add_listener(proxy *p, const char *container, const char *path, const char *ip,
+                        uint16_t port, uint16_t *ret_port, terok_error *err)
+{
+    listener *ls = calloc(1, sizeof(*ls));
+    httpd_config c = {
+        .handler = on_request,
+        .completed = on_completed,
+        .connection_limit = 256,
+        .connection_timeout = 1200,
+        .unescape = unescape_nothing,
+    };
+    int r;
+
+    if (!ls || !(ls->container = strdup(container))) {
+        free(ls);
+        return terok_error_set(err, -ENOMEM, "out of memory");
+    }
+    ls->p = p;
+    c.cls = ls;
+    c.completed_cls = ls;
+    r = path ? httpd_listen_unix(p->loop, path, 0666, &c, &ls->h, err)
+             : httpd_listen_tcp(p->loop, ip, port, &c, &ls->h, err);
+    if (r < 0) {
+        free(ls->container);
+        free(ls);
+        return r;
+    }
+    if (ret_port)
+        *ret_port = httpd_port(ls->h);
+    ls->next = p->listeners;
+    p->listeners = ls;
+    return 0;
+}
+
+int proxy_listen_unix(proxy *p, const char *container, const char *path, terok_error *err)
+{
+    return add_listener(p, container, path, NULL, 0, NULL, err);
+}
+
+int proxy_listen_tcp(proxy *p, const char *container, const char *ipv4, uint16_t port,
+                     uint16_t *ret_port, terok_error *err)
+{
+    return add_listener(p, container, NULL, ipv4, port, ret_port, err);
+}
+
+int proxy_close(proxy *p, const char *container)
+{
+    int n = 0;
+
+    for (listener **i = &p->listeners; *i;) {
+        if (streq((*i)->container, container)) {
+            listener *d = *i;
+            *i = d->next;
+            listener_free(d);
+            n++;
+        } else
+            i = &(*i)->next;
+    }
+    return n;
+}
+
+size_t proxy_listeners(proxy *p)
+{
+    size_t n = 0;
+
+    for (listener *i = p->listeners; i; i = i->next)
+        n++;
+    return n;
+}

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* broker/proxy.h: the phantom-token reverse proxy (DESIGN §1, issue 4): one HTTP listener per
+ * container (its vault.sock; the socket is the container's identity), requests
+ * /<route>/<path> forwarded to the route's upstream with the real credential in place of the
+ * phantom token, both bodies streamed through bounded buffers (SSE chunks pass as they come,
+ * uploads are never held whole), hop-by-hop and inbound auth headers stripped, redirects of
+ * safe methods followed with the credential dropped on a cross-origin hop. Every request is
+ * audited through the hooks. Statuses: 401 missing/invalid/expired token, 403 token of another
+ * container or route or a request the route does not allow, 404 no such route, 413 body over
+ * the route's cap, 502 credential missing or upstream failure, 400 malformed. Never prints. */
+#pragma once
+
+#include <stdint.h>
+
+#include "broker/routes.h"
+#include "daemon/evloop.h"
+#include "secret.h"
+#include "tokens.h"
+
+typedef struct broker_audit {
+    const char *container;
+    const char *route; /* NULL when the request named none */
+    const char *method;
+    const char *path;    /* without the query */
+    const char *outcome; /* "ok", "missing-token", "invalid-token", "wrong-container", ... */
+    int status;
+    uint64_t bytes_in, bytes_out;
+    int64_t duration_us;
+} broker_audit;
+
+typedef struct broker_hooks {
+    /* Check a phantom presented on `container`'s socket for `route`. */
+    int (*check_token)(void *userdata, const char *container, const char *route, const char *token,
+                       size_t len, token_verdict *ret_verdict, terok_error *err);
+    /* The real credential (caller frees); -ENOENT when the vault has none. */
+    int (*get_credential)(void *userdata, const char *name, terok_secret **ret, terok_error *err);
+    void (*audit)(void *userdata, const broker_audit *a); /* may be NULL */
+    void *userdata;
+} broker_hooks;
+
+typedef struct proxy proxy;
+
+/* routes and hooks are borrowed and must outlive the proxy. ca_file: extra CA bundle for
+ * upstream TLS (tests), or NULL for the system's. */
+int proxy_new(evloop *l, const routes *r, const broker_hooks *hooks, const char *ca_file,
+              proxy **ret, terok_error *err);
+proxy *proxy_free(proxy *p);
+
+/* A container's socket (mode 0666: the directory's 0711 and the 0700 parent keep others out). */
+int proxy_listen_unix(proxy *p, const char *container, const char *path, terok_error *err);
+/* Loopback TCP for tests and benchmarks; every request on it counts as `container`. */
+int proxy_listen_tcp(proxy *p, const char *container, const char *ipv4, uint16_t port,
+                     uint16_t *ret_port, terok_error *err);
+/* Close every listener of a container; 0 when it had none. */
+int proxy_close(proxy *p, const char *container);
+size_t proxy_listeners(proxy *p);

@@ -1,0 +1,556 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* test-broker.c: the phantom-token proxy against a real loopback upstream: the upstream sees
+ * the real credential and never the phantom; statuses for missing, invalid, foreign and
+ * revoked tokens, unknown routes, missing credentials, disallowed requests, dead upstreams;
+ * streamed responses (SSE) and uploads; redirects dropping the credential across origins;
+ * malformed HTTP answered with 400 while the daemon keeps serving; every request audited. */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <curl/curl.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "broker/proxy.h"
+#include "daemon/evloop.h"
+#include "terok-test.h"
+#include "tokens.h"
+
+#define REAL_SECRET "sk-real-4a7f9c2e81d3"
+
+/* ---------- the upstream: MHD with its own threads ---------- */
+
+static struct MHD_Daemon *up1, *up2;
+static uint16_t up1_port, up2_port;
+static atomic_int sse_stage;
+
+typedef struct upload_state {
+    size_t bytes;
+    char *headers;
+} upload_state;
+
+static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *k,
+                                      const char *v)
+{
+    char **acc = cls, *n = NULL;
+
+    if (asprintf(&n, "%s%s: %s\n", *acc ? *acc : "", k, v ? v : "") < 0)
+        return MHD_NO;
+    free(*acc);
+    *acc = n;
+    return MHD_YES;
+}
+
+static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    int stage = atomic_fetch_add(&sse_stage, 1);
+
+    if (stage == 0)
+        return snprintf(buf, max, "data: first\n\n");
+    if (stage == 1) {
+        usleep(700 * 1000); /* the upstream is still "thinking" */
+        return snprintf(buf, max, "data: second\n\n");
+    }
+    return MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static enum MHD_Result upstream(void *cls, struct MHD_Connection *c, const char *url,
+                                const char *method, const char *version, const char *data,
+                                size_t *size, void **con_cls)
+{
+    upload_state *st = *con_cls;
+    struct MHD_Response *resp;
+    enum MHD_Result r;
+    char *body = NULL;
+    int n;
+
+    if (!st) {
+        st = calloc(1, sizeof(*st));
+        *con_cls = st;
+        MHD_get_connection_values(c, MHD_HEADER_KIND, collect_header, &st->headers);
+        return MHD_YES;
+    }
+    if (*size) {
+        st->bytes += *size;
+        *size = 0;
+        return MHD_YES;
+    }
+    if (strcmp(url, "/sse") == 0) {
+        atomic_store(&sse_stage, 0);
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 256, sse_reader, NULL, NULL);
+        MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+    } else if (strcmp(url, "/redirect-same") == 0 || strcmp(url, "/redirect-cross") == 0) {
+        char loc[128];
+        snprintf(loc, sizeof loc, "http://127.0.0.1:%u/echo",
+                 strcmp(url, "/redirect-same") == 0 ? up1_port : up2_port);
+        resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+        MHD_add_response_header(resp, "Location", loc);
+        r = MHD_queue_response(c, 302, resp);
+        MHD_destroy_response(resp);
+        return r;
+    } else {
+        const char *q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "q");
+        n = asprintf(&body, "method=%s\nurl=%s\nq=%s\nbytes=%zu\nserver=%u\n%s", method, url,
+                     q ? q : "", st->bytes, cls == (void *)1 ? 1u : 2u,
+                     st->headers ? st->headers : "");
+        resp = MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_FREE);
+        MHD_add_response_header(resp, "X-Upstream", "yes");
+        MHD_add_response_header(resp, "Connection", "keep-alive");
+    }
+    r = MHD_queue_response(c, 200, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
+static void upstream_done(void *cls, struct MHD_Connection *c, void **con_cls,
+                          enum MHD_RequestTerminationCode t)
+{
+    upload_state *st = *con_cls;
+
+    if (st) {
+        free(st->headers);
+        free(st);
+    }
+}
+
+static struct MHD_Daemon *start_upstream(void *tag, uint16_t *port)
+{
+    struct MHD_Daemon *d = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL, NULL, upstream,
+        tag, MHD_OPTION_NOTIFY_COMPLETED, upstream_done, NULL, MHD_OPTION_SOCK_ADDR,
+        &(struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)},
+        MHD_OPTION_END);
+
+    cr_assert(d != NULL);
+    *port = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)->port;
+    return d;
+}
+
+/* ---------- the broker under test, in its own thread ---------- */
+
+static sqlite3 *db;
+static uint8_t key[TOKEN_KEY_BYTES];
+static routes rts;
+static proxy *px;
+static evloop *loop;
+static pthread_t loop_thread;
+static atomic_bool stop_loop;
+static char audit_log[8192];
+static pthread_mutex_t audit_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int hook_check(void *ud, const char *container, const char *route_name, const char *token,
+                      size_t len, token_verdict *v, terok_error *err)
+{
+    return tokens_check(db, key, TOKEN_KIND_PHANTOM, token, len, container, route_name, time(NULL),
+                        v, NULL, err);
+}
+
+static int hook_cred(void *ud, const char *name, terok_secret **ret, terok_error *err)
+{
+    if (strcmp(name, "cred") != 0)
+        return terok_error_set(err, -ENOENT, "no credential '%s'", name);
+    return terok_secret_new(REAL_SECRET, strlen(REAL_SECRET), ret);
+}
+
+static void hook_audit(void *ud, const broker_audit *a)
+{
+    pthread_mutex_lock(&audit_lock);
+    size_t n = strlen(audit_log);
+    snprintf(audit_log + n, sizeof audit_log - n, "%s %s %s %s %d %s\n", a->container,
+             a->route ? a->route : "-", a->method, a->path ? a->path : "-", a->status, a->outcome);
+    pthread_mutex_unlock(&audit_lock);
+}
+
+static const broker_hooks hooks = {hook_check, hook_cred, hook_audit, NULL};
+
+typedef struct {
+    const char *k, *v;
+} kv;
+static const char *kv_get(void *ud, const char *name)
+{
+    for (kv *i = ud; i->k; i++)
+        if (strcmp(i->k, name) == 0)
+            return i->v;
+    return NULL;
+}
+
+static void on_wake(evloop *l, int *t, void *ud)
+{
+    if (atomic_load(&stop_loop))
+        evloop_exit(l, 0);
+}
+
+static void *run_loop(void *arg)
+{
+    evloop_run(loop);
+    return NULL;
+}
+
+static char *sock_a, *sock_b;
+
+static void setup(void)
+{
+    terok_error err = TEROK_ERROR_INIT;
+    char url1[64], url2[64], pu[160];
+
+    test_tmpdir_setup();
+    up1 = start_upstream((void *)1, &up1_port);
+    up2 = start_upstream((void *)2, &up2_port);
+    snprintf(url1, sizeof url1, "http://127.0.0.1:%u", up1_port);
+    snprintf(url2, sizeof url2, "http://127.0.0.1:%u/", up2_port);
+    snprintf(pu, sizeof pu, "/files=http://127.0.0.1:%u", up2_port);
+    kv r1[] = {{"upstream", url1},
+               {"credential", "cred"},
+               {"auth-header", "x-api-key"},
+               {"path-upstreams", pu},
+               {NULL, NULL}};
+    kv r2[] = {{"upstream", url1},
+               {"credential", "cred"},
+               {"allow", "GET:/v1/models POST:/v1/*"},
+               {NULL, NULL}};
+    kv r3[] = {{"upstream", url1}, {"credential", "missing"}, {NULL, NULL}};
+    kv r4[] = {{"upstream", "http://127.0.0.1:1"}, {"credential", "cred"}, {NULL, NULL}};
+    rts.v = calloc(4, sizeof(route));
+    terok_assert_ok(route_parse("api", kv_get, r1, &rts.v[0], &err), &err);
+    terok_assert_ok(route_parse("strict", kv_get, r2, &rts.v[1], &err), &err);
+    terok_assert_ok(route_parse("nocred", kv_get, r3, &rts.v[2], &err), &err);
+    terok_assert_ok(route_parse("dead", kv_get, r4, &rts.v[3], &err), &err);
+    rts.n = 4;
+
+    cr_assert(sqlite3_open(test_path("state.db"), &db) == SQLITE_OK);
+    cr_assert(sqlite3_exec(db, tokens_schema_sql, NULL, NULL, NULL) == SQLITE_OK);
+    terok_assert_ok(tokens_key_load(test_tmp, key, &err), &err);
+
+    cr_assert(evloop_new(&loop) == 0);
+    evloop_on_wake(loop, on_wake, NULL);
+    terok_assert_ok(proxy_new(loop, &rts, &hooks, NULL, &px, &err), &err);
+    sock_a = strdup(test_path("a.sock"));
+    sock_b = strdup(test_path("b.sock"));
+    terok_assert_ok(proxy_listen_unix(px, "ctr-a", sock_a, &err), &err);
+    terok_assert_ok(proxy_listen_unix(px, "ctr-b", sock_b, &err), &err);
+    atomic_store(&stop_loop, false);
+    pthread_create(&loop_thread, NULL, run_loop, NULL);
+}
+
+static void teardown(void)
+{
+    atomic_store(&stop_loop, true);
+    evloop_wake(loop);
+    pthread_join(loop_thread, NULL);
+    proxy_free(px);
+    evloop_free(loop);
+    routes_done(&rts);
+    sqlite3_close(db);
+    MHD_stop_daemon(up1);
+    MHD_stop_daemon(up2);
+    free(sock_a);
+    free(sock_b);
+    test_tmpdir_teardown();
+}
+
+TestSuite(broker, .init = setup, .fini = teardown, .timeout = 60);
+
+/* Token minting happens on the test thread; sqlite serialises (default threading mode). */
+static char *mint(const char *container, const char *route_name, int64_t expires)
+{
+    terok_error err = TEROK_ERROR_INIT;
+    token_binding b = {TOKEN_KIND_PHANTOM, container, route_name, 0, expires};
+    terok_secret *t = NULL;
+    const void *p;
+    size_t n;
+    char *s;
+
+    terok_assert_ok(tokens_mint(db, key, &b, &t, NULL, &err), &err);
+    terok_secret_peek(t, &p, &n);
+    s = strndup(p, n);
+    terok_secret_free(t);
+    return s;
+}
+
+typedef struct resp {
+    long status;
+    char *body;
+    size_t len;
+    char *headers;
+    double first_byte_s, total_s;
+} resp;
+
+static size_t grow(char **b, size_t *len, const char *d, size_t n)
+{
+    *b = realloc(*b, *len + n + 1);
+    memcpy(*b + *len, d, n);
+    *len += n;
+    (*b)[*len] = 0;
+    return n;
+}
+static size_t on_body(char *d, size_t s, size_t n, void *ud)
+{
+    resp *r = ud;
+    return grow(&r->body, &r->len, d, s * n);
+}
+static size_t on_hdr(char *d, size_t s, size_t n, void *ud)
+{
+    resp *r = ud;
+    size_t l = r->headers ? strlen(r->headers) : 0;
+    return grow(&r->headers, &l, d, s * n);
+}
+
+static resp request(const char *sock, const char *method, const char *path, const char *hdr1,
+                    const char *hdr2, const char *body, long long body_len)
+{
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = NULL;
+    resp r = {0};
+    char url[512];
+
+    snprintf(url, sizeof url, "http://127.0.0.1:9419%s", path);
+    curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sock);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (hdr1)
+        h = curl_slist_append(h, hdr1);
+    if (hdr2)
+        h = curl_slist_append(h, hdr2);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_hdr);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L); /* send dot segments as they are */
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    }
+    cr_assert(eq(int, curl_easy_perform(c), CURLE_OK), "request %s %s failed", method, path);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_easy_getinfo(c, CURLINFO_STARTTRANSFER_TIME, &r.first_byte_s);
+    curl_easy_getinfo(c, CURLINFO_TOTAL_TIME, &r.total_s);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    if (!r.body)
+        r.body = strdup("");
+    return r;
+}
+
+static void resp_done(resp *r)
+{
+    free(r->body);
+    free(r->headers);
+}
+
+static char *hdr(const char *name, const char *value)
+{
+    static char b[32][256];
+    static int i;
+    char *s = b[i++ % 32];
+    snprintf(s, 256, "%s: %s", name, value);
+    return s;
+}
+
+Test(broker, swaps_the_phantom_for_the_real_credential)
+{
+    char *tok = mint("ctr-a", "api", 0);
+    resp r = request(sock_a, "GET", "/api/v1/echo?q=a+b%20c&x", hdr("X-Api-Key", tok),
+                     "Connection: keep-alive, X-Secret-Hop", NULL, 0);
+
+    cr_assert(eq(long, r.status, 200), "body: %s", r.body);
+    cr_assert(strstr(r.body, "x-api-key: " REAL_SECRET "\n") != NULL, "upstream saw: %s", r.body);
+    cr_assert(strstr(r.body, tok) == NULL, "the phantom must not reach the upstream");
+    cr_assert(strstr(r.body, "url=/v1/echo\n") != NULL, "path forwarded: %s", r.body);
+    cr_assert(strstr(r.body, "q=a b c\n") != NULL, "query forwarded raw: %s", r.body);
+    cr_assert(strstr(r.headers, "X-Upstream: yes") != NULL);
+    cr_assert(strstr(r.headers, REAL_SECRET) == NULL);
+    resp_done(&r);
+    free(tok);
+}
+
+Test(broker, statuses_for_bad_tokens_routes_and_credentials)
+{
+    char *a = mint("ctr-a", "api", 0), *strict = mint("ctr-a", "strict", 0);
+    char *nocred = mint("ctr-a", "nocred", 0), *dead = mint("ctr-a", "dead", 0);
+    char *expired = mint("ctr-a", "api", 1);
+    char bearer[128];
+    struct {
+        const char *sock, *method, *path, *h;
+        long status;
+        const char *outcome;
+    } cases[] = {
+        {sock_a, "GET", "/api/x", NULL, 401, "missing-token"},
+        {sock_a, "GET", "/api/x", "X-Api-Key: terok-p-nope", 401, "invalid-token"},
+        {sock_a, "GET", "/api/x", hdr("X-Api-Key", expired), 401, "expired-token"},
+        {sock_b, "GET", "/api/x", hdr("X-Api-Key", a), 403, "wrong-container"},
+        {sock_a, "GET", "/strict/x", hdr("X-Api-Key", a), 403, "wrong-route"},
+        {sock_a, "GET", "/nope/x", hdr("X-Api-Key", a), 404, "no-route"},
+        {sock_a, "DELETE", "/strict/v1/models", hdr("X-Api-Key", strict), 403, "not-allowed"},
+        {sock_a, "GET", "/strict/v1/../admin", hdr("X-Api-Key", strict), 400, "bad-path"},
+        {sock_a, "GET", "/strict/v1/%2e%2e/admin", hdr("X-Api-Key", strict), 400, "bad-path"},
+        {sock_a, "GET", "/nocred/x", hdr("X-Api-Key", nocred), 502, "credential-missing"},
+        {sock_a, "GET", "/dead/x", hdr("X-Api-Key", dead), 502, "upstream-error"},
+        {sock_a, "GET", "/strict/v1/models", hdr("Private-Token", strict), 200, "ok"},
+    };
+
+    snprintf(bearer, sizeof bearer, "Authorization: Bearer %s", strict);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        resp r = request(cases[i].sock, cases[i].method, cases[i].path, cases[i].h, NULL, NULL, 0);
+        cr_expect(eq(long, r.status, cases[i].status), "case %zu %s: got %ld %s", i, cases[i].path,
+                  r.status, r.body);
+        if (cases[i].status != 200) /* our echo upstream shows what it received */
+            cr_expect(strstr(r.body, REAL_SECRET) == NULL, "case %zu leaks", i);
+        resp_done(&r);
+    }
+    resp r = request(sock_a, "POST", "/strict/v1/messages", bearer, NULL, "{}", 2);
+    cr_expect(eq(long, r.status, 200), "bearer form accepted: %s", r.body);
+    resp_done(&r);
+    usleep(100 * 1000);
+    pthread_mutex_lock(&audit_lock);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        cr_expect(strstr(audit_log, cases[i].outcome) != NULL, "audit lacks '%s':\n%s",
+                  cases[i].outcome, audit_log);
+    cr_expect(strstr(audit_log, "ctr-b api GET /x 403 wrong-container") != NULL, "%s", audit_log);
+    cr_expect(strstr(audit_log, "terok-p-") == NULL, "no token in the audit");
+    pthread_mutex_unlock(&audit_lock);
+    free(a);
+    free(strict);
+    free(nocred);
+    free(dead);
+    free(expired);
+}
+
+Test(broker, revoked_token_stops_working)
+{
+    terok_error err = TEROK_ERROR_INIT;
+    char *a = mint("ctr-a", "api", 0);
+    resp r = request(sock_a, "GET", "/api/x", hdr("X-Api-Key", a), NULL, NULL, 0);
+
+    cr_assert(eq(long, r.status, 200));
+    resp_done(&r);
+    cr_assert(eq(int, tokens_revoke_container(db, "ctr-a", 0, &err), 1));
+    r = request(sock_a, "GET", "/api/x", hdr("X-Api-Key", a), NULL, NULL, 0);
+    cr_assert(eq(long, r.status, 401));
+    resp_done(&r);
+    free(a);
+}
+
+Test(broker, path_upstreams_pick_the_longest_prefix)
+{
+    char *a = mint("ctr-a", "api", 0);
+    resp r = request(sock_a, "GET", "/api/files/1", hdr("X-Api-Key", a), NULL, NULL, 0);
+
+    cr_assert(strstr(r.body, "server=2\n") != NULL, "%s", r.body);
+    resp_done(&r);
+    r = request(sock_a, "GET", "/api/filesystem", hdr("X-Api-Key", a), NULL, NULL, 0);
+    cr_assert(strstr(r.body, "server=1\n") != NULL, "prefix is per path segment: %s", r.body);
+    resp_done(&r);
+    free(a);
+}
+
+Test(broker, sse_first_chunk_arrives_before_the_upstream_finishes)
+{
+    char *a = mint("ctr-a", "api", 0);
+    resp r = request(sock_a, "GET", "/api/sse", hdr("X-Api-Key", a), NULL, NULL, 0);
+
+    cr_assert(eq(long, r.status, 200));
+    cr_assert(strstr(r.body, "data: first\n\ndata: second\n\n") != NULL, "%s", r.body);
+    cr_assert(r.total_s - r.first_byte_s > 0.5,
+              "the first event must arrive ~0.7 s before the end (first %.3f, total %.3f)",
+              r.first_byte_s, r.total_s);
+    resp_done(&r);
+    free(a);
+}
+
+Test(broker, upload_is_streamed_through)
+{
+    char *a = mint("ctr-a", "api", 0);
+    size_t n = 32u << 20;
+    char *body = malloc(n);
+    resp r;
+
+    memset(body, 'x', n);
+    r = request(sock_a, "POST", "/api/upload", hdr("X-Api-Key", a), NULL, body, (long long)n);
+    cr_assert(eq(long, r.status, 200));
+    cr_assert(strstr(r.body, "bytes=33554432\n") != NULL, "%s", r.body);
+    resp_done(&r);
+    free(body);
+    free(a);
+}
+
+Test(broker, redirects_keep_the_credential_only_within_the_origin)
+{
+    char *a = mint("ctr-a", "api", 0);
+    resp r = request(sock_a, "GET", "/api/redirect-same", hdr("X-Api-Key", a), NULL, NULL, 0);
+
+    cr_assert(eq(long, r.status, 200));
+    cr_assert(strstr(r.body, "x-api-key: " REAL_SECRET) != NULL, "%s", r.body);
+    resp_done(&r);
+    r = request(sock_a, "GET", "/api/redirect-cross", hdr("X-Api-Key", a), NULL, NULL, 0);
+    cr_assert(eq(long, r.status, 200));
+    cr_assert(strstr(r.body, "server=2\n") != NULL, "%s", r.body);
+    cr_assert(strstr(r.body, REAL_SECRET) == NULL, "credential leaked across origins: %s", r.body);
+    resp_done(&r);
+    free(a);
+}
+
+Test(broker, health_needs_no_token)
+{
+    resp r = request(sock_b, "GET", "/-/health", NULL, NULL, NULL, 0);
+
+    cr_assert(eq(long, r.status, 200));
+    cr_assert(eq(str, r.body, "{\"status\":\"ok\"}"));
+    resp_done(&r);
+}
+
+static char *raw(const char *sock, const char *data, size_t len)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    static char buf[4096];
+    size_t off = 0;
+    ssize_t k;
+    struct timeval tv = {2, 0};
+
+    strncpy(sa.sun_path, sock, sizeof sa.sun_path - 1);
+    cr_assert(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    (void)!write(fd, data, len);
+    shutdown(fd, SHUT_WR);
+    while (off < sizeof buf - 1 && (k = read(fd, buf + off, sizeof buf - 1 - off)) > 0)
+        off += (size_t)k;
+    buf[off] = 0;
+    close(fd);
+    return buf;
+}
+
+Test(broker, malformed_http_gets_400_and_the_daemon_keeps_serving)
+{
+    static const struct {
+        const char *req;
+        size_t len;
+    } corpus[] = {
+        {"GARBAGE\r\n\r\n", 11},
+        {"GET / HTTP/9.9\r\n\r\n", 18},
+        {"GET /api/x HTTP/1.1\r\nHost: a\r\nContent-Length: -5\r\n\r\n", 52},
+        {"POST /api/x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: "
+         "chunked\r\n\r\n",
+         78},
+        {"GET /api/x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", 70},
+        {"POST /api/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n", 61},
+        {"GET /api/x HTTP/1.1\r\nHost: a\r\nBad Header\r\n\r\n", 44},
+        {"GET /api/\x01x HTTP/1.1\r\nHost: a\r\n\r\n", 33},
+        {"GET /api/x HTTP/1.1\r\nHost: a\r\nX-Api-Key: a\0b\r\n\r\n", 47},
+    };
+
+    for (size_t i = 0; i < sizeof corpus / sizeof corpus[0]; i++) {
+        char *out = raw(sock_a, corpus[i].req, corpus[i].len);
+        bool refused = strncmp(out, "HTTP/1.1 4", 10) == 0 ||
+                       strncmp(out, "HTTP/1.1 505", 12) == 0 || out[0] == 0;
+        cr_expect(refused, "case %zu got '%.60s'", i, out);
+        cr_expect(strstr(out, "HTTP/1.1 200") == NULL, "case %zu accepted", i);
+    }
+    resp r = request(sock_a, "GET", "/-/health", NULL, NULL, NULL, 0);
+    cr_assert(eq(long, r.status, 200), "still serving");
+    resp_done(&r);
+}

@@ -45,6 +45,8 @@ int plugin_kind_from_string(const char *s);       /* TEROK_PLUGIN_KIND_* or -EIN
 bool plugin_name_is_valid(const char *name);      /* [a-z0-9-]+, at most 64 */
 /* Caps names for display: writes "exec,logs" etc. Returns a static table entry per bit. */
 const char *plugin_cap_name(uint32_t kind, unsigned bit);
+/* "exec, logs" for a caps mask (unknown bits as "bitN"); caller frees; NULL on OOM. */
+char *plugin_caps_to_string(uint32_t kind, uint64_t caps);
 
 /* Owner/mode policy: owner root or the caller's euid, no group/other write. `what` names it in
  * the message ("plugin directory", "plugin", "config file"). */
@@ -74,3 +76,5 @@ typedef struct plugin_probe {
 } plugin_probe;
 typedef int (*plugin_probe_cb)(void *userdata, const plugin_probe *probe);
 int loader_probe_dir(const char *dir, plugin_probe_cb cb, void *userdata, terok_error *err);
+/* How long one probe child may take before it is killed and shown as crashed (default 5000). */
+void loader_set_probe_timeout(unsigned timeout_ms);

@@ -147,7 +147,7 @@ typedef int (*terok_plugin_init_fn)(terok_plugin *self, const terok_host *host,
  *         TEROK_CONFIG_KEY("socket", TEROK_CONFIG_STRING, "auto", "Podman API socket, or 'auto'")
  *         TEROK_CONFIG_KEY("timeout", TEROK_CONFIG_DURATION, "30s", "API call timeout"));
  *     static const terok_runtime_ops ops = { .struct_size = sizeof ops, ... };
- *     TEROK_PLUGIN_DEFINE(TEROK_PLUGIN_KIND_RUNTIME, "podman", "0.1.0", &ops);
+ *     TEROK_PLUGIN_DEFINE(TEROK_PLUGIN_KIND_RUNTIME, "podman", "0.1.0", &ops)
  *
  * and then uses terok_plog()/terok_perr() anywhere in the plugin.
  */
@@ -209,7 +209,7 @@ static inline int terok_struct_tail_is_zero(const void *s, size_t given, size_t 
 }
 
 /* Defines terok_plugin_init(): refuses a host of another major, records host and self, and
- * hands back the descriptor. Use once per plugin, at file scope. */
+ * hands back the descriptor. Use once per plugin, at file scope, without a trailing semicolon. */
 #define TEROK_PLUGIN_DEFINE(kind_, name_, version_, ops_)                                          \
     TEROK_PLUGIN_HIDDEN const terok_host *terok_plugin__host;                                      \
     TEROK_PLUGIN_HIDDEN terok_plugin *terok_plugin__self;                                          \

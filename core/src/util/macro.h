@@ -27,13 +27,13 @@
 #define strempty(s) ((s) ? (s) : "")
 
 /* Hand ownership on: returns the value and clears the variable. */
-#define TAKE_PTR(p)                                                                                \
+#define TAKE_PTR(p) __extension__                                                                  \
     ({                                                                                             \
         __typeof__(p) _p_ = (p);                                                                   \
         (p) = NULL;                                                                                \
         _p_;                                                                                       \
     })
-#define TAKE_FD(fd)                                                                                \
+#define TAKE_FD(fd) __extension__                                                                  \
     ({                                                                                             \
         int _fd_ = (fd);                                                                           \
         (fd) = -EBADF;                                                                             \

@@ -158,7 +158,8 @@ int plugin_keys_read(int fd, config_key **ret_keys, size_t *ret_n, terok_error *
     Elf_Scn *scn = NULL, *found = NULL;
     Elf_Data *data;
     GElf_Shdr sh;
-    size_t shstrndx;
+    GElf_Ehdr eh;
+    size_t shstrndx, shnum, seen = 0;
     struct stat st;
 
     if (fd < 0 || !ret_keys || !ret_n)
@@ -176,8 +177,19 @@ int plugin_keys_read(int fd, config_key **ret_keys, size_t *ret_n, terok_error *
     e = elf_begin(fd, ELF_C_READ, NULL);
     if (!e || elf_kind(e) != ELF_K_ELF)
         return terok_error_set(err, -EBADMSG, "not an ELF file");
-    if (elf_getshdrstrndx(e, &shstrndx) < 0)
+    if (elf_getshdrstrndx(e, &shstrndx) < 0 || elf_getshdrnum(e, &shnum) < 0)
         return terok_error_set(err, -EBADMSG, "malformed ELF file: %s", elf_errmsg(-1));
+    /* libelf trusts what fits: section headers past the end of a truncated file just make it
+     * look as if it had none. Check the header's own numbers against the file. */
+    if (!gelf_getehdr(e, &eh))
+        return terok_error_set(err, -EBADMSG, "malformed ELF file: %s", elf_errmsg(-1));
+    if (eh.e_shnum ? eh.e_shnum != shnum : eh.e_shoff != 0 && shnum == 0)
+        return terok_error_set(err, -EBADMSG,
+                               "malformed ELF file: its section headers lie past its end");
+    if (shnum > 0 && (eh.e_shoff > (uint64_t)st.st_size ||
+                      (uint64_t)st.st_size - eh.e_shoff < (uint64_t)shnum * eh.e_shentsize))
+        return terok_error_set(err, -EBADMSG,
+                               "malformed ELF file: its section headers lie past its end");
     while ((scn = elf_nextscn(e, scn))) {
         const char *name;
 
@@ -186,13 +198,18 @@ int plugin_keys_read(int fd, config_key **ret_keys, size_t *ret_n, terok_error *
         name = elf_strptr(e, shstrndx, sh.sh_name);
         if (!name)
             return terok_error_set(err, -EBADMSG, "malformed ELF file: %s", elf_errmsg(-1));
-        if (!streq(name, TEROK_PLUGIN_KEYS_SECTION))
+        if (!streq(name, TEROK_PLUGIN_KEYS_SECTION)) {
+            seen++;
             continue;
+        }
         if (found)
             return terok_error_set(err, -EBADMSG, "more than one section '%s'",
                                    TEROK_PLUGIN_KEYS_SECTION);
         found = scn;
+        seen++;
     }
+    if (shnum > 0 && seen != shnum - 1)
+        return terok_error_set(err, -EBADMSG, "malformed ELF file: %s", elf_errmsg(-1));
     if (!found) {
         /* A plugin that declares nothing accepts no keys in its section. */
         *ret_keys = NULL;

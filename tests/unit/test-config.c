@@ -706,3 +706,45 @@ Test(config, check_value_reports_unknown_types)
     cr_assert(eq(str, why, "unknown key type 'float'"));
     free(why);
 }
+
+/* data/sandbox.conf.example: valid as shipped, and every value in it is valid uncommented
+ * (except the plugin-dependent lines, which need plugins this test does not have). */
+Test(config, shipped_example_is_valid)
+{
+    terok_error err = TEROK_ERROR_INIT;
+    char path[4096], line[1024];
+    char *out = NULL;
+    size_t len = 0;
+    FILE *in, *f;
+    config *c = NULL;
+    char *got;
+
+    snprintf(path, sizeof path, "%s/data/sandbox.conf.example", getenv("TEROK_TEST_SOURCE_DIR"));
+    in = fopen(path, "re");
+    cr_assert(in != NULL, "cannot open %s", path);
+    f = open_memstream(&out, &len);
+    while (fgets(line, sizeof line, in)) {
+        const char *l = line;
+        if (strneq(l, "# ", 2) && (l[2] == '[' || (l[2] >= 'a' && l[2] <= 'z' && strstr(l, " = "))))
+            l += 2;
+        if (strneq(l, "plugin-dir", 10) || strneq(l, "backend", 7) || strneq(l, "socket", 6) ||
+            strneq(l, "[runtime.podman]", 16))
+            continue;
+        fputs(l, f);
+    }
+    fclose(in);
+    fclose(f);
+
+    terok_assert_ok(config_load(path, NULL, NULL, &c, &err), &err);
+    cr_assert(eq(int, config_validate(c), 0));
+    c = config_free(c);
+
+    c = load_system_file(out, len);
+    got = problems_text(c);
+    cr_assert(eq(str, got, ""), "uncommented example:\n%s", out);
+    cr_assert(eq(str, (char *)config_get(c, "route.anthropic", "auth-prefix"), ""));
+    cr_assert(eq(str, (char *)config_get(c, "container", "memory"), "2G"));
+    free(got);
+    free(out);
+    config_free(c);
+}

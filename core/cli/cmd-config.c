@@ -95,9 +95,9 @@ static int load(cli *c, config **ret)
     if (r >= 0) {
         sys = p.system_config_dir ? strdup(p.system_config_dir) : NULL;
         user = p.user_config_dir ? strdup(p.user_config_dir) : NULL;
-        paths_done(&p);
         if ((p.system_config_dir && !sys) || (p.user_config_dir && !user))
             r = -ENOMEM;
+        paths_done(&p);
     } else if (r == -EOPNOTSUPP) {
         terok_error_clear(&err);
         r = fallback_dirs(&sys, &user);

@@ -52,15 +52,21 @@ static const config_key container_keys[] = {
         "Capabilities `run --cap-add` may grant (space-separated, without CAP_)"),
 };
 
+/* What the vault broker reads (broker/routes.c, which also checks the formats of allow,
+ * path-upstreams and token-headers; config-validate.c runs it so `config check` reports them). */
 static const config_key route_keys[] = {
     KEY("upstream", "url", "", "The real upstream, http:// or https:// (required)"),
+    KEY("credential", "string", "", "Vault secret that replaces the phantom token (required)"),
     KEY("auth-header", "string", "Authorization", "Header that carries the real credential"),
-    KEY("auth-prefix", "string", "Bearer ", "Prefix of the credential in that header"),
-    KEY("credential", "string", "", "Vault secret name (default: the route name)"),
+    KEY("auth-prefix", "string", "",
+        "Prefix of the credential in that header (default: \"Bearer \" for Authorization)"),
     KEY("token-env", "envvar", "", "Container variable that receives the phantom token"),
     KEY("base-url-env", "envvar", "", "Container variable that receives the broker URL"),
-    KEY("path-prefixes", "string", "", "Space-separated path prefixes this route serves"),
-    KEY("allow", "string", "", "Space-separated request paths allowed (default: all)"),
+    KEY("path-upstreams", "string", "", "Other upstreams by path: /PREFIX=URL, space-separated"),
+    KEY("allow", "string", "", "Requests allowed, METHOD:/PATH space-separated (default: all)"),
+    KEY("token-headers", "string", "",
+        "Headers a phantom token may arrive in (default: authorization x-api-key private-token)"),
+    KEY("max-body", "size:1:", "", "Largest request body forwarded (default: 8G)"),
     KEY("oauth-token-url", "url", "", "OAuth token endpoint, for refreshable credentials"),
     KEY("oauth-client-id", "string", "", "OAuth client id used with oauth-token-url"),
 };

@@ -3,6 +3,7 @@
  * and each configured plugin's, read from the plugin file's ELF section (plugin-keys.c) — no
  * plugin is loaded and no plugin code runs. Every problem names file:line, the section, the key
  * and the value. Never prints. */
+#include "broker/routes.h"
 #include "config-internal.h"
 
 enum section_class {
@@ -168,22 +169,69 @@ static void check_backend(config *c, const char *kind)
                                  strna(p->schema_message));
 }
 
+typedef struct route_lookup {
+    const config *c;
+    const char *section;
+} route_lookup;
+
+static const char *route_get(void *userdata, const char *key)
+{
+    const route_lookup *l = userdata;
+
+    return config_get(l->c, l->section, key);
+}
+
+/* Whether a problem was reported on one of the lines that set a key of `section`. */
+static bool section_has_problems(const config *c, const char *section)
+{
+    for (size_t i = 0; i < c->n_problems; i++) {
+        const config_problem *p = &c->problems[i];
+        for (size_t k = 0; p->file && k < c->n_entries; k++) {
+            const config_entry *e = &c->entries[k];
+            if (p->line == e->line && streq(e->section, section) &&
+                streq(p->file, c->files[e->file]))
+                return true;
+        }
+    }
+    return false;
+}
+
+/* Required keys, then whatever else the broker would refuse (formats of allow, path-upstreams,
+ * token-headers, oauth pairing), reported on the route's section header. */
 static void check_routes(config *c)
 {
-    const char **routes;
-    size_t n = config_sections_with_prefix(c, "route", &routes);
+    const char **names;
+    size_t n = config_sections_with_prefix(c, "route", &names);
 
     for (size_t i = 0; i < n; i++) {
-        const char *name = routes[i] + strlen("route.");
+        _cleanup_error_ terok_error err = TEROK_ERROR_INIT;
+        const char *name = names[i] + strlen("route.");
         const config_section_ref *ref = NULL;
+        route_lookup l = {c, names[i]};
+        bool complete = true;
+        const char *file;
+        route rt;
 
-        if (!config_route_name_is_valid(name) || config_find(c, routes[i], "upstream"))
+        if (!config_route_name_is_valid(name))
             continue;
         for (size_t j = 0; j < c->n_sections && !ref; j++)
-            if (streq(c->sections[j].name, routes[i]))
+            if (streq(c->sections[j].name, names[i]))
                 ref = &c->sections[j];
-        (void)config_problem_add(c, c->files[ref->file], ref->line, false,
-                                 "route [%s] has no 'upstream'", routes[i]);
+        file = c->files[ref->file];
+        for (size_t k = 0; k < 2; k++) {
+            const char *key = k ? "credential" : "upstream";
+            if (config_find(c, names[i], key))
+                continue;
+            (void)config_problem_add(c, file, ref->line, false, "route [%s] has no '%s'", names[i],
+                                     key);
+            complete = false;
+        }
+        /* The keys' own problems are reported already; the broker's view adds the rest. */
+        if (!complete || section_has_problems(c, names[i]))
+            continue;
+        if (route_parse(name, route_get, &l, &rt, &err) < 0)
+            (void)config_problem_add(c, file, ref->line, false, "%s", terok_error_message(&err));
+        route_done(&rt);
     }
 }
 

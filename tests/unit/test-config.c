@@ -121,7 +121,7 @@ ParameterizedTestParameters(config_text, hostile_text)
         CASE("surrogate", "[core]\nlog-level = \xed\xa0\x80\n", "2: line is not valid UTF-8"),
         CASE("truncated utf-8", "[core]\nlog-level = \xe2\x82\n", "2: line is not valid UTF-8"),
         CASE("utf-8 in a string",
-             "[route.x]\nupstream = https://x.example\nallow = /gr\xc3\xbc\xc3\x9f\n", ""),
+             "[route.x]\nupstream = https://x.example\ncredential = gr\xc3\xbc\xc3\x9f\n", ""),
         CASE("bad header drops its keys", "[co\xffre]\nbogus = 1\n", "1: line is not valid UTF-8"),
         CASE("unterminated section", "[core\nlog-level = debug\n",
              "1: unterminated section header: expected ']'"),
@@ -145,8 +145,8 @@ ParameterizedTestParameters(config_text, hostile_text)
              "3: expected 'key = value' or a [section] header"),
         CASE("missing key name", "[core]\n= debug\n", "2: missing key name before '='"),
         CASE("unterminated quote",
-             "[route.x]\nupstream = https://x.example\nauth-prefix = \"Bearer\n",
-             "3: unterminated quote in the value of 'auth-prefix' in [route.x]: '\"Bearer'"),
+             "[route.x]\nupstream = https://x.example\ncredential = x\nauth-prefix = \"Bearer\n",
+             "4: unterminated quote in the value of 'auth-prefix' in [route.x]: '\"Bearer'"),
         CASE("duplicate key", "[core]\nlog-level = info\nlog-level = debug\n",
              "3: duplicate key 'log-level' in [core] (first set on line 2)"),
         CASE("duplicate key in a reopened section",
@@ -220,12 +220,20 @@ ParameterizedTestParameters(config_text, hostile_text)
              "as 'perfmon' or 'sys_ptrace'"),
         CASE("route without upstream", "[route.x]\ntoken-env = lower\n",
              "1: route [route.x] has no 'upstream'\n"
+             "1: route [route.x] has no 'credential'\n"
              "2: invalid value 'lower' for 'token-env' in [route.x]: expected an environment "
              "variable name ([A-Z_][A-Z0-9_]*)"),
-        CASE("route url", "[route.x]\nupstream = ftp://x.example\n",
+        CASE("route the broker refuses",
+             "[route.x]\nupstream = https://x.example\ncredential = x\nallow = GET/v1\n",
+             "1: route 'x': allow rule 'GET/v1' must be METHOD:/PATH"),
+        CASE("route oauth needs a client id",
+             "[route.x]\nupstream = https://x.example\ncredential = x\n"
+             "oauth-token-url = https://x.example/token\n",
+             "1: route 'x': oauth-token-url needs oauth-client-id"),
+        CASE("route url", "[route.x]\nupstream = ftp://x.example\ncredential = x\n",
              "2: invalid value 'ftp://x.example' for 'upstream' in [route.x]: expected an "
              "http:// or https:// URL"),
-        CASE("route name", "[route.Foo]\nupstream = https://x.example\n",
+        CASE("route name", "[route.Foo]\nupstream = https://x.example\ncredential = x\n",
              "1: invalid name 'Foo' in section [route.Foo]: expected [a-z0-9_-]+"),
         CASE("inactive plugin section", "[vault.other]\nx = 1\n",
              "1: warning: section [vault.other] configures backend 'other' but [vault] backend "
@@ -266,19 +274,20 @@ Test(config, overlong_line)
     char *got;
 
     /* 4096 bytes is the limit: exactly that is fine, one more is not. */
-    snprintf(line, sizeof line, "[route.x]\nupstream = https://x.example\nallow = %0*d\n",
-             CONFIG_TEST_LINE - 8, 0);
+    snprintf(line, sizeof line, "[route.x]\nupstream = https://x.example\ncredential = %0*d\n",
+             CONFIG_TEST_LINE - 13, 0);
     c = load_system_file(line, strlen(line));
     got = problems_text(c);
     cr_assert(eq(str, got, ""));
     free(got);
     config_free(c);
 
-    snprintf(line, sizeof line, "[route.x]\nupstream = https://x.example\nallow = %0*d\n",
-             CONFIG_TEST_LINE - 7, 0);
+    snprintf(line, sizeof line, "[route.x]\nupstream = https://x.example\ncredential = %0*d\n",
+             CONFIG_TEST_LINE - 12, 0);
     c = load_system_file(line, strlen(line));
     got = problems_text(c);
-    cr_assert(eq(str, got, "3: line is longer than 4096 bytes"));
+    cr_assert(
+        eq(str, got, "1: route [route.x] has no 'credential'\n3: line is longer than 4096 bytes"));
     free(got);
     config_free(c);
 }
@@ -579,7 +588,8 @@ Test(config, routes_and_quoted_values)
     test_write_file("sys/sandbox.conf",
                     "[route.anthropic]\nupstream = https://api.anthropic.com\n"
                     "auth-header = x-api-key\nauth-prefix = \"\"\ntoken-env = ANTHROPIC_API_KEY\n"
-                    "[route.openai]\nupstream = https://api.openai.com/v1\n",
+                    "credential = anthropic\n"
+                    "[route.openai]\nupstream = https://api.openai.com/v1\ncredential = openai\n",
                     0644);
     c = load_chain();
     cr_assert(eq(int, config_validate(c), 0));
@@ -588,7 +598,8 @@ Test(config, routes_and_quoted_values)
     cr_assert(eq(str, (char *)routes[1], "route.openai"));
     cr_assert(eq(ptr, (void *)routes[2], NULL));
     cr_assert(eq(str, (char *)config_get(c, "route.anthropic", "auth-prefix"), ""));
-    cr_assert(eq(str, (char *)config_get(c, "route.openai", "auth-prefix"), "Bearer "));
+    cr_assert(eq(ptr, (void *)config_get(c, "route.openai", "auth-prefix"), NULL),
+              "the broker picks it from the header");
     cr_assert(eq(str, (char *)config_get(c, "route.openai", "auth-header"), "Authorization"));
     config_free(c);
 }

@@ -11,14 +11,16 @@
 #include <stdint.h>
 
 #include "terok/plugin.h"
+#include "util/macro.h"
 
 typedef struct config config;
 
 /* A problem found while loading or validating: reported as "file:line: message". */
 typedef struct config_problem {
-    char *file; /* NULL for problems not tied to a file */
-    unsigned line;
+    char *file;    /* NULL for problems not tied to a file */
+    unsigned line; /* 0 when the problem concerns the whole file */
     char *message;
+    bool warning; /* reported, but does not make the config invalid */
 } config_problem;
 
 /* A declared key (core schema, or parsed from a plugin's TEROK_PLUGIN_KEYS_SECTION). */
@@ -31,19 +33,22 @@ typedef struct config_key {
 
 /* Load the files. `explicit_file` (from --config; NULL to use $TEROK_SANDBOX_CONFIG or the
  * chain) replaces the chain. Content problems do not fail the load: they are collected (see
- * config_problems). Fails only when nothing sensible can be built: an explicit file that cannot be
- * opened, out of memory. `system_dir`/`user_dir` come from paths (user_dir may be NULL). */
+ * config_problems), and so are files refused for their owner, mode or type. Fails only when
+ * nothing sensible can be built: an explicit file that does not exist (-ENOENT), out of memory.
+ * `system_dir`/`user_dir` come from paths (user_dir may be NULL). */
 int config_load(const char *explicit_file, const char *system_dir, const char *user_dir,
                 config **ret, terok_error *err);
 config *config_free(config *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(config, config_free)
 
 /* Check every value against the core schema and the schemas of the configured plugins (found in
  * the configured plugin dir; their files are read, never loaded). Adds problems; returns the
- * number of problems now recorded (0 = clean). */
+ * number of problems now recorded that are not warnings (0 = valid). Idempotent. */
 int config_validate(config *c);
 size_t config_problems(const config *c, const config_problem **ret);
 
-/* Effective values: the file's value, else the declared default, else NULL. */
+/* Effective values: the file's value, else the declared default, else NULL. config_get_int
+ * gives sizes in bytes, durations in milliseconds and decimals in thousandths. */
 const char *config_get(const config *c, const char *section, const char *key);
 int config_get_bool(const config *c, const char *section, const char *key, bool *ret);
 int config_get_int(const config *c, const char *section, const char *key, int64_t *ret);
@@ -62,8 +67,9 @@ const char *const *config_files(const config *c);
  * returns count. */
 size_t config_sections_with_prefix(const config *c, const char *prefix, const char ***ret);
 
-/* The opaque section a plugin reads through the host table. Borrowed from c. NULL when the
- * section has no keys at all (the plugin then sees its defaults through the schema). */
+/* The opaque section a plugin reads through the host table. Borrowed from c. Returned even when
+ * the files set no key in it, so the plugin sees its declared defaults; NULL only for an invalid
+ * kind or name, or out of memory. */
 terok_config_section *config_plugin_section(config *c, const char *kind, const char *name);
 /* Host-table implementations (plugin.h semantics). */
 int config_section_get(const terok_config_section *sec, const char *key, const char **ret);

@@ -99,7 +99,7 @@ static pid_t serve_ctl(const char *path)
         evloop_run(l);
         _exit(0);
     }
-    for (int i = 0; i < 200 && access(path, F_OK) != 0; i++)
+    for (int i = 0; i < 1000 && access(path, F_OK) != 0; i++)
         usleep(5000);
     return pid;
 }
@@ -303,7 +303,7 @@ Test(daemon, httpd_serves_per_socket_identity_and_resumes_suspended_connections)
     io[2] = strdup(test_path("b.sock"));
     pthread_create(&th, NULL, client_thread, io);
     /* run the loop until the client thread is done */
-    for (int i = 0; i < 100 && !io[3]; i++) {
+    for (int i = 0; i < 500 && !io[3]; i++) {
         evloop_add_timer(l, 20, quit_when_done, NULL);
         evloop_run(l);
     }
@@ -311,6 +311,8 @@ Test(daemon, httpd_serves_per_socket_identity_and_resumes_suspended_connections)
     cr_assert(io[1] && strstr(io[1], "200 OK") && strstr(io[1], "ctr-A GET /slow"), "got '%s'",
               io[1]);
     cr_assert(io[3] && strstr(io[3], "ctr-B GET /fast"), "got '%s'", io[3]);
+    for (int k = 0; k < 4; k++)
+        free(io[k]);
     httpd_free(a);
     httpd_free(b);
     cr_assert(access(test_path("a.sock"), F_OK) != 0, "socket file removed on free");

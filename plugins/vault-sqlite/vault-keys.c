@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* vault-keys.c: the data key's life — provisioning a fresh vault, unlocking through the key-source
  * chain (first working source wins, every failure recorded for the operator), the kernel keyring
- * session cache, lock, passphrase change and rekey (each one SQLite transaction, so a crash
- * leaves the old or the new key working), and the index MAC. Never logs key material. */
+ * session cache, lock, and the index MAC. Passphrase change and rekey are in vault-rekey.c.
+ * Never logs key material. */
 #include <signal.h>
 #include <stdio.h>
 #include <time.h>
 
 #include "vault-db.h"
-#include "vault-state.h"
+#include "vault-keys.h"
 
 #define HOST terok_plugin__host
 
@@ -33,34 +33,12 @@ bool vault_chain_has(const vault *v, ks_kind k)
     return false;
 }
 
-/* "systemd-creds: not installed; keyring: no session key cached; ..." for the fail-closed
- * message. Reasons never hold key material. */
-typedef struct trail {
-    char buf[2048];
-    size_t len;
-} trail;
-
-static void trail_add(trail *t, ks_kind k, const char *why)
+void keys_trail_add(trail *t, ks_kind k, const char *why)
 {
     int n = snprintf(t->buf + t->len, sizeof t->buf - t->len, "%s%s: %s", t->len ? "; " : "",
                      ks_name(k), why ? why : "failed (out of memory)");
     if (n > 0)
         t->len = MIN(t->len + (size_t)n, sizeof t->buf - 1);
-}
-
-/* TAKE_PTR without a statement expression (-Wpedantic). */
-static unsigned char *take_key(unsigned char **p)
-{
-    unsigned char *k = *p;
-
-    *p = NULL;
-    return k;
-}
-
-static void free_charp(char **p)
-{
-    free(*p);
-    *p = NULL;
 }
 
 void keys_drop(vault *v)
@@ -73,7 +51,7 @@ void keys_drop(vault *v)
 }
 
 /* Takes ownership of dek. */
-static int keys_set(vault *v, unsigned char *dek, int64_t key_gen, int by)
+int keys_set(vault *v, unsigned char *dek, int64_t key_gen, int by)
 {
     unsigned char *ek = vc_key_new(), *ik = vc_key_new();
 
@@ -93,8 +71,6 @@ static int keys_set(vault *v, unsigned char *dek, int64_t key_gen, int by)
 }
 
 /* --- passphrase slots --------------------------------------------------------------------- */
-
-#define PW_PARAMS_LEN (VC_SALT_BYTES + 16)
 
 static void put_u64(unsigned char *p, uint64_t v)
 {
@@ -151,8 +127,8 @@ static int passphrase_kek(vault *v, const terok_secret *pass, const unsigned cha
 }
 
 /* A new passphrase slot's params (fresh salt, configured limits) and KEK. */
-static int passphrase_new(vault *v, const terok_secret *pass, unsigned char *params,
-                          unsigned char *kek, char **why)
+int keys_passphrase_new(vault *v, const terok_secret *pass, unsigned char *params,
+                        unsigned char *kek, char **why)
 {
     randombytes_buf(params, VC_SALT_BYTES);
     put_u64(params + VC_SALT_BYTES, v->opslimit);
@@ -162,7 +138,7 @@ static int passphrase_new(vault *v, const terok_secret *pass, unsigned char *par
 
 /* --- slots -------------------------------------------------------------------------------- */
 
-static const vdb_slot *slot_find(const vdb_slot *s, size_t n, ks_kind k)
+const vdb_slot *keys_slot_find(const vdb_slot *s, size_t n, ks_kind k)
 {
     for (size_t i = 0; i < n; i++)
         if (streq(s[i].source, ks_name(k)))
@@ -171,8 +147,8 @@ static const vdb_slot *slot_find(const vdb_slot *s, size_t n, ks_kind k)
 }
 
 /* Fill a new slot: copies params, wraps dek under kek for (dbid, key_gen, source). */
-static int slot_make(vault *v, ks_kind k, const unsigned char *kek, const void *params,
-                     size_t params_len, const unsigned char *dek, int64_t key_gen, vdb_slot *s)
+int keys_slot_make(vault *v, ks_kind k, const unsigned char *kek, const void *params,
+                   size_t params_len, const unsigned char *dek, int64_t key_gen, vdb_slot *s)
 {
     *s = (vdb_slot){0};
     snprintf(s->source, sizeof s->source, "%s", ks_name(k));
@@ -205,7 +181,7 @@ static int slot_kek(vault *v, ks_kind k, const vdb_slot *s, const terok_secret *
     }
 }
 
-static int load_slots(vault *v, int64_t *ret_gen, vdb_slot **ret, size_t *ret_n, terok_error *err)
+int keys_load_slots(vault *v, int64_t *ret_gen, vdb_slot **ret, size_t *ret_n, terok_error *err)
 {
     int r;
 
@@ -252,8 +228,8 @@ static int index_compute(sqlite3 *db, const unsigned char *dbid, const unsigned 
     return r;
 }
 
-static int index_store(sqlite3 *db, const unsigned char *dbid, const unsigned char *index_key,
-                       int64_t key_gen, int64_t counter)
+int keys_index_store(sqlite3 *db, const unsigned char *dbid, const unsigned char *index_key,
+                     int64_t key_gen, int64_t counter)
 {
     unsigned char mac[VC_MAC_BYTES];
     int r;
@@ -268,7 +244,7 @@ static int index_store(sqlite3 *db, const unsigned char *dbid, const unsigned ch
 
 int index_update(vault *v, int64_t counter, terok_error *err)
 {
-    int r = index_store(v->db, v->dbid, v->index_key, v->key_gen, counter);
+    int r = keys_index_store(v->db, v->dbid, v->index_key, v->key_gen, counter);
 
     if (r < 0)
         return terok_perr(err, r, "vault '%s': cannot update the entry index: %s", v->path,
@@ -315,9 +291,9 @@ int keys_check_gen(vault *v, terok_error *err)
 
 /* A new slot for source k during provisioning or rekey. 0 with *made set when a slot was made,
  * 0 without when the source has nothing to offer now (reason in *why), < 0 on a hard error. */
-static int slot_provision(vault *v, ks_kind k, const terok_secret *pass, const vdb_slot *old,
-                          bool have_other, const unsigned char *dek, int64_t gen, vdb_slot *out,
-                          bool *made, char **why)
+int keys_slot_provision(vault *v, ks_kind k, const terok_secret *pass, const vdb_slot *old,
+                        bool have_other, const unsigned char *dek, int64_t gen, vdb_slot *out,
+                        bool *made, char **why)
 {
     _cleanup_key_ unsigned char *kek = vc_key_new();
     _cleanup_free_ unsigned char *blob = NULL;
@@ -334,14 +310,14 @@ static int slot_provision(vault *v, ks_kind k, const terok_secret *pass, const v
         r = ks_creds_seal(&v->ks, kek, &blob, &blob_len, why);
         if (r < 0)
             return old ? r : 0; /* an existing slot we cannot renew is a hard error */
-        r = slot_make(v, k, kek, blob, blob_len, dek, gen, out);
+        r = keys_slot_make(v, k, kek, blob, blob_len, dek, gen, out);
         break;
     case KS_KEYRING:
         /* Only a live session key carries over; otherwise unlock fills it again later. */
         r = ks_keyring_read(&v->ks, kek, why);
         if (r < 0)
             return 0;
-        r = slot_make(v, k, kek, NULL, 0, dek, gen, out);
+        r = keys_slot_make(v, k, kek, NULL, 0, dek, gen, out);
         break;
     case KS_PASSPHRASE:
         if (!pass && !old && !v->ks.passphrase_argv) {
@@ -364,11 +340,11 @@ static int slot_provision(vault *v, ks_kind k, const terok_secret *pass, const v
             }
             memcpy(params, old->params, PW_PARAMS_LEN);
         } else {
-            r = passphrase_new(v, pass, params, kek, why);
+            r = keys_passphrase_new(v, pass, params, kek, why);
             if (r < 0)
                 return pass ? r : 0;
         }
-        r = slot_make(v, k, kek, params, PW_PARAMS_LEN, dek, gen, out);
+        r = keys_slot_make(v, k, kek, params, PW_PARAMS_LEN, dek, gen, out);
         break;
     case KS_KEY_FILE:
         /* The unattended default: only when it already held a slot or nothing else can. */
@@ -390,7 +366,7 @@ static int slot_provision(vault *v, ks_kind k, const terok_secret *pass, const v
         }
         if (r < 0)
             return r;
-        r = slot_make(v, k, kek, NULL, 0, dek, gen, out);
+        r = keys_slot_make(v, k, kek, NULL, 0, dek, gen, out);
         break;
     default:
         return -EINVAL;
@@ -417,10 +393,10 @@ static int provision(vault *v, const terok_secret *pass, terok_error *err)
         _cleanup_(free_charp) char *why = NULL;
         bool made;
 
-        r = slot_provision(v, k, k == KS_PASSPHRASE ? pass : NULL, NULL, n > 0, dek, 1, &slots[n],
-                           &made, &why);
+        r = keys_slot_provision(v, k, k == KS_PASSPHRASE ? pass : NULL, NULL, n > 0, dek, 1,
+                                &slots[n], &made, &why);
         if (r < 0) {
-            trail_add(&t, k, why);
+            keys_trail_add(&t, k, why);
             for (size_t j = 0; j < n; j++)
                 free(slots[j].params);
             return terok_perr(err, r == -ENOMEM ? r : -EACCES,
@@ -429,7 +405,7 @@ static int provision(vault *v, const terok_secret *pass, terok_error *err)
         if (made)
             n++;
         else if (k != KS_KEYRING)
-            trail_add(&t, k, why);
+            keys_trail_add(&t, k, why);
     }
     if (n == 0)
         return terok_perr(err, -EACCES,
@@ -459,7 +435,7 @@ static int provision(vault *v, const terok_secret *pass, terok_error *err)
         unsigned char ek[VC_KEY_BYTES], ik[VC_KEY_BYTES];
         r = vc_derive_subkeys(dek, ek, ik);
         if (r >= 0)
-            r = index_store(v->db, v->dbid, ik, 1, counter);
+            r = keys_index_store(v->db, v->dbid, ik, 1, counter);
         sodium_memzero(ek, sizeof ek);
         sodium_memzero(ik, sizeof ik);
     }
@@ -474,9 +450,12 @@ static int provision(vault *v, const terok_secret *pass, terok_error *err)
         vdb_rollback(v->db);
         goto out;
     }
-    r = keys_set(v, take_key(&dek), 1, slots[0].source[0] ? ks_from_name(slots[0].source) : -1);
-    if (r >= 0)
+    r = keys_set(v, take_key(&dek), 1, ks_from_name(slots[0].source));
+    if (r >= 0) {
+        terok_plog(TEROK_LOG_INFO, "vault '%s': created its key, %zu key slot(s), first %s%s%s",
+                   v->path, n, slots[0].source, t.len ? "; not used: " : "", t.buf);
         r = 1;
+    }
 out:
     for (size_t j = 0; j < n; j++)
         free(slots[j].params);
@@ -490,7 +469,7 @@ void keys_provision_quietly(vault *v)
     size_t n = 0;
     int64_t gen;
 
-    if (load_slots(v, &gen, &slots, &n, NULL) < 0)
+    if (keys_load_slots(v, &gen, &slots, &n, NULL) < 0)
         return;
     vdb_slots_free(slots, n);
     if (gen != 0)
@@ -502,7 +481,7 @@ void keys_provision_quietly(vault *v)
 
 /* --- unlock ------------------------------------------------------------------------------- */
 
-static int try_unlock(vault *v, const terok_secret *pass, bool pass_only, terok_error *err)
+int keys_try_unlock(vault *v, const terok_secret *pass, bool pass_only, terok_error *err)
 {
     vdb_slot *slots = NULL;
     size_t n = 0;
@@ -510,7 +489,7 @@ static int try_unlock(vault *v, const terok_secret *pass, bool pass_only, terok_
     trail t = {.len = 0};
     int r;
 
-    r = load_slots(v, &gen, &slots, &n, err);
+    r = keys_load_slots(v, &gen, &slots, &n, err);
     if (r < 0)
         return r;
     if (gen == 0) {
@@ -518,11 +497,11 @@ static int try_unlock(vault *v, const terok_secret *pass, bool pass_only, terok_
         r = provision(v, pass, err);
         if (r != 0)
             return r < 0 ? r : 0;
-        return try_unlock(v, pass, pass_only, err); /* provisioned by someone else */
+        return keys_try_unlock(v, pass, pass_only, err); /* provisioned by someone else */
     }
     for (size_t i = 0; i < v->chain_len; i++) {
         ks_kind k = v->chain[i];
-        const vdb_slot *s = slot_find(slots, n, k);
+        const vdb_slot *s = keys_slot_find(slots, n, k);
         _cleanup_(free_charp) char *why = NULL;
         _cleanup_key_ unsigned char *kek = vc_key_new(), *dek = vc_key_new();
 
@@ -533,16 +512,17 @@ static int try_unlock(vault *v, const terok_secret *pass, bool pass_only, terok_
             goto out;
         }
         if (!s) {
-            trail_add(&t, k,
-                      k == KS_KEYRING ? "no session key cached (run 'terok-sandbox vault unlock')"
-                                      : "no key slot for this source");
+            keys_trail_add(&t, k,
+                           k == KS_KEYRING
+                               ? "no session key cached (run 'terok-sandbox vault unlock')"
+                               : "no key slot for this source");
             continue;
         }
         r = slot_kek(v, k, s, pass, kek, &why);
         if (r == -ENOMEM)
             goto out;
         if (r < 0) {
-            trail_add(&t, k, why);
+            keys_trail_add(&t, k, why);
             continue;
         }
         r = vc_unwrap_dek(kek, v->dbid, gen, s->source, s->params, s->params_len, s->nonce,
@@ -552,7 +532,7 @@ static int try_unlock(vault *v, const terok_secret *pass, bool pass_only, terok_
                 r = terok_perr(err, -EACCES, "vault '%s': wrong passphrase", v->path);
                 goto out;
             }
-            trail_add(
+            keys_trail_add(
                 &t, k,
                 k == KS_PASSPHRASE
                     ? "wrong passphrase (from passphrase-command)"
@@ -562,7 +542,7 @@ static int try_unlock(vault *v, const terok_secret *pass, bool pass_only, terok_
         r = keys_set(v, take_key(&dek), gen, (int)k);
         goto out;
     }
-    if (pass_only && !slot_find(slots, n, KS_PASSPHRASE))
+    if (pass_only && !keys_slot_find(slots, n, KS_PASSPHRASE))
         r = terok_perr(err, -EACCES,
                        "vault '%s' has no passphrase slot — set one with change-passphrase",
                        v->path);
@@ -587,7 +567,7 @@ int keys_ensure(vault *v, terok_error *err)
     if (v->dek && gen == v->key_gen)
         return 0;
     keys_drop(v);
-    return try_unlock(v, NULL, false, err);
+    return keys_try_unlock(v, NULL, false, err);
 }
 
 /* After an unlock through another source: a fresh (or the still-live) session key in the user
@@ -612,7 +592,7 @@ static void keyring_cache(vault *v)
                    v->path, why ? why : strerror(-r));
         return;
     }
-    r = slot_make(v, KS_KEYRING, kek, NULL, 0, v->dek, v->key_gen, &s);
+    r = keys_slot_make(v, KS_KEYRING, kek, NULL, 0, v->dek, v->key_gen, &s);
     if (r >= 0)
         r = vdb_begin_write(v->db, NULL);
     if (r >= 0) {
@@ -642,7 +622,7 @@ int keys_unlock(vault *v, const terok_secret *pass, terok_error *err)
                           "key-sources",
                           v->path);
     keys_drop(v);
-    r = try_unlock(v, pass, pass != NULL, err);
+    r = keys_try_unlock(v, pass, pass != NULL, err);
     if (r < 0)
         return r;
     keyring_cache(v);
@@ -675,242 +655,11 @@ int keys_probe(vault *v, bool has[KS_MAX])
     int64_t gen;
     int r;
 
-    r = load_slots(v, &gen, &slots, &n, NULL);
+    r = keys_load_slots(v, &gen, &slots, &n, NULL);
     if (r < 0)
         return r;
     for (int k = 0; k < KS_MAX; k++)
-        has[k] = slot_find(slots, n, (ks_kind)k) != NULL;
+        has[k] = keys_slot_find(slots, n, (ks_kind)k) != NULL;
     vdb_slots_free(slots, n);
     return 0;
-}
-
-/* --- passphrase change and rekey ---------------------------------------------------------- */
-
-static int have_dek(vault *v, const terok_secret *old, terok_error *err)
-{
-    if (old) {
-        keys_drop(v);
-        return try_unlock(v, old, true, err);
-    }
-    return keys_ensure(v, err);
-}
-
-int keys_change_passphrase(vault *v, const terok_vault_ctl_rekey *arg, terok_error *err)
-{
-    _cleanup_key_ unsigned char *kek = vc_key_new();
-    _cleanup_(free_charp) char *why = NULL;
-    unsigned char params[PW_PARAMS_LEN];
-    vdb_slot s = {.params = NULL};
-    int r;
-
-    if (!arg->new_passphrase)
-        return terok_perr(err, -EINVAL, "vault: change-passphrase needs the new passphrase");
-    if (!vault_chain_has(v, KS_PASSPHRASE))
-        return terok_perr(err, -EINVAL,
-                          "vault '%s': 'passphrase' is not in key-sources; add it first", v->path);
-    if (!kek)
-        return -ENOMEM;
-    r = have_dek(v, arg->old_passphrase, err);
-    if (r < 0)
-        return r;
-    r = passphrase_new(v, arg->new_passphrase, params, kek, &why);
-    if (r < 0)
-        return terok_perr(err, r, "vault '%s': new passphrase: %s", v->path,
-                          why ? why : strerror(-r));
-    r = slot_make(v, KS_PASSPHRASE, kek, params, PW_PARAMS_LEN, v->dek, v->key_gen, &s);
-    if (r < 0)
-        return r;
-    r = vdb_begin_write(v->db, err);
-    if (r >= 0) {
-        r = keys_check_gen(v, err);
-        if (r >= 0) {
-            r = vdb_slot_put(v->db, &s);
-            if (r < 0)
-                r = terok_perr(err, r, "vault '%s': cannot store the passphrase slot: %s", v->path,
-                               sqlite3_errmsg(v->db));
-        }
-        fault_point("change-passphrase-commit", 0);
-        if (r >= 0)
-            r = vdb_commit(v->db, err);
-        if (r < 0)
-            vdb_rollback(v->db);
-    }
-    free(s.params);
-    if (r < 0)
-        return r;
-    fault_point("change-passphrase-committed", 0);
-    vdb_checkpoint(v->db); /* the old wrapped key leaves the WAL */
-    return 0;
-}
-
-typedef struct rows {
-    vdb_entry *v;
-    size_t n;
-} rows;
-
-static int rows_cb(void *ud, const vdb_entry *e)
-{
-    rows *rs = ud;
-    vdb_entry *nv = realloc(rs->v, (rs->n + 1) * sizeof *nv);
-
-    if (!nv)
-        return -ENOMEM;
-    rs->v = nv;
-    rs->v[rs->n++] = *e;
-    /* ownership moved: the caller's copy must not be freed */
-    *(vdb_entry *)e = (vdb_entry){0};
-    return 0;
-}
-
-static void rows_free(rows *rs)
-{
-    for (size_t i = 0; i < rs->n; i++)
-        vdb_entry_done(&rs->v[i]);
-    free(rs->v);
-    *rs = (rows){0};
-}
-
-/* Re-encrypt every row from the current keys to (ek, gen). In the caller's transaction. */
-static int reencrypt_rows(vault *v, const unsigned char *ek, int64_t gen, terok_error *err)
-{
-    rows rs = {0};
-    int r;
-
-    r = vdb_entry_foreach(v->db, true, rows_cb, &rs);
-    if (r < 0) {
-        rows_free(&rs);
-        return terok_perr(err, r, "vault '%s': cannot read entries: %s", v->path, strerror(-r));
-    }
-    for (size_t i = 0; i < rs.n && r >= 0; i++) {
-        vdb_entry *e = &rs.v[i];
-        vc_entry_header h = {e->name,       e->type,       e->metadata,
-                             e->created_at, e->updated_at, e->version};
-        unsigned char d_old[VC_MAC_BYTES], d_new[VC_MAC_BYTES];
-        size_t plen = e->ct_len - VC_TAG_BYTES;
-        unsigned char *plain = sodium_malloc(plen + 1), *ct = malloc(e->ct_len);
-
-        if (!plain || !ct) {
-            r = -ENOMEM;
-        } else {
-            vc_entry_digest(v->dbid, v->key_gen, &h, d_old);
-            r = vc_open_entry(v->entry_key, d_old, e->nonce, e->ct, e->ct_len, plain);
-            if (r < 0)
-                r = terok_perr(err, -EBADMSG,
-                               "vault '%s': entry '%s' failed its integrity check; rekey "
-                               "aborted, nothing changed",
-                               v->path, e->name);
-        }
-        if (r >= 0) {
-            vc_entry_digest(v->dbid, gen, &h, d_new);
-            vc_seal_entry(ek, d_new, plain, plen, e->nonce, ct);
-            free(e->ct);
-            e->ct = ct;
-            ct = NULL;
-            r = vdb_entry_put(v->db, e);
-            fault_point("rekey-row", (long)i);
-        }
-        if (plain)
-            sodium_free(plain);
-        free(ct);
-    }
-    rows_free(&rs);
-    return r;
-}
-
-int keys_rekey(vault *v, const terok_vault_ctl_rekey *arg, terok_error *err)
-{
-    _cleanup_key_ unsigned char *dek = vc_key_random(), *ek = vc_key_new(), *ik = vc_key_new();
-    vdb_slot *old = NULL, fresh[KS_MAX];
-    size_t n_old = 0, n = 0;
-    int64_t gen, counter;
-    trail t = {.len = 0};
-    int r;
-
-    if (!dek || !ek || !ik)
-        return -ENOMEM;
-    if (arg->new_passphrase && !vault_chain_has(v, KS_PASSPHRASE))
-        return terok_perr(err, -EINVAL,
-                          "vault '%s': 'passphrase' is not in key-sources; add it first", v->path);
-    r = have_dek(v, arg->old_passphrase, err);
-    if (r < 0)
-        return r;
-    r = load_slots(v, &gen, &old, &n_old, err);
-    if (r < 0)
-        return r;
-    gen = v->key_gen + 1;
-    r = vc_derive_subkeys(dek, ek, ik);
-
-    /* Gather the new slots first: helpers and Argon2id run outside the transaction. */
-    for (size_t i = 0; r >= 0 && i < v->chain_len; i++) {
-        ks_kind k = v->chain[i];
-        const vdb_slot *o = slot_find(old, n_old, k);
-        const terok_secret *pass = NULL;
-        _cleanup_(free_charp) char *why = NULL;
-        bool made;
-
-        if (k == KS_PASSPHRASE)
-            pass = arg->new_passphrase ? arg->new_passphrase : arg->old_passphrase;
-        if (k == KS_PASSPHRASE && o && !arg->new_passphrase && arg->old_passphrase)
-            o = NULL; /* the given old passphrase was verified by have_dek(): re-salt it */
-        r = slot_provision(v, k, pass, o, n > 0, dek, gen, &fresh[n], &made, &why);
-        if (r < 0) {
-            trail_add(&t, k, why);
-            r = terok_perr(err, r == -ENOMEM ? r : -EACCES,
-                           "vault '%s': rekey cannot renew an existing key slot (%s); nothing "
-                           "changed — pass the current passphrase or remove the source from "
-                           "key-sources",
-                           v->path, t.buf);
-            break;
-        }
-        if (made)
-            n++;
-    }
-    vdb_slots_free(old, n_old);
-    if (r >= 0 && n == 0)
-        r = terok_perr(err, -EACCES,
-                       "vault '%s': rekey would leave no key source able to open it; nothing "
-                       "changed",
-                       v->path);
-    if (r < 0)
-        goto out;
-
-    r = vdb_begin_write(v->db, err);
-    if (r < 0)
-        goto out;
-    r = keys_check_gen(v, err);
-    if (r >= 0)
-        r = index_verify(v, err);
-    if (r >= 0)
-        r = reencrypt_rows(v, ek, gen, err);
-    if (r >= 0) {
-        int q = vdb_meta_get_int(v->db, "counter", &counter);
-        if (q >= 0)
-            q = vdb_meta_set_int(v->db, "key_gen", gen);
-        if (q >= 0)
-            q = vdb_slots_clear(v->db);
-        for (size_t i = 0; q >= 0 && i < n; i++)
-            q = vdb_slot_put(v->db, &fresh[i]);
-        if (q >= 0)
-            q = index_store(v->db, v->dbid, ik, gen, counter);
-        if (q < 0)
-            r = terok_perr(err, q, "vault '%s': rekey failed: %s; nothing changed", v->path,
-                           sqlite3_errmsg(v->db));
-    }
-    fault_point("rekey-commit", 0);
-    if (r >= 0)
-        r = vdb_commit(v->db, err);
-    if (r < 0) {
-        vdb_rollback(v->db);
-        goto out;
-    }
-    fault_point("rekey-committed", 0);
-    vdb_checkpoint(v->db);
-    {
-        int by = v->opened_by;
-        r = keys_set(v, take_key(&dek), gen, by);
-    }
-out:
-    for (size_t i = 0; i < n; i++)
-        free(fresh[i].params);
-    return r;
 }

@@ -4,6 +4,7 @@
  * under a data key managed by vault-keys.c. Never prints, never exits, never logs a value, and
  * no error message carries secret material. */
 #include <json-c/json.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <time.h>
 
@@ -49,15 +50,16 @@ TEROK_PLUGIN_CONFIG_KEYS(
  * truncated. Names and types only; never used on a value. */
 static const char *quote(const char *s, char out[200])
 {
+    const unsigned char *p = (const unsigned char *)s;
     size_t o = 0;
 
-    for (const unsigned char *p = (const unsigned char *)s; *p && o < 180; p++) {
+    for (; *p && o < 180; p++) {
         if (*p >= 0x20 && *p < 0x7f && *p != '\\')
             out[o++] = (char)*p;
         else
             o += (size_t)snprintf(out + o, 200 - o, "\\x%02x", *p);
     }
-    if (strlen(s) > 60 && o >= 180)
+    if (*p)
         o += (size_t)snprintf(out + o, 200 - o, "...");
     out[o] = '\0';
     return out;
@@ -224,6 +226,7 @@ static void vault_free(vault *v)
     vdb_close(v->db);
     ks_config_done(&v->ks);
     free(v->path);
+    pthread_mutex_destroy(&v->mu);
     free(v);
 }
 
@@ -267,6 +270,14 @@ static int vs_open(terok_plugin *self, const terok_config_section *cfg, void **r
     if (!v)
         return -ENOMEM;
     v->opened_by = -1;
+    {
+        /* Recursive: list/status callbacks may call back into the same handle. */
+        pthread_mutexattr_t a;
+        pthread_mutexattr_init(&a);
+        pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+        pthread_mutex_init(&v->mu, &a);
+        pthread_mutexattr_destroy(&a);
+    }
     v->path = path ? strdup(path) : path_join(dir, "vault.db");
     if (!v->path)
         goto oom;
@@ -341,7 +352,7 @@ static void vs_close(void *state)
     vault_free(state);
 }
 
-static int vs_put(void *state, const char *name, const terok_secret *value, const char *type,
+static int do_put(void *state, const char *name, const terok_secret *value, const char *type,
                   const char *metadata, terok_error *err)
 {
     vault *v = state;
@@ -420,7 +431,7 @@ fail:
     return r;
 }
 
-static int vs_get(void *state, const char *name, terok_secret **ret_secret, terok_error *err)
+static int do_get(void *state, const char *name, terok_secret **ret_secret, terok_error *err)
 {
     vault *v = state;
     vdb_entry e = {0};
@@ -473,7 +484,7 @@ out:
     return r;
 }
 
-static int vs_remove(void *state, const char *name, terok_error *err)
+static int do_remove(void *state, const char *name, terok_error *err)
 {
     vault *v = state;
     int64_t counter;
@@ -535,7 +546,7 @@ static int list_collect(void *ud, const vdb_entry *e)
     return 0;
 }
 
-static int vs_list(void *state, terok_vault_entry_cb cb, void *userdata, terok_error *err)
+static int do_list(void *state, terok_vault_entry_cb cb, void *userdata, terok_error *err)
 {
     vault *v = state;
     list_rows l = {0};
@@ -575,7 +586,7 @@ static int vs_list(void *state, terok_vault_entry_cb cb, void *userdata, terok_e
 
 /* Status never unseals, never runs a helper: it reports what is in memory, else which source
  * would open the vault, judged from slots and cheap presence checks. */
-static int vs_status(void *state, terok_vault_status_cb cb, void *userdata, terok_error *err)
+static int do_status(void *state, terok_vault_status_cb cb, void *userdata, terok_error *err)
 {
     vault *v = state;
     bool has[KS_MAX] = {false}, present[KS_MAX] = {false};
@@ -659,21 +670,21 @@ static int vs_status(void *state, terok_vault_status_cb cb, void *userdata, tero
     return cb(userdata, &st);
 }
 
-static int vs_unlock(void *state, const terok_secret *passphrase, terok_error *err)
+static int do_unlock(void *state, const terok_secret *passphrase, terok_error *err)
 {
     if (!state)
         return terok_perr(err, -EINVAL, "vault: unlock needs a vault");
     return keys_unlock(state, passphrase, err);
 }
 
-static int vs_lock(void *state, terok_error *err)
+static int do_lock(void *state, terok_error *err)
 {
     if (!state)
         return terok_perr(err, -EINVAL, "vault: lock needs a vault");
     return keys_lock(state, err);
 }
 
-static int vs_ctl(void *state, uint32_t op, void *arg, terok_error *err)
+static int do_ctl(void *state, uint32_t op, void *arg, terok_error *err)
 {
     const terok_vault_ctl_rekey *rk = arg;
 
@@ -688,6 +699,90 @@ static int vs_ctl(void *state, uint32_t op, void *arg, terok_error *err)
     if (op == TEROK_VAULT_CTL_CHANGE_PASSPHRASE)
         return keys_change_passphrase(state, rk, err);
     return keys_rekey(state, rk, err);
+}
+
+/* One handle may be shared by a daemon's threads: each op holds the handle's mutex, so one
+ * op's SQLite transaction never interleaves with another's on the same connection. */
+#define LOCKED(v, call)                                                                            \
+    do {                                                                                           \
+        int r_;                                                                                    \
+        pthread_mutex_lock(&(v)->mu);                                                              \
+        r_ = (call);                                                                               \
+        pthread_mutex_unlock(&(v)->mu);                                                            \
+        return r_;                                                                                 \
+    } while (0)
+
+static int vs_put(void *state, const char *name, const terok_secret *value, const char *type,
+                  const char *metadata, terok_error *err)
+{
+    vault *v = state;
+
+    if (!v)
+        return terok_perr(err, -EINVAL, "vault: put needs a vault and a value");
+    LOCKED(v, do_put(v, name, value, type, metadata, err));
+}
+
+static int vs_get(void *state, const char *name, terok_secret **ret_secret, terok_error *err)
+{
+    vault *v = state;
+
+    if (!v)
+        return terok_perr(err, -EINVAL, "vault: get needs a vault and ret_secret");
+    LOCKED(v, do_get(v, name, ret_secret, err));
+}
+
+static int vs_remove(void *state, const char *name, terok_error *err)
+{
+    vault *v = state;
+
+    if (!v)
+        return terok_perr(err, -EINVAL, "vault: remove needs a vault");
+    LOCKED(v, do_remove(v, name, err));
+}
+
+static int vs_list(void *state, terok_vault_entry_cb cb, void *userdata, terok_error *err)
+{
+    vault *v = state;
+
+    if (!v)
+        return terok_perr(err, -EINVAL, "vault: list needs a vault and a callback");
+    LOCKED(v, do_list(v, cb, userdata, err));
+}
+
+static int vs_status(void *state, terok_vault_status_cb cb, void *userdata, terok_error *err)
+{
+    vault *v = state;
+
+    if (!v)
+        return terok_perr(err, -EINVAL, "vault: status needs a vault and a callback");
+    LOCKED(v, do_status(v, cb, userdata, err));
+}
+
+static int vs_unlock(void *state, const terok_secret *passphrase, terok_error *err)
+{
+    vault *v = state;
+
+    if (!v)
+        return terok_perr(err, -EINVAL, "vault: unlock needs a vault");
+    LOCKED(v, do_unlock(v, passphrase, err));
+}
+
+static int vs_lock(void *state, terok_error *err)
+{
+    vault *v = state;
+
+    if (!v)
+        return terok_perr(err, -EINVAL, "vault: lock needs a vault");
+    LOCKED(v, do_lock(v, err));
+}
+
+static int vs_ctl(void *state, uint32_t op, void *arg, terok_error *err)
+{
+    vault *v = state;
+
+    if (!v)
+        return terok_perr(err, -EINVAL, "vault: ctl needs a vault");
+    LOCKED(v, do_ctl(v, op, arg, err));
 }
 
 static const terok_vault_ops ops = {

@@ -3,6 +3,7 @@
  * (vault-keys.c). The data key and its subkeys live only in sodium_malloc() memory. */
 #pragma once
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -12,6 +13,7 @@
 #include "vault-keysource.h"
 
 typedef struct vault {
+    pthread_mutex_t mu; /* held by every op (vault-sqlite.c) */
     sqlite3 *db;
     char *path;
     ks_config ks;

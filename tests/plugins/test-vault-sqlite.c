@@ -354,6 +354,35 @@ Test(vault_sqlite, values_are_not_on_disk_in_clear)
     cr_assert_not(file_contains(db_path(), "PLAINTEXT-MUST-NOT-BE-ON-DISK"));
 }
 
+typedef struct reenter {
+    void *st;
+    int got;
+} reenter;
+
+static int reenter_cb(void *ud, const terok_vault_entry *e)
+{
+    reenter *r = ud;
+    terok_error err = TEROK_ERROR_INIT;
+    _cleanup_secret_ terok_secret *s = NULL;
+
+    terok_assert_ok(ops->get(r->st, e->name, &s, &err), &err);
+    r->got++;
+    return 0;
+}
+
+Test(vault_sqlite, list_callback_may_call_back_into_the_vault)
+{
+    terok_error err = TEROK_ERROR_INIT;
+    tcfg c = base_cfg("key-file");
+    reenter r = {.st = vopen(&c), .got = 0};
+
+    put(r.st, "one", "reenter-value-1", NULL, NULL);
+    put(r.st, "two", "reenter-value-2", NULL, NULL);
+    terok_assert_ok(ops->list(r.st, reenter_cb, &r, &err), &err);
+    cr_assert_eq(r.got, 2);
+    ops->close(r.st);
+}
+
 /* --- tampering ---------------------------------------------------------------------------- */
 
 static void *two_entries(tcfg *c)
@@ -544,7 +573,10 @@ Test(vault_sqlite, key_file_with_bad_mode_or_symlink_is_refused)
     test_write_file("fresh/vault.db.key",
                     "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n", 0640);
     st = vopen(&c);
-    expect_err(ops->put(st, "x", sec("v"), NULL, NULL, &err), &err, -EACCES, "mode 0640");
+    {
+        _cleanup_secret_ terok_secret *v = sec("v");
+        expect_err(ops->put(st, "x", v, NULL, NULL, &err), &err, -EACCES, "mode 0640");
+    }
     ops->close(st);
 }
 

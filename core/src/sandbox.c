@@ -234,6 +234,11 @@ int sandbox_create(sandbox *s, const run_request *req, sandbox_notes *notes, cha
     if (r < 0)
         goto out;
     r = runtime_image_inspect(&rt, req->image, image_cb, &img, err);
+    if (r == -ENOENT)
+        r = terok_error_set(err, -ENOENT,
+                            "image '%s' is not available to the '%s' runtime: pull or build it "
+                            "first",
+                            req->image, rt.plugin->name);
     if (r >= 0 && img.oom)
         r = terok_error_set(err, -ENOMEM, "out of memory");
     if (r < 0)

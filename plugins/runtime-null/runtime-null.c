@@ -528,8 +528,7 @@ static int null_wait(void *state, const char *ref, int64_t timeout_ms, int *ret_
             return 0;
         }
         if (null_now_ns() / 1000000 >= deadline)
-            return terok_perr(err, -ETIMEDOUT, "timed out after %lld ms waiting for '%s'",
-                              (long long)timeout_ms, ref);
+            return terok_perr(err, -ETIMEDOUT, "timed out after %lld ms", (long long)timeout_ms);
         null_sleep_ms(n->poll_ms);
     }
 }

@@ -91,6 +91,13 @@ static int migrate(store *s, terok_error *err)
     char sql[64];
     int r, v;
 
+    /* The common case, an up-to-date store, needs no write lock. */
+    r = read_user_version(s, &v, err);
+    if (r < 0)
+        return r;
+    if (v == STORE_SCHEMA_VERSION)
+        return 0;
+
     /* One writer at a time: a second process opening a fresh store waits here, then sees the
      * version the first one committed. */
     r = store_begin(s, err);

@@ -473,7 +473,20 @@ static composed_spec *compose(run_request *r, char **entry, char **cmd, sandbox_
     terok_assert_ok(spec_validate(r, pol, &err), &err);
     terok_assert_ok(spec_compose(r, r->name ? r->name : "gen", pol, entry, cmd, notes, &c, &err),
                     &err);
+    strv_free(entry);
+    strv_free(cmd);
     return c;
+}
+
+/* strv_join into a buffer that lives until the next call (no leak under ASan). */
+static const char *joined(char **l)
+{
+    static char buf[1024];
+    char *j = strv_join((const char *const *)l, " ");
+
+    snprintf(buf, sizeof buf, "%s", j ? j : "");
+    free(j);
+    return buf;
 }
 
 static json_object *jget(json_object *o, const char *path)
@@ -587,7 +600,7 @@ Test(spec, argv_composition)
     base(&r);
     r.command = sv("exit", "3");
     c = compose(&r, sv("/bin/null-init", NULL), sv("echo", "hello"), NULL, &pol);
-    cr_assert(eq(str, strv_join((const char *const *)c->argv, " "), "/bin/null-init exit 3"));
+    cr_assert(eq(str, (char *)joined(c->argv), "/bin/null-init exit 3"));
     composed_spec_free(c);
 
     /* an explicit entrypoint drops the image's Cmd */
@@ -671,7 +684,7 @@ Test(spec, gpu_selectors)
     terok_assert_ok(spec_gpu_devices("nvidia:0", &d, &err), &err);
     terok_assert_ok(spec_gpu_devices("amd", &d, &err), &err);
     terok_assert_ok(spec_gpu_devices("intel:1", &d, &err), &err);
-    cr_assert(eq(str, strv_join((const char *const *)d, " "),
+    cr_assert(eq(str, (char *)joined(d),
                  "nvidia.com/gpu=all nvidia.com/gpu=0 /dev/kfd /dev/dri /dev/dri/renderD129"));
     strv_free(d);
 }

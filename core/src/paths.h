@@ -26,3 +26,5 @@ void paths_done(paths *p);
 int mkdir_safe(const char *path, mode_t mode, terok_error *err);
 /* A container name is a single safe path component: [a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}. */
 bool container_name_is_valid(const char *name);
+/* paths_resolve() for a given uid (0 = the root layout); tests use it to check both layouts. */
+int paths_resolve_as(paths *p, uid_t uid, terok_error *err);

@@ -1,67 +1,634 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Placeholder: replaced by the real implementation. */
+/* sandbox.c: the container lifecycle (DESIGN §7): open config + registry, create (validate,
+ * compose, record, create through the runtime, roll back on failure), start/stop/rm/wait/exec/
+ * logs, and the store+runtime views behind ps and inspect. Only terok-managed containers are
+ * touched. Never prints. */
+#include <json-c/json.h>
+#include <stdio.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "error.h"
+#include "runtime.h"
 #include "sandbox.h"
-#include <errno.h>
-#include <stddef.h>
+#include "spec.h"
+#include "util/strv.h"
+
+/* ------------------------------------------------------------------ open/close */
+
 int sandbox_open(const char *config_file, sandbox **ret, terok_error *err)
 {
-    return -EOPNOTSUPP;
+    const config_problem *probs = NULL;
+    sandbox *s;
+    int r, n;
+
+    s = calloc(1, sizeof(*s));
+    if (!s)
+        return terok_error_set(err, -ENOMEM, "out of memory");
+    r = paths_resolve(&s->paths, err);
+    if (r < 0)
+        goto fail;
+    r = config_load(config_file, s->paths.system_config_dir, s->paths.user_config_dir, &s->config,
+                    err);
+    if (r < 0)
+        goto fail;
+    n = config_validate(s->config);
+    if (n < 0) {
+        r = terok_error_set(err, n, "cannot validate the configuration: %s", strerror(-n));
+        goto fail;
+    }
+    if (n > 0 && config_problems(s->config, &probs) > 0) {
+        const config_problem *p = &probs[0];
+        char more[96] = "";
+
+        if (n > 1)
+            snprintf(more, sizeof more, " (and %d more problem%s)", n - 1, n > 2 ? "s" : "");
+        if (p->file)
+            r = terok_error_set(err, -EBADMSG,
+                                "invalid configuration: %s:%u: %s%s — run 'terok-sandbox config "
+                                "check'",
+                                p->file, p->line, p->message, more);
+        else
+            r = terok_error_set(err, -EBADMSG,
+                                "invalid configuration: %s%s — run 'terok-sandbox config check'",
+                                p->message, more);
+        goto fail;
+    }
+    r = registry_new(s->config, &s->paths, &s->registry, err);
+    if (r < 0)
+        goto fail;
+    *ret = s;
+    return 0;
+fail:
+    sandbox_free(s);
+    return r;
 }
+
 sandbox *sandbox_free(sandbox *s)
 {
+    if (!s)
+        return NULL;
+    store_close(s->store);
+    registry_free(s->registry);
+    config_free(s->config);
+    paths_done(&s->paths);
+    free(s);
     return NULL;
 }
+
 int sandbox_store(sandbox *s, store **ret, terok_error *err)
 {
-    return -EOPNOTSUPP;
+    int r;
+
+    if (!s->store) {
+        r = store_open(s->paths.state_dir, &s->store, err);
+        if (r < 0)
+            return r;
+    }
+    *ret = s->store;
+    return 0;
 }
+
+const char *container_state_name(uint32_t state)
+{
+    static const char *const names[] = {
+        [TEROK_CONTAINER_UNKNOWN] = "unknown",   [TEROK_CONTAINER_CREATED] = "created",
+        [TEROK_CONTAINER_RUNNING] = "running",   [TEROK_CONTAINER_PAUSED] = "paused",
+        [TEROK_CONTAINER_STOPPED] = "stopped",   [TEROK_CONTAINER_EXITED] = "exited",
+        [TEROK_CONTAINER_REMOVING] = "removing",
+    };
+
+    return state < ELEMENTSOF(names) && names[state] ? names[state] : "unknown";
+}
+
+/* ------------------------------------------------------------------ requests and notes */
+
 void run_request_init(run_request *r)
 {
+    *r = (run_request){
+        .pids_limit = -1,
+        .memory_bytes = -1,
+        .cpu_millis = -1,
+        .read_only = -1,
+        .no_new_privs = -1,
+        .cap_drop_all = -1,
+        .default_seccomp = -1,
+    };
 }
+
 void run_request_done(run_request *r)
 {
+    if (!r)
+        return;
+    strv_free(r->command);
+    strv_free(r->entrypoint);
+    strv_free(r->env);
+    strv_free(r->labels);
+    strv_free(r->annotations);
+    strv_free(r->cap_add);
+    strv_free(r->devices);
+    strv_free(r->gpus);
+    for (size_t i = 0; i < r->n_volumes; i++) {
+        free(r->volumes[i].source);
+        free(r->volumes[i].target);
+    }
+    free(r->volumes);
+    run_request_init(r);
 }
+
 void sandbox_notes_done(sandbox_notes *n)
 {
+    if (!n)
+        return;
+    n->warnings = strv_free(n->warnings);
 }
+
+/* ------------------------------------------------------------------ create */
+
+typedef struct image_copy {
+    char **entrypoint;
+    char **cmd;
+    bool oom;
+} image_copy;
+
+static int image_cb(void *userdata, const terok_image_info *info)
+{
+    image_copy *ic = userdata;
+
+    ic->entrypoint = strv_copy(info->entrypoint);
+    ic->cmd = strv_copy(info->cmd);
+    ic->oom = !ic->entrypoint || !ic->cmd;
+    return 0;
+}
+
+static int generate_name(store *st, char **ret, terok_error *err)
+{
+    for (int attempt = 0; attempt < 16; attempt++) {
+        container_rec rec = {0};
+        uint32_t rnd;
+        char *name = NULL;
+
+        if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
+            return terok_error_set(err, negative_errno(), "getrandom: %s", strerror(errno));
+        if (asprintf(&name, "terok-%08x", rnd) < 0)
+            return terok_error_set(err, -ENOMEM, "out of memory");
+        if (store_container_get(st, name, &rec, NULL) == -ENOENT) {
+            *ret = name;
+            return 0;
+        }
+        container_rec_done(&rec);
+        free(name);
+    }
+    return terok_error_set(err, -EEXIST, "cannot find a free container name");
+}
+
+static int load_policy(sandbox *s, spec_policy *pol, terok_error *err)
+{
+    return spec_policy_load(s->config, pol, err);
+}
+
 int sandbox_create(sandbox *s, const run_request *req, sandbox_notes *notes, char **ret_name,
                    terok_error *err)
 {
-    return -EOPNOTSUPP;
+    _cleanup_(composed_spec_freep) composed_spec *cs = NULL;
+    _cleanup_free_ char *name = NULL, *id = NULL;
+    spec_policy pol = {0};
+    image_copy img = {0};
+    container_rec rec = {0};
+    store *st = NULL;
+    runtime rt;
+    int r;
+
+    if (!s || !req || !ret_name)
+        return terok_error_set(err, -EINVAL, "sandbox_create: missing argument");
+
+    /* 1. Everything checked before anything exists. */
+    r = load_policy(s, &pol, err);
+    if (r < 0)
+        return r;
+    r = spec_validate(req, &pol, err);
+    if (r < 0)
+        goto out;
+
+    /* 2. Name, image config and composed spec: still nothing written. */
+    r = sandbox_store(s, &st, err);
+    if (r < 0)
+        goto out;
+    if (req->name) {
+        name = strdup(req->name);
+        if (!name) {
+            r = terok_error_set(err, -ENOMEM, "out of memory");
+            goto out;
+        }
+        if (store_container_get(st, name, &rec, NULL) == 0) {
+            container_rec_done(&rec);
+            r = terok_error_set(err, -EEXIST, "container '%s' already exists", name);
+            goto out;
+        }
+    } else {
+        r = generate_name(st, &name, err);
+        if (r < 0)
+            goto out;
+    }
+    r = runtime_get(s->registry, 0, &rt, err);
+    if (r < 0)
+        goto out;
+    r = runtime_image_inspect(&rt, req->image, image_cb, &img, err);
+    if (r == -ENOENT)
+        r = terok_error_set(err, -ENOENT,
+                            "image '%s' is not available to the '%s' runtime: pull or build it "
+                            "first",
+                            req->image, rt.plugin->name);
+    if (r >= 0 && img.oom)
+        r = terok_error_set(err, -ENOMEM, "out of memory");
+    if (r < 0)
+        goto out;
+    r = spec_compose(req, name, &pol, img.entrypoint, img.cmd, notes, &cs, err);
+    if (r < 0)
+        goto out;
+
+    /* 3. Record first, so a concurrent create of the same name loses cleanly at the store. */
+    rec = (container_rec){
+        .name = name,
+        .image = (char *)req->image,
+        .runtime = rt.plugin->name,
+        .spec_json = cs->json,
+        .created_at = (int64_t)time(NULL),
+    };
+    r = store_container_add(st, &rec, err);
+    rec = (container_rec){0};
+    if (r < 0)
+        goto out;
+
+    /* 4. Create in the runtime; undo the record on any failure after this point. */
+    r = runtime_create(&rt, &cs->spec, &id, err);
+    if (r < 0) {
+        (void)store_container_remove(st, name, NULL);
+        goto out;
+    }
+    r = store_container_set_id(st, name, id, err);
+    if (r < 0) {
+        (void)runtime_remove(&rt, name, TEROK_REMOVE_FORCE | TEROK_REMOVE_VOLUMES, NULL);
+        (void)store_container_remove(st, name, NULL);
+        goto out;
+    }
+    *ret_name = name;
+    name = NULL;
+    r = 0;
+out:
+    strv_free(img.entrypoint);
+    strv_free(img.cmd);
+    spec_policy_done(&pol);
+    return r;
 }
+
+/* ------------------------------------------------------------------ by name */
+
+/* The store's record of a managed container; -ENOENT with a message when we do not manage it. */
+static int lookup(sandbox *s, const char *name, container_rec *ret, terok_error *err)
+{
+    store *st;
+    int r;
+
+    if (!s || isempty(name))
+        return terok_error_set(err, -EINVAL, "no container name given");
+    r = sandbox_store(s, &st, err);
+    if (r < 0)
+        return r;
+    r = store_container_get(st, name, ret, err);
+    if (r == -ENOENT)
+        return terok_error_set(err, -ENOENT, "no such container '%s'", name);
+    return r;
+}
+
+static int managed_runtime(sandbox *s, const char *name, container_rec *rec, runtime *rt,
+                           uint64_t caps, terok_error *err)
+{
+    int r = lookup(s, name, rec, err);
+
+    if (r < 0)
+        return r;
+    r = runtime_get(s->registry, caps, rt, err);
+    if (r < 0)
+        container_rec_done(rec);
+    return r;
+}
+
 int sandbox_start(sandbox *s, const char *name, terok_error *err)
 {
-    return -EOPNOTSUPP;
+    container_rec rec = {0};
+    runtime rt;
+    int r;
+
+    r = managed_runtime(s, name, &rec, &rt, 0, err);
+    if (r < 0)
+        return r;
+    container_rec_done(&rec);
+    return runtime_start(&rt, name, err);
 }
+
 int sandbox_stop(sandbox *s, const char *name, int64_t timeout_s, terok_error *err)
 {
-    return -EOPNOTSUPP;
+    container_rec rec = {0};
+    runtime rt;
+    int r;
+
+    r = managed_runtime(s, name, &rec, &rt, 0, err);
+    if (r < 0)
+        return r;
+    container_rec_done(&rec);
+    if (timeout_s < 0) {
+        spec_policy pol;
+        r = load_policy(s, &pol, err);
+        if (r < 0)
+            return r;
+        timeout_s = pol.stop_timeout_s;
+        spec_policy_done(&pol);
+    }
+    return runtime_stop(&rt, name, timeout_s, err);
 }
+
+typedef struct label_probe {
+    bool found, managed;
+} label_probe;
+
+static int label_probe_cb(void *userdata, const terok_container_info *info)
+{
+    label_probe *p = userdata;
+
+    p->found = true;
+    p->managed = strv_contains(info->labels, TEROK_LABEL_MANAGED "=1");
+    return 0;
+}
+
 int sandbox_remove(sandbox *s, const char *name, bool force, bool *ret_existed, terok_error *err)
 {
-    return -EOPNOTSUPP;
+    container_rec rec = {0};
+    label_probe probe = {0};
+    bool have_rec, in_runtime = true;
+    store *st;
+    runtime rt;
+    int r;
+
+    if (!s || isempty(name))
+        return terok_error_set(err, -EINVAL, "no container name given");
+    r = sandbox_store(s, &st, err);
+    if (r < 0)
+        return r;
+    r = store_container_get(st, name, &rec, err);
+    if (r < 0 && r != -ENOENT)
+        return r;
+    have_rec = r == 0;
+    container_rec_done(&rec);
+
+    r = runtime_get(s->registry, 0, &rt, err);
+    if (r < 0)
+        return r;
+    if (!have_rec) {
+        /* Not ours on record: remove it only if it carries our label (a leftover of a crash
+         * between runtime create and the store), never someone else's container. */
+        r = runtime_inspect(&rt, name, label_probe_cb, &probe, err);
+        if (r == -ENOENT || (r >= 0 && !probe.found)) {
+            terok_error_clear(err);
+            if (ret_existed)
+                *ret_existed = false;
+            return 0;
+        }
+        if (r < 0)
+            return r;
+        if (!probe.managed)
+            return terok_error_set(err, -EPERM,
+                                   "container '%s' is not managed by terok-sandbox; refusing "
+                                   "to remove it",
+                                   name);
+    }
+    r = runtime_remove(&rt, name, (force ? TEROK_REMOVE_FORCE : 0) | TEROK_REMOVE_VOLUMES, err);
+    if (r == -ENOENT) {
+        terok_error_clear(err);
+        in_runtime = false;
+    } else if (r < 0) {
+        return r;
+    }
+    if (have_rec) {
+        r = store_container_remove(st, name, err);
+        if (r < 0)
+            return r;
+    }
+    if (ret_existed)
+        *ret_existed = have_rec || in_runtime;
+    return 0;
 }
+
 int sandbox_wait(sandbox *s, const char *name, int64_t timeout_ms, int *ret_exit_code,
                  terok_error *err)
 {
-    return -EOPNOTSUPP;
+    container_rec rec = {0};
+    runtime rt;
+    int r;
+
+    r = managed_runtime(s, name, &rec, &rt, 0, err);
+    if (r < 0)
+        return r;
+    container_rec_done(&rec);
+    return runtime_wait(&rt, name, timeout_ms, ret_exit_code, err);
 }
+
 int sandbox_exec(sandbox *s, const char *name, const terok_exec_spec *spec, int *ret_exit_code,
                  terok_error *err)
 {
-    return -EOPNOTSUPP;
+    container_rec rec = {0};
+    runtime rt;
+    int r;
+
+    r = managed_runtime(s, name, &rec, &rt, TEROK_RUNTIME_CAP_EXEC, err);
+    if (r < 0)
+        return r;
+    container_rec_done(&rec);
+    return runtime_exec(&rt, name, spec, ret_exit_code, err);
 }
+
 int sandbox_logs(sandbox *s, const char *name, const terok_logs_opts *o, terok_output_cb cb,
                  void *userdata, terok_error *err)
 {
-    return -EOPNOTSUPP;
+    container_rec rec = {0};
+    runtime rt;
+    int r;
+
+    r = managed_runtime(s, name, &rec, &rt, TEROK_RUNTIME_CAP_LOGS, err);
+    if (r < 0)
+        return r;
+    container_rec_done(&rec);
+    return runtime_logs(&rt, name, o, cb, userdata, err);
 }
+
+/* ------------------------------------------------------------------ views */
+
+typedef struct rec_list {
+    container_rec *v;
+    size_t n;
+    bool *seen;
+} rec_list;
+
+static int collect_rec(void *userdata, const container_rec *r)
+{
+    rec_list *l = userdata;
+    container_rec *t = reallocarray(l->v, l->n + 1, sizeof(*t));
+
+    if (!t)
+        return -ENOMEM;
+    l->v = t;
+    t[l->n] = (container_rec){
+        .name = strdup(r->name),
+        .id = r->id ? strdup(r->id) : NULL,
+        .image = strdup(r->image),
+        .runtime = strdup(r->runtime),
+        .spec_json = strdup(r->spec_json),
+        .created_at = r->created_at,
+    };
+    l->n++;
+    if (!t[l->n - 1].name || !t[l->n - 1].image || !t[l->n - 1].runtime || !t[l->n - 1].spec_json)
+        return -ENOMEM;
+    return 0;
+}
+
+static void rec_list_done(rec_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        container_rec_done(&l->v[i]);
+    free(l->v);
+    free(l->seen);
+    *l = (rec_list){0};
+}
+
+typedef struct join {
+    rec_list *recs;
+    container_view_cb cb;
+    void *userdata;
+    int stopped;
+} join;
+
+static int join_cb(void *userdata, const terok_container_info *info)
+{
+    join *j = userdata;
+    container_view v = {.info = info};
+
+    for (size_t i = 0; i < j->recs->n; i++)
+        if (info->name && streq(j->recs->v[i].name, info->name)) {
+            v.rec = &j->recs->v[i];
+            j->recs->seen[i] = true;
+            break;
+        }
+    j->stopped = j->cb(j->userdata, &v);
+    return j->stopped;
+}
+
+static bool spec_removes_on_exit(const char *spec_json)
+{
+    json_object *o = json_tokener_parse(spec_json), *v;
+    bool b = false;
+
+    if (o && json_object_object_get_ex(o, "remove_on_exit", &v))
+        b = json_object_get_boolean(v);
+    json_object_put(o);
+    return b;
+}
+
 int sandbox_list(sandbox *s, bool all, container_view_cb cb, void *userdata, terok_error *err)
 {
-    return -EOPNOTSUPP;
+    static const char *const managed[] = {TEROK_LABEL_MANAGED "=1", NULL};
+    terok_list_filter f = {
+        .struct_size = sizeof f, .flags = all ? TEROK_LIST_ALL : 0, .labels = managed};
+    rec_list recs = {0};
+    join j = {.recs = &recs, .cb = cb, .userdata = userdata};
+    store *st;
+    runtime rt;
+    int r;
+
+    if (!s || !cb)
+        return terok_error_set(err, -EINVAL, "sandbox_list: missing argument");
+    r = sandbox_store(s, &st, err);
+    if (r < 0)
+        return r;
+    r = store_container_list(st, collect_rec, &recs, err);
+    if (r == -ENOMEM)
+        r = terok_error_set(err, r, "out of memory");
+    if (r >= 0 && !(recs.seen = calloc(recs.n + 1, sizeof(bool))))
+        r = terok_error_set(err, -ENOMEM, "out of memory");
+    if (r >= 0)
+        r = runtime_get(s->registry, 0, &rt, err);
+    if (r >= 0)
+        r = runtime_list(&rt, &f, join_cb, &j, err);
+    if (r < 0 || j.stopped || !all)
+        goto out;
+    /* Records the runtime no longer knows: an ephemeral container the runtime removed on exit
+     * is forgotten; anything else is shown, so the operator can see and rm it. */
+    for (size_t i = 0; i < recs.n; i++) {
+        if (recs.seen[i])
+            continue;
+        if (recs.v[i].id && spec_removes_on_exit(recs.v[i].spec_json)) {
+            (void)store_container_remove(st, recs.v[i].name, NULL);
+            continue;
+        }
+        container_view v = {.rec = &recs.v[i]};
+        if (cb(userdata, &v) != 0)
+            break;
+    }
+out:
+    rec_list_done(&recs);
+    return r < 0 ? r : 0;
 }
+
+typedef struct one {
+    const container_rec *rec;
+    container_view_cb cb;
+    void *userdata;
+    bool called, unmanaged;
+} one;
+
+static int one_cb(void *userdata, const terok_container_info *info)
+{
+    one *o = userdata;
+    container_view v = {.rec = o->rec, .info = info};
+
+    if (!o->rec && !strv_contains(info->labels, TEROK_LABEL_MANAGED "=1")) {
+        o->unmanaged = true;
+        return 0;
+    }
+    o->called = true;
+    return o->cb(o->userdata, &v);
+}
+
 int sandbox_inspect(sandbox *s, const char *name, container_view_cb cb, void *userdata,
                     terok_error *err)
 {
-    return -EOPNOTSUPP;
+    container_rec rec = {0};
+    one o = {.cb = cb, .userdata = userdata};
+    store *st;
+    runtime rt;
+    int r;
+
+    if (!s || isempty(name) || !cb)
+        return terok_error_set(err, -EINVAL, "sandbox_inspect: missing argument");
+    r = sandbox_store(s, &st, err);
+    if (r < 0)
+        return r;
+    r = store_container_get(st, name, &rec, err);
+    if (r < 0 && r != -ENOENT)
+        return r;
+    if (r == 0)
+        o.rec = &rec;
+    r = runtime_get(s->registry, 0, &rt, err);
+    if (r >= 0)
+        r = runtime_inspect(&rt, name, one_cb, &o, err);
+    if (r == -ENOENT && o.rec) {
+        /* Recorded but the runtime lost it: still show what we know. */
+        terok_error_clear(err);
+        container_view v = {.rec = o.rec};
+        r = cb(userdata, &v);
+        r = r < 0 ? r : 0;
+    } else if ((r == -ENOENT && !o.rec) || (r >= 0 && o.unmanaged)) {
+        r = terok_error_set(err, -ENOENT, "no such container '%s'", name);
+    }
+    container_rec_done(&rec);
+    return r < 0 ? r : 0;
 }

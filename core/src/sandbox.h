@@ -30,6 +30,8 @@ typedef struct sandbox {
 int sandbox_open(const char *config_file, sandbox **ret, terok_error *err);
 sandbox *sandbox_free(sandbox *s);
 int sandbox_store(sandbox *s, store **ret, terok_error *err);
+/* "created", "running", ... for TEROK_CONTAINER_* ("unknown" otherwise). */
+const char *container_state_name(uint32_t state);
 
 /* A volume from the command line: HOST:TARGET[:ro|rw][,z|Z]. */
 typedef struct volume_req {
@@ -39,7 +41,9 @@ typedef struct volume_req {
     uint32_t label; /* 0, TEROK_MOUNT_SHARED_LABEL, TEROK_MOUNT_PRIVATE_LABEL */
 } volume_req;
 
-/* Tristate for operator relaxations: -1 = config default, 0 = off (relaxed), 1 = on. */
+/* Tristate for operator relaxations: -1 = config default, 0 = off (relaxed), 1 = on.
+ * The const char * fields are borrowed; the arrays and volumes are owned and freed by
+ * run_request_done(). */
 typedef struct run_request {
     const char *name; /* NULL: generated */
     const char *image;

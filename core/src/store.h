@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "terok/error.h"
+#include "util/macro.h"
 
 typedef struct store store;
 
@@ -18,6 +19,7 @@ typedef struct store store;
  * from a newer schema than we know is refused with a message naming both versions. */
 int store_open(const char *state_dir, store **ret, terok_error *err);
 store *store_close(store *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(store, store_close)
 int store_schema_version(store *s);
 
 int store_begin(store *s, terok_error *err); /* BEGIN IMMEDIATE */
@@ -40,7 +42,7 @@ int store_container_add(store *s, const container_rec *r, terok_error *err);
 int store_container_set_id(store *s, const char *name, const char *id, terok_error *err);
 /* -ENOENT when absent (no message set: callers word it). */
 int store_container_get(store *s, const char *name, container_rec *ret, terok_error *err);
-/* Idempotent: 0 when absent. */
+/* Idempotent: 0 when absent, 1 when a row was removed. */
 int store_container_remove(store *s, const char *name, terok_error *err);
 typedef int (*store_container_cb)(void *userdata, const container_rec *r);
 int store_container_list(store *s, store_container_cb cb, void *userdata, terok_error *err);

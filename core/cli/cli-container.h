@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* cli-container.h: helpers shared by the container command files (cmd-run.c, cmd-container.c,
+ * cmd-ps.c): option-error reporting, warnings, output streaming. */
+#pragma once
+
+#include "cli.h"
+
+/* A usage error for a command whose own failures must not look like a container's exit status
+ * (run in the foreground, exec): exits 125 instead of 2 when passthrough is set. */
+int cli_usage_error_pt(cli *c, const char *cmd, bool passthrough, const char *fmt, ...)
+    _printf_(4, 5);
+/* The getopt error for the option that just failed (opterr = 0, optstring starting with ':'). */
+int cli_getopt_error(cli *c, const char *cmd, bool passthrough, int o, char **argv);
+
+/* Operator warnings collected while composing, printed loudly on stderr. */
+void cli_print_notes(const sandbox_notes *n);
+
+/* terok_output_cb writing stream 1 to stdout and 2 to stderr. */
+int cli_output_to_fds(void *userdata, int stream, const void *data, size_t len);

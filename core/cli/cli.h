@@ -75,3 +75,4 @@ int cmd_inspect(cli *c, int argc, char **argv);
 int cmd_wait(cli *c, int argc, char **argv);
 int cmd_config(cli *c, int argc, char **argv);
 int cmd_plugins(cli *c, int argc, char **argv);
+int cmd_vault(cli *c, int argc, char **argv);

@@ -24,6 +24,7 @@ static const cli_command commands[] = {
     {"wait", cmd_wait, "Wait for a container to exit and print its exit code"},
     {"config", cmd_config, "Check or show the configuration"},
     {"plugins", cmd_plugins, "List the plugins in the plugin directory"},
+    {"vault", cmd_vault, "Credentials, phantom tokens and the broker daemon"},
 };
 
 static void print_version(bool json)

@@ -16,8 +16,7 @@ struct store {
 };
 
 /* Forward migrations: migrations[i] takes the schema from version i to i + 1. Append only; a
- * released entry is never edited. Planned next: tokens (hashed), gate grants, shield decisions,
- * audit rows. */
+ * released entry is never edited. */
 static const char *const migrations[] = {
     /* 0 -> 1 */
     "CREATE TABLE containers ("
@@ -28,6 +27,33 @@ static const char *const migrations[] = {
     "  spec_json TEXT NOT NULL CHECK (json_valid(spec_json)),"
     "  created_at INTEGER NOT NULL"
     ");",
+    /* 1 -> 2: phantom and gate tokens (keyed hashes only, tokens.c) and the audit trail */
+    "CREATE TABLE tokens ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  hash BLOB NOT NULL UNIQUE,"
+    "  kind INTEGER NOT NULL,"
+    "  container TEXT NOT NULL,"
+    "  target TEXT NOT NULL,"
+    "  rights INTEGER NOT NULL DEFAULT 0,"
+    "  expires_at INTEGER NOT NULL DEFAULT 0,"
+    "  created_at INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX tokens_container ON tokens(container);"
+    "CREATE TABLE audit ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  at INTEGER NOT NULL,"
+    "  service TEXT NOT NULL,"
+    "  container TEXT NOT NULL,"
+    "  target TEXT,"
+    "  method TEXT,"
+    "  path TEXT,"
+    "  status INTEGER,"
+    "  outcome TEXT,"
+    "  bytes_in INTEGER,"
+    "  bytes_out INTEGER,"
+    "  duration_us INTEGER"
+    ");"
+    "CREATE INDEX audit_container ON audit(container, at);",
 };
 
 _Static_assert(ELEMENTSOF(migrations) == STORE_SCHEMA_VERSION,
@@ -210,6 +236,11 @@ store *store_close(store *s)
     free(s->path);
     free(s);
     return NULL;
+}
+
+struct sqlite3 *store_sqlite(store *s)
+{
+    return s->db;
 }
 
 int store_schema_version(store *s)

@@ -13,7 +13,7 @@
 
 typedef struct store store;
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 /* Opens (creating, 0600, O_NOFOLLOW semantics) <state_dir>/state.db and migrates it. A database
  * from a newer schema than we know is refused with a message naming both versions. */
@@ -21,6 +21,9 @@ int store_open(const char *state_dir, store **ret, terok_error *err);
 store *store_close(store *s);
 DEFINE_TRIVIAL_CLEANUP_FUNC(store, store_close)
 int store_schema_version(store *s);
+/* The connection, for modules that keep their own tables in the store (tokens, audit). Borrowed;
+ * use it from the thread that opened the store only. */
+struct sqlite3 *store_sqlite(store *s);
 
 int store_begin(store *s, terok_error *err); /* BEGIN IMMEDIATE */
 int store_commit(store *s, terok_error *err);

@@ -160,6 +160,17 @@ void cli_table_add(cli_table *t, ...)
     va_end(ap);
 }
 
+/* Columns on the terminal: UTF-8 continuation bytes take none. */
+static size_t display_width(const char *s)
+{
+    size_t n = 0;
+
+    for (; *s; s++)
+        if (((unsigned char)*s & 0xC0) != 0x80)
+            n++;
+    return n;
+}
+
 void cli_table_print(cli_table *t)
 {
     size_t n, rows, w[32] = {0};
@@ -169,14 +180,14 @@ void cli_table_print(cli_table *t)
     n = strv_length(t->cells);
     rows = t->ncols ? n / t->ncols : 0;
     for (size_t i = 0; i < n && t->ncols <= ELEMENTSOF(w); i++)
-        w[i % t->ncols] = MAX(w[i % t->ncols], strlen(t->cells[i]));
+        w[i % t->ncols] = MAX(w[i % t->ncols], display_width(t->cells[i]));
     for (size_t r = 0; r < rows; r++) {
         for (size_t col = 0; col < t->ncols; col++) {
             const char *s = t->cells[r * t->ncols + col];
             if (col + 1 == t->ncols)
                 printf("%s\n", s);
             else
-                printf("%-*s  ", (int)w[col], s);
+                printf("%s%*s  ", s, (int)(w[col] - display_width(s)), "");
         }
     }
     strv_free(t->cells);

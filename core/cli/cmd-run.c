@@ -71,6 +71,8 @@ enum {
     OPT_NO_CAP_DROP,
     OPT_NO_SECCOMP,
     OPT_NO_SHIELD,
+    OPT_ROUTE,
+    OPT_NO_ROUTES,
     OPT_JSON,
 };
 
@@ -119,6 +121,9 @@ static void help(const char *cmd)
            "      --no-cap-drop          keep the runtime's default capabilities\n"
            "      --no-seccomp           no seccomp filter\n"
            "      --no-shield            run without the egress shield, knowingly\n"
+           "      --route NAME           wire only this broker route (repeatable; default:\n"
+           "                             every [route.*] in the config)\n"
+           "      --no-routes            wire no broker route: no phantom tokens\n"
            "  -h, --help                 show this help\n");
 }
 
@@ -196,6 +201,8 @@ static int parse(cli *c, const char *cmd, int argc, char **argv, run_opts *o)
         {"no-cap-drop", no_argument, NULL, OPT_NO_CAP_DROP},
         {"no-seccomp", no_argument, NULL, OPT_NO_SECCOMP},
         {"no-shield", no_argument, NULL, OPT_NO_SHIELD},
+        {"route", required_argument, NULL, OPT_ROUTE},
+        {"no-routes", no_argument, NULL, OPT_NO_ROUTES},
         {"tty", no_argument, NULL, 't'},
         {"interactive", no_argument, NULL, 'i'},
         {"json", no_argument, NULL, OPT_JSON},
@@ -350,6 +357,13 @@ static int parse(cli *c, const char *cmd, int argc, char **argv, run_opts *o)
             break;
         case OPT_NO_SHIELD:
             r->no_shield = true;
+            break;
+        case OPT_ROUTE:
+            if (strv_extend(&r->routes, optarg) < 0)
+                return cli_failf(c, EXIT_PASSTHROUGH_FAIL, "out of memory");
+            break;
+        case OPT_NO_ROUTES:
+            r->no_routes = true;
             break;
         case 't':
             r->tty = true;

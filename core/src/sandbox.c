@@ -12,6 +12,7 @@
 #include "runtime.h"
 #include "sandbox.h"
 #include "spec.h"
+#include "wiring.h"
 #include "util/strv.h"
 
 /* ------------------------------------------------------------------ open/close */
@@ -28,6 +29,10 @@ int sandbox_open(const char *config_file, sandbox **ret, terok_error *err)
     r = paths_resolve(&s->paths, err);
     if (r < 0)
         goto fail;
+    if (config_file && !(s->config_file = strdup(config_file))) {
+        r = terok_error_set(err, -ENOMEM, "out of memory");
+        goto fail;
+    }
     r = config_load(config_file, s->paths.system_config_dir, s->paths.user_config_dir, &s->config,
                     err);
     if (r < 0)
@@ -37,8 +42,15 @@ int sandbox_open(const char *config_file, sandbox **ret, terok_error *err)
         r = terok_error_set(err, n, "cannot validate the configuration: %s", strerror(-n));
         goto fail;
     }
-    if (n > 0 && config_problems(s->config, &probs) > 0) {
+    size_t np = n > 0 ? config_problems(s->config, &probs) : 0;
+    if (np > 0) {
         const config_problem *p = &probs[0];
+        /* name the first error, not a warning that sorts before it */
+        for (size_t i = 0; i < np; i++)
+            if (!probs[i].warning) {
+                p = &probs[i];
+                break;
+            }
         char more[96] = "";
 
         if (n > 1)
@@ -72,6 +84,7 @@ sandbox *sandbox_free(sandbox *s)
     registry_free(s->registry);
     config_free(s->config);
     paths_done(&s->paths);
+    free(s->config_file);
     free(s);
     return NULL;
 }
@@ -128,6 +141,7 @@ void run_request_done(run_request *r)
     strv_free(r->cap_add);
     strv_free(r->devices);
     strv_free(r->gpus);
+    strv_free(r->routes);
     for (size_t i = 0; i < r->n_volumes; i++) {
         free(r->volumes[i].source);
         free(r->volumes[i].target);
@@ -195,6 +209,7 @@ int sandbox_create(sandbox *s, const run_request *req, sandbox_notes *notes, cha
     spec_policy pol = {0};
     image_copy img = {0};
     container_rec rec = {0};
+    wiring w = {0};
     store *st = NULL;
     runtime rt;
     int r;
@@ -260,15 +275,31 @@ int sandbox_create(sandbox *s, const run_request *req, sandbox_notes *notes, cha
     if (r < 0)
         goto out;
 
-    /* 4. Create in the runtime; undo the record on any failure after this point. */
+    /* 4. Wire it to the host services: runtime dir, phantom tokens, the broker's socket. */
+    r = wiring_setup(s, name, req->no_routes ? (char *[]){NULL} : req->routes, s->config_file, &w,
+                     err);
+    if (r < 0) {
+        (void)store_container_remove(st, name, NULL);
+        goto out;
+    }
+    r = spec_wire(cs, w.run_dir, w.env, err);
+    if (r < 0) {
+        wiring_rollback(s, name, &w);
+        (void)store_container_remove(st, name, NULL);
+        goto out;
+    }
+
+    /* 5. Create in the runtime; undo everything on any failure after this point. */
     r = runtime_create(&rt, &cs->spec, &id, err);
     if (r < 0) {
+        wiring_rollback(s, name, &w);
         (void)store_container_remove(st, name, NULL);
         goto out;
     }
     r = store_container_set_id(st, name, id, err);
     if (r < 0) {
         (void)runtime_remove(&rt, name, TEROK_REMOVE_FORCE | TEROK_REMOVE_VOLUMES, NULL);
+        wiring_rollback(s, name, &w);
         (void)store_container_remove(st, name, NULL);
         goto out;
     }
@@ -276,6 +307,7 @@ int sandbox_create(sandbox *s, const run_request *req, sandbox_notes *notes, cha
     name = NULL;
     r = 0;
 out:
+    wiring_done(&w);
     strv_free(img.entrypoint);
     strv_free(img.cmd);
     spec_policy_done(&pol);
@@ -409,6 +441,9 @@ int sandbox_remove(sandbox *s, const char *name, bool force, bool *ret_existed, 
     } else if (r < 0) {
         return r;
     }
+    r = wiring_teardown(s, name, err);
+    if (r < 0)
+        return r;
     if (have_rec) {
         r = store_container_remove(st, name, err);
         if (r < 0)

@@ -22,7 +22,8 @@ typedef struct sandbox {
     config *config;
     paths paths;
     registry *registry;
-    store *store; /* opened on first use */
+    store *store;      /* opened on first use */
+    char *config_file; /* --config as given (handed on to daemons the CLI starts), or NULL */
 } sandbox;
 
 /* config_file: --config, or NULL for $TEROK_SANDBOX_CONFIG or the chain. A config with problems
@@ -75,6 +76,8 @@ typedef struct run_request {
     bool tty;
     bool interactive;
     bool no_shield; /* the operator said so explicitly */
+    char **routes;  /* broker routes to wire (NULL: every configured route) */
+    bool no_routes; /* wire no broker route at all */
 } run_request;
 void run_request_init(run_request *r);
 void run_request_done(run_request *r);

@@ -266,8 +266,14 @@ static int compose_argv(composed_spec *c, const run_request *req, const spec_pol
     if (strv_isempty(entry) && strv_isempty(cmd))
         return terok_error_set(
             err, -EINVAL, "image '%s' has no Entrypoint or Cmd: give a command to run", req->image);
+    /* terok-init bridges the container's loopback ports to the service sockets that exist at
+     * start (it skips the others), so every image reaches them without socat. */
     if (pol->init_binary &&
-        (strv_extend(&c->argv, SPEC_INIT_PATH) < 0 || strv_extend(&c->argv, "--") < 0))
+        (strv_extend(&c->argv, SPEC_INIT_PATH) < 0 || strv_extend(&c->argv, "-b") < 0 ||
+         strv_extend(&c->argv, "9419=" SPEC_MANAGED_DIR "/vault.sock") < 0 ||
+         strv_extend(&c->argv, "-b") < 0 ||
+         strv_extend(&c->argv, "9418=" SPEC_MANAGED_DIR "/gate.sock") < 0 ||
+         strv_extend(&c->argv, "--") < 0))
         return -ENOMEM;
     if (strv_extend_strv(&c->argv, (const char *const *)entry) < 0 ||
         strv_extend_strv(&c->argv, (const char *const *)cmd) < 0)
@@ -578,4 +584,18 @@ int spec_compose(const run_request *req, const char *name, const spec_policy *po
     return 0;
 oom:
     return terok_error_set(err, -ENOMEM, "out of memory");
+}
+
+int spec_wire(composed_spec *c, const char *run_dir, char *const *env, terok_error *err)
+{
+    if (run_dir &&
+        add_mount(c, TEROK_MOUNT_BIND, TEROK_MOUNT_RO, run_dir, SPEC_MANAGED_DIR, NULL) < 0)
+        return terok_error_set(err, -ENOMEM, "out of memory");
+    if (strv_extend_strv(&c->env, (const char *const *)env) < 0)
+        return terok_error_set(err, -ENOMEM, "out of memory");
+    /* the arrays may have moved */
+    c->spec.env = (const char *const *)c->env;
+    c->spec.mounts = c->mounts;
+    c->spec.n_mounts = c->n_mounts;
+    return 0;
 }

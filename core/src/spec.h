@@ -71,6 +71,9 @@ int spec_compose(const run_request *req, const char *name, const spec_policy *po
                  char *const *image_entrypoint, char *const *image_cmd, sandbox_notes *notes,
                  composed_spec **ret, terok_error *err);
 composed_spec *composed_spec_free(composed_spec *c);
+/* After compose: bind run_dir read-only at SPEC_MANAGED_DIR and add env ("K=V"; never recorded
+ * in c->json, so phantom tokens stay out of the store and `inspect`). */
+int spec_wire(composed_spec *c, const char *run_dir, char *const *env, terok_error *err);
 DEFINE_TRIVIAL_CLEANUP_FUNC(composed_spec, composed_spec_free)
 
 /* Parsers shared with the CLI. "1.5" CPUs -> 1500 millis (at most 3 decimals). */

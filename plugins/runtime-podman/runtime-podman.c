@@ -2,6 +2,7 @@
 /* runtime-podman.c: the runtime ops over Podman's libpod REST API (one libcurl handle per
  * state). Containers, images and events; exec and copy_in live in their own files. The plugin
  * executes the spec the core composed and never weakens it; it never prints and never exits. */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <time.h>
@@ -31,6 +32,9 @@ TEROK_PLUGIN_CONFIG_KEYS(
 #define STOP_GRACE_S 15
 #define STOP_TEARDOWN_MS 60000
 
+/* curl_global_init/cleanup are only thread-safe in libcurl builds with CURL_VERSION_THREADSAFE */
+static pthread_mutex_t curl_global_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static const char *cfg_str(const terok_config_section *cfg, const char *key, const char *def)
 {
     const char *v = NULL;
@@ -57,7 +61,9 @@ static void pm_close(void *state)
         return;
     if (p->curl) {
         curl_easy_cleanup(p->curl);
+        pthread_mutex_lock(&curl_global_lock);
         curl_global_cleanup();
+        pthread_mutex_unlock(&curl_global_lock);
     }
     free(p->socket);
     free(p->configured);
@@ -76,14 +82,25 @@ static int pm_open(terok_plugin *self, const terok_config_section *cfg, void **r
     const char *state = h->state_dir(self), *run = h->runtime_dir(self);
     const char *sock = cfg_str(cfg, "socket", "auto"), *hooks = cfg_str(cfg, "hooks-dir", NULL);
     podman *p;
+    int r;
 
     if (!streq(sock, "auto") && !streq(sock, "private") && sock[0] != '/')
         return terok_perr(err, -EINVAL,
                           "socket '%s': expected 'auto', 'private' or an absolute path", sock);
     if (!(p = calloc(1, sizeof *p)))
         return terok_perr(err, -ENOMEM, "out of memory");
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || !(p->curl = curl_easy_init())) {
-        pm_close(p);
+    pthread_mutex_lock(&curl_global_lock);
+    r = curl_global_init(CURL_GLOBAL_DEFAULT);
+    pthread_mutex_unlock(&curl_global_lock);
+    if (r != CURLE_OK) {
+        free(p);
+        return terok_perr(err, -ENOMEM, "cannot initialise libcurl");
+    }
+    if (!(p->curl = curl_easy_init())) {
+        pthread_mutex_lock(&curl_global_lock);
+        curl_global_cleanup();
+        pthread_mutex_unlock(&curl_global_lock);
+        free(p);
         return terok_perr(err, -ENOMEM, "cannot initialise libcurl");
     }
     p->rootless = geteuid() != 0;

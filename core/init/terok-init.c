@@ -230,6 +230,17 @@ int main(int argc, char **argv)
     int i, sfd;
     pid_t child;
 
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    for (size_t k = 0; k < sizeof forwarded / sizeof *forwarded; k++)
+        sigaddset(&mask, forwarded[k]);
+    /* First thing: as PID 1 an unblocked signal without a handler is simply dropped; blocked
+     * ones are queued and read from the signalfd (a stop right after start must not be lost). */
+    if (sigprocmask(SIG_BLOCK, &mask, &old) < 0 ||
+        (sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
+        msg("signals: %s", strerror(errno));
+        return 1;
+    }
     for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
         if (strcmp(argv[i], "-b") == 0 && i + 1 < argc) {
             if (parse_bridge(argv[++i]) < 0)
@@ -243,16 +254,6 @@ int main(int argc, char **argv)
     if (i + 1 >= argc)
         return usage();
 
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGCHLD);
-    for (size_t k = 0; k < sizeof forwarded / sizeof *forwarded; k++)
-        sigaddset(&mask, forwarded[k]);
-    /* blocked signals are queued even for PID 1 (which ignores unhandled ones otherwise) */
-    if (sigprocmask(SIG_BLOCK, &mask, &old) < 0 ||
-        (sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) < 0) {
-        msg("signals: %s", strerror(errno));
-        return 1;
-    }
     signal(SIGPIPE, SIG_IGN);
     if (getpid() != 1 && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
         msg("cannot become a subreaper: %s", strerror(errno));

@@ -141,7 +141,7 @@ int podman_copy_in(podman *p, const char *ref, const char *host_path, const char
     _cleanup_free_ char *src = NULL, *srcdir = NULL, *srcname = NULL, *dst = NULL, *dstdir = NULL,
                         *dstname = NULL, *esc = NULL, *url = NULL, *rename = NULL,
                         *esc_rename = NULL, *tar_err = NULL;
-    _cleanup_close_ int rd = -EBADF, wr = -EBADF, errfd = -EBADF;
+    _cleanup_close_ int rd = -EBADF, wr = -EBADF, errfd = -EBADF, lock = -EBADF;
     _cleanup_response_ api_response rs = {0};
     api_request rq = API_REQUEST_INIT;
     struct stat st;
@@ -213,6 +213,7 @@ int podman_copy_in(podman *p, const char *ref, const char *host_path, const char
     closep(&wr);
     wr = -EBADF;
 
+    lock = mount_lock(p);
     rq.method = "PUT";
     rq.path = url;
     rq.upload_fd = rd;

@@ -87,7 +87,7 @@ int service_ping(podman *p, const char *sock, char **ret_version, terok_error *e
     return 0;
 }
 
-static int mkdir_p(const char *path, mode_t mode)
+int mkdir_p(const char *path, mode_t mode)
 {
     _cleanup_free_ char *p = strdup(path);
 
@@ -104,6 +104,25 @@ static int mkdir_p(const char *path, mode_t mode)
     if (mkdir(p, mode) < 0 && errno != EEXIST)
         return negative_errno();
     return 0;
+}
+
+int mount_lock(podman *p)
+{
+    _cleanup_free_ char *path = NULL;
+    int fd;
+
+    if (!p->private_dir || mkdir_p(p->private_dir, 0700) < 0 ||
+        asprintf(&path, "%s/mount.lock", p->private_dir) < 0)
+        return -EBADF;
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return -EBADF; /* best effort: never fail an operation for want of this lock */
+    while (flock(fd, LOCK_EX) < 0)
+        if (errno != EINTR) {
+            close(fd);
+            return -EBADF;
+        }
+    return fd;
 }
 
 static int use(podman *p, const char *sock, char *version, bool is_private)

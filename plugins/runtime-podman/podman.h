@@ -108,6 +108,14 @@ int service_connect(podman *p, terok_error *err);
 /* GET _ping on `sock` through the state's handle; fills *ret_version on success. */
 int service_ping(podman *p, const char *sock, char **ret_version, terok_error *err);
 
+/* Podman 4.3's service can deadlock its storage layer (c/storage mount locks) when several
+ * requests mount container storage at once in the one process (seen with 10 concurrent starts:
+ * every later call hung until the service was killed). Start, remove and copy_in hold this
+ * lock file (<runtime>/runtime-podman/mount.lock) among our clients; creates, waits and the rest
+ * stay concurrent. Returns an fd to close, or -EBADF (best effort, never an error). */
+int mount_lock(podman *p);
+int mkdir_p(const char *path, mode_t mode);
+
 /* ---- podman-spec.c ---- */
 
 /* Map a run spec onto libpod's create body (SpecGenerator JSON). */

@@ -187,12 +187,14 @@ static int pm_start(void *state, const char *ref, terok_error *err)
 {
     _cleanup_response_ api_response rs = {0};
     _cleanup_free_ char *path = NULL;
+    _cleanup_close_ int lock = -EBADF;
     int r;
 
     if (!ref_is_valid(ref))
         return bad_ref(ref, err);
     if (asprintf(&path, "/containers/%s/start", ref) < 0)
         return terok_perr(err, -ENOMEM, "out of memory");
+    lock = mount_lock(state);
     r = simple(state, "POST", path, 0, &rs, err);
     if (r == 204 || r == 304) /* 304: already running */
         return 0;
@@ -317,6 +319,7 @@ static int pm_remove(void *state, const char *ref, uint32_t flags, terok_error *
     podman *p = state;
     _cleanup_response_ api_response rs = {0}, ex = {0};
     _cleanup_free_ char *path = NULL, *exists = NULL;
+    _cleanup_close_ int lock = -EBADF;
     const char *msg = NULL;
     json_object *j = NULL;
     bool busy;
@@ -332,7 +335,10 @@ static int pm_remove(void *state, const char *ref, uint32_t flags, terok_error *
                  flags & TEROK_REMOVE_VOLUMES ? "&v=true" : "") < 0 ||
         asprintf(&exists, "/containers/%s/exists", ref) < 0)
         return terok_perr(err, -ENOMEM, "out of memory");
+    lock = mount_lock(p);
     r = simple(p, "DELETE", path, 0, &rs, err);
+    closep(&lock);
+    lock = -EBADF;
     if (r < 0)
         return r;
     j = api_json(&rs);

@@ -57,14 +57,40 @@ Test(podman, exit_code_passthrough)
     harness_free(id);
 }
 
+/* Until PID 1 has its signal mask, podman's SIGTERM would be dropped (PID 1 semantics). */
+static void wait_ready(const char *id)
+{
+    static const char *const argv[] = {"cat", "/proc/1/status", NULL};
+    it_output o = {0};
+    terok_exec_spec ex = {.struct_size = sizeof ex,
+                          .argv = argv,
+                          .stdin_fd = -1,
+                          .stdout_fd = -1,
+                          .stderr_fd = -1,
+                          .output = it_output_cb};
+    int code;
+
+    ex.userdata = &o;
+    for (int i = 0; i < 100; i++) {
+        memset(&o, 0, sizeof o);
+        IT_OK(ops->exec(st, id, &ex, &code, &err));
+        if (strstr(o.out, "SigBlk:\t0000000000000000") == NULL && strstr(o.out, "SigBlk:"))
+            return;
+        usleep(20000);
+    }
+    cr_assert_fail("PID 1 never blocked its signals");
+}
+
 Test(podman, stop_forwards_sigterm_143)
 {
     it_spec sp;
     terok_mount m;
     char *id = start_sleeper(&sp, "stop", &m);
     int code = -1;
-    int64_t t0 = now_ms();
+    int64_t t0;
 
+    wait_ready(id);
+    t0 = now_ms();
     IT_OK(ops->stop(st, id, 10, &err));
     cr_assert_lt(now_ms() - t0, 5000, "stop waited for the timeout: SIGTERM not forwarded?");
     IT_OK(ops->wait(st, id, 10000, &code, &err));
@@ -135,7 +161,8 @@ Test(podman, exec_captured)
 
 Test(podman, exec_tty_and_stdin)
 {
-    static const char *const tty_argv[] = {"sh", "-c", "tty; stty size; echo hi-tty", NULL};
+    static const char *const tty_argv[] = {"sh", "-c", "tty; sleep 0.3; stty size; echo hi-tty",
+                                           NULL};
     static const char *const cat_argv[] = {"sh", "-c", "cat; echo done", NULL};
     it_spec sp;
     terok_mount m;

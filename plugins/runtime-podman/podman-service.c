@@ -223,6 +223,61 @@ static void write_pidfile(podman *p, pid_t pid)
         terok_plog(TEROK_LOG_WARNING, "cannot write '%s': %s", path, strerror(errno));
 }
 
+/* The pid in our pidfile when it is still a `podman … system service … unix://<sock>`. */
+static pid_t recorded_service(podman *p, const char *sock)
+{
+    _cleanup_free_ char *pidfile = NULL, *proc = NULL, *listen = NULL;
+    _cleanup_close_ int fd = -EBADF;
+    char buf[4096];
+    ssize_t n;
+    long pid;
+
+    if (asprintf(&pidfile, "%s/podman.pid", p->private_dir) < 0 ||
+        asprintf(&listen, "unix://%s", sock) < 0)
+        return 0;
+    fd = open(pidfile, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0 || (n = read(fd, buf, sizeof buf - 1)) <= 0)
+        return 0;
+    buf[n] = 0;
+    pid = strtol(buf, NULL, 10);
+    closep(&fd);
+    if (pid <= 1 || pid > INT32_MAX || asprintf(&proc, "/proc/%ld/cmdline", pid) < 0)
+        return 0;
+    fd = open(proc, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || (n = read(fd, buf, sizeof buf - 1)) <= 0)
+        return 0;
+    buf[n] = 0;
+    for (ssize_t i = 0; i < n; i++) /* argv is NUL-separated */
+        if (!buf[i])
+            buf[i] = ' ';
+    return strstr(buf, " system service ") && strstr(buf, listen) ? (pid_t)pid : 0;
+}
+
+/* A service of ours that is alive but does not answer (a loaded machine, or wedged): give it
+ * more time, then end it, so that we never leave a second service beside it. */
+static void retire_unanswering(podman *p, const char *sock)
+{
+    pid_t pid = recorded_service(p, sock);
+
+    if (!pid)
+        return;
+    for (int i = 0; i < 10; i++) {
+        if (service_ping(p, sock, NULL, NULL) >= 0)
+            return;
+        nanosleep(&(struct timespec){0, 500 * 1000 * 1000}, NULL);
+    }
+    terok_plog(TEROK_LOG_WARNING,
+               "private podman service (pid %d) on '%s' does not answer; restarting it", (int)pid,
+               sock);
+    kill(pid, SIGTERM);
+    for (int i = 0; i < 40 && kill(pid, 0) == 0; i++) {
+        waitpid(pid, NULL, WNOHANG);
+        nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+    }
+    if (kill(pid, 0) == 0)
+        kill(pid, SIGKILL);
+}
+
 static int private_ensure(podman *p, terok_error *err)
 {
     _cleanup_free_ char *sock = NULL, *lock = NULL, *version = NULL;
@@ -248,6 +303,9 @@ static int private_ensure(podman *p, terok_error *err)
         if (errno != EINTR)
             return terok_perr(err, negative_errno(), "locking '%s': %s", lock, strerror(errno));
 
+    if (service_ping(p, sock, &version, NULL) >= 0)
+        return use(p, sock, TAKE_PTR(version), true);
+    retire_unanswering(p, sock);
     if (service_ping(p, sock, &version, NULL) >= 0)
         return use(p, sock, TAKE_PTR(version), true);
     if (unlink(sock) < 0 && errno != ENOENT)

@@ -1,0 +1,333 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* podman-exec.c: exec in a running container. The session is created with a normal call; it is
+ * started on a second, CONNECT_ONLY libcurl handle with a hand-written request carrying
+ * `Upgrade: tcp` (libpod answers 101 and the connection becomes the raw stream), then pumped
+ * with poll(): stdin_fd -> container, container -> output callback or fds (8-byte frames
+ * demultiplexed without a TTY, raw bytes with one). The exit code comes from …/exec/{id}/json. */
+#include <poll.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "podman.h"
+#include "util/strv.h"
+
+static inline void curl_cleanupp(CURL **c)
+{
+    if (*c)
+        curl_easy_cleanup(*c);
+}
+
+typedef struct pump {
+    const terok_exec_spec *spec;
+    demux dm;
+    bool tty;
+    int out_r; /* first output error */
+} pump;
+
+static int emit(void *userdata, int stream, const void *data, size_t len)
+{
+    pump *pu = userdata;
+    const terok_exec_spec *s = pu->spec;
+    int fd;
+
+    if (s->output)
+        return s->output(s->userdata, stream, data, len) ? -ECANCELED : 0;
+    fd = stream == 2 ? s->stderr_fd : s->stdout_fd;
+    if (fd < 0)
+        return 0;
+    if (write_all(fd, data, len) < 0 && !pu->out_r)
+        pu->out_r = negative_errno(); /* keep draining so the session can end */
+    return 0;
+}
+
+static int feed(pump *pu, const void *data, size_t len)
+{
+    return pu->tty ? emit(pu, 1, data, len) : demux_feed(&pu->dm, data, len);
+}
+
+static int send_all(CURL *c, curl_socket_t fd, const char *data, size_t len)
+{
+    while (len) {
+        size_t n = 0;
+        CURLcode cc = curl_easy_send(c, data, len, &n);
+
+        if (cc == CURLE_AGAIN) {
+            struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+            if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+                return negative_errno();
+            continue;
+        }
+        if (cc != CURLE_OK)
+            return -ECONNRESET;
+        data += n;
+        len -= n;
+    }
+    return 0;
+}
+
+/* Read the response head (and whatever stream bytes came with it) into *head. Returns the
+ * HTTP status and sets *body_off to the first byte after the blank line. */
+static int read_head(CURL *c, curl_socket_t fd, api_buf *head, size_t *body_off)
+{
+    for (;;) {
+        char buf[4096];
+        size_t n = 0;
+        CURLcode cc = curl_easy_recv(c, buf, sizeof buf, &n);
+        char *end;
+
+        if (cc == CURLE_AGAIN) {
+            struct pollfd pfd = {.fd = fd, .events = POLLIN};
+            if (poll(&pfd, 1, 30000) == 0)
+                return -ETIMEDOUT;
+            continue;
+        }
+        if (cc != CURLE_OK || n == 0)
+            return -ECONNRESET;
+        if (api_buf_append(head, buf, n) < 0)
+            return -ENOMEM;
+        end = strstr(head->data, "\r\n\r\n");
+        if (end) {
+            *body_off = (size_t)(end + 4 - head->data);
+            if (head->len < 12 || !strneq(head->data, "HTTP/1.", 7))
+                return -EPROTO;
+            return (int)strtol(head->data + 9, NULL, 10);
+        }
+        if (head->len > 65536)
+            return -EPROTO;
+    }
+}
+
+static int start_body(const terok_exec_spec *s, char **ret)
+{
+    bool tty = s->flags & TEROK_EXEC_TTY;
+
+    if (tty && s->tty_rows && s->tty_cols)
+        return asprintf(ret, "{\"Detach\":false,\"Tty\":true,\"h\":%u,\"w\":%u}",
+                        (unsigned)s->tty_rows, (unsigned)s->tty_cols) < 0
+                   ? -ENOMEM
+                   : 0;
+    return asprintf(ret, "{\"Detach\":false,\"Tty\":%s}", tty ? "true" : "false") < 0 ? -ENOMEM : 0;
+}
+
+/* Start exec session `id` and pump its stream until the container side closes. */
+static int attach(podman *p, const char *id, const terok_exec_spec *s, terok_error *err)
+{
+    _cleanup_(curl_cleanupp) CURL *c = curl_easy_init();
+    _cleanup_free_ char *body = NULL, *req = NULL;
+    api_buf head = {0};
+    pump pu = {.spec = s, .tty = s->flags & TEROK_EXEC_TTY};
+    bool interactive = (s->flags & TEROK_EXEC_INTERACTIVE) && s->stdin_fd >= 0, in_eof = false;
+    curl_socket_t fd = CURL_SOCKET_BAD;
+    size_t off = 0;
+    int status, r = 0;
+
+    pu.dm = (demux){.emit = emit, .userdata = &pu};
+    if (!c || start_body(s, &body) < 0 ||
+        asprintf(&req,
+                 "POST " PODMAN_API "/exec/%s/start HTTP/1.1\r\nHost: d\r\n"
+                 "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+                 "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n%s",
+                 id, strlen(body), body) < 0)
+        return terok_perr(err, -ENOMEM, "out of memory");
+    curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, p->socket);
+    curl_easy_setopt(c, CURLOPT_URL, "http://d/");
+    curl_easy_setopt(c, CURLOPT_CONNECT_ONLY, 1L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    if (curl_easy_perform(c) != CURLE_OK ||
+        curl_easy_getinfo(c, CURLINFO_ACTIVESOCKET, &fd) != CURLE_OK || fd == CURL_SOCKET_BAD)
+        return terok_perr(err, -ECONNREFUSED, "podman service at '%s' does not answer", p->socket);
+    if ((r = send_all(c, fd, req, strlen(req))) < 0)
+        goto lost;
+    status = read_head(c, fd, &head, &off);
+    if (status < 0) {
+        r = status;
+        goto lost;
+    }
+    if (status != 101 && status != 200) {
+        /* an error document follows (Content-Length); read it all for Podman's message */
+        const char *cl = strcasestr(head.data, "\r\nContent-Length:");
+        size_t want = cl ? (size_t)strtoul(cl + 17, NULL, 10) : 0;
+        api_response rs = {.status = status};
+
+        while (want && head.len - off < want && want < 65536) {
+            char buf[4096];
+            size_t got = 0;
+            struct pollfd pfd = {.fd = fd, .events = POLLIN};
+            CURLcode cc = curl_easy_recv(c, buf, sizeof buf, &got);
+
+            if (cc == CURLE_AGAIN && poll(&pfd, 1, 2000) > 0)
+                continue;
+            if (cc != CURLE_OK || got == 0 || api_buf_append(&head, buf, got) < 0)
+                break;
+        }
+        rs.body.data = head.data + off;
+        rs.body.len = head.len - off;
+        r = api_error(&rs, err, "starting exec session");
+        api_buf_free(&head);
+        return r;
+    }
+    if (head.len > off)
+        r = feed(&pu, head.data + off, head.len - off);
+    api_buf_free(&head);
+
+    while (r == 0) {
+        struct pollfd pfd[2] = {{.fd = fd, .events = POLLIN},
+                                {.fd = s->stdin_fd, .events = POLLIN}};
+        nfds_t n = interactive && !in_eof ? 2 : 1;
+        char buf[16384];
+
+        if (poll(pfd, n, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            r = negative_errno();
+            break;
+        }
+        if (pfd[0].revents) {
+            size_t got = 0;
+            CURLcode cc = curl_easy_recv(c, buf, sizeof buf, &got);
+            if (cc == CURLE_AGAIN)
+                continue;
+            if (cc != CURLE_OK) {
+                r = -ECONNRESET;
+                goto lost;
+            }
+            if (got == 0)
+                break; /* the session ended */
+            r = feed(&pu, buf, got);
+        }
+        if (n == 2 && pfd[1].revents) {
+            ssize_t got = read(s->stdin_fd, buf, sizeof buf);
+            if (got < 0 && (errno == EINTR || errno == EAGAIN))
+                continue;
+            if (got <= 0) {
+                /* stdin ended: half-close so the process sees EOF on its stdin */
+                in_eof = true;
+                shutdown(fd, SHUT_WR);
+                continue;
+            }
+            if ((r = send_all(c, fd, buf, (size_t)got)) < 0)
+                goto lost;
+        }
+    }
+    if (r == -ECANCELED)
+        return terok_perr(err, r, "exec output consumer stopped reading");
+    if (r < 0)
+        return terok_perr(err, r, "exec stream: %s", strerror(-r));
+    if (pu.out_r < 0)
+        return terok_perr(err, pu.out_r, "writing exec output: %s", strerror(-pu.out_r));
+    return 0;
+lost:
+    api_buf_free(&head);
+    p->broken = true;
+    return terok_perr(err, r, "podman service at '%s' stopped answering during exec: %s", p->socket,
+                      strerror(-r));
+}
+
+static int exit_code(podman *p, const char *id, int *ret, terok_error *err)
+{
+    _cleanup_free_ char *path = NULL;
+
+    if (asprintf(&path, "/exec/%s/json", id) < 0)
+        return terok_perr(err, -ENOMEM, "out of memory");
+    /* the stream can close a moment before the exit code is recorded */
+    for (int tries = 0; tries < 500; tries++) {
+        _cleanup_response_ api_response rs = {0};
+        api_request rq = API_REQUEST_INIT;
+        json_object *j, *v = NULL, *running = NULL;
+        int r;
+
+        rq.method = "GET";
+        rq.path = path;
+        if ((r = api_call(p, &rq, &rs, err)) < 0)
+            return r;
+        if (rs.status != 200)
+            return api_error(&rs, err, "reading exec session %.12s", id);
+        if (!(j = api_json(&rs)))
+            return terok_perr(err, -EPROTO, "exec session %.12s: unreadable answer", id);
+        json_object_object_get_ex(j, "Running", &running);
+        if (!running || !json_object_get_boolean(running)) {
+            json_object_object_get_ex(j, "ExitCode", &v);
+            *ret = v ? json_object_get_int(v) : -1;
+            json_object_put(j);
+            return 0;
+        }
+        json_object_put(j);
+        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+    }
+    return terok_perr(err, -ETIMEDOUT, "exec session %.12s still running after its stream ended",
+                      id);
+}
+
+int podman_exec(podman *p, const char *ref, const terok_exec_spec *s, int *ret_exit_code,
+                terok_error *err)
+{
+    _cleanup_response_ api_response rs = {0};
+    _cleanup_free_ char *path = NULL, *id = NULL;
+    json_object *o = NULL, *j = NULL;
+    api_request rq = API_REQUEST_INIT;
+    bool tty, interactive;
+    int r, code = -1;
+
+    if ((r = check_struct(s, s ? s->struct_size : 0, sizeof *s, "exec spec", err)) < 0)
+        return r;
+    if (!s->argv || !s->argv[0])
+        return terok_perr(err, -EINVAL, "exec: empty command");
+    if (s->flags & ~(uint32_t)(TEROK_EXEC_TTY | TEROK_EXEC_INTERACTIVE))
+        return terok_perr(err, -EOPNOTSUPP, "exec: unknown flags 0x%x", s->flags);
+    tty = s->flags & TEROK_EXEC_TTY;
+    interactive = (s->flags & TEROK_EXEC_INTERACTIVE) && s->stdin_fd >= 0;
+
+    o = json_object_new_object();
+    if (!o)
+        return terok_perr(err, -ENOMEM, "out of memory");
+    {
+        json_object *cmd = json_object_new_array(), *env = json_object_new_array();
+        for (const char *const *a = s->argv; cmd && *a; a++)
+            json_object_array_add(cmd, json_object_new_string(*a));
+        for (const char *const *e = s->env; env && e && *e; e++) {
+            if (!strchr(*e, '=')) {
+                json_object_put(cmd);
+                json_object_put(env);
+                json_object_put(o);
+                return terok_perr(err, -EINVAL, "exec environment entry '%s' is not KEY=VALUE", *e);
+            }
+            json_object_array_add(env, json_object_new_string(*e));
+        }
+        json_object_object_add(o, "Cmd", cmd);
+        json_object_object_add(o, "Env", env);
+        json_object_object_add(o, "AttachStdin", json_object_new_boolean(interactive));
+        json_object_object_add(o, "AttachStdout", json_object_new_boolean(1));
+        json_object_object_add(o, "AttachStderr", json_object_new_boolean(1));
+        json_object_object_add(o, "Tty", json_object_new_boolean(tty));
+        if (s->user)
+            json_object_object_add(o, "User", json_object_new_string(s->user));
+        if (s->workdir)
+            json_object_object_add(o, "WorkingDir", json_object_new_string(s->workdir));
+    }
+    if (asprintf(&path, "/containers/%s/exec", ref) < 0) {
+        json_object_put(o);
+        return terok_perr(err, -ENOMEM, "out of memory");
+    }
+    rq.method = "POST";
+    rq.path = path;
+    rq.json = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+    r = api_call(p, &rq, &rs, err);
+    json_object_put(o);
+    if (r < 0)
+        return r;
+    if (rs.status != 201)
+        return api_error(&rs, err, "exec in container '%s'", ref);
+    j = api_json(&rs);
+    id = json_str(j, "Id") ? strdup(json_str(j, "Id")) : NULL;
+    json_object_put(j);
+    if (!id || !ref_is_valid(id))
+        return terok_perr(err, -EPROTO, "exec in container '%s': no session id in the answer", ref);
+    if ((r = attach(p, id, s, err)) < 0)
+        return r;
+    if ((r = exit_code(p, id, &code, err)) < 0)
+        return r;
+    *ret_exit_code = code;
+    return 0;
+}

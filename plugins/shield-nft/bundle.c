@@ -44,8 +44,7 @@ static int openat2_(int dirfd, const char *path, uint64_t flags, uint64_t mode, 
 
 #define RESOLVE_STRICT (RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
 
-static int check_owner_mode(int fd, const char *what, const char *path, bool dir,
-                            terok_error *err)
+static int check_owner_mode(int fd, const char *what, const char *path, bool dir, terok_error *err)
 {
     struct stat st;
 
@@ -63,19 +62,17 @@ static int check_owner_mode(int fd, const char *what, const char *path, bool dir
     return 0;
 }
 
-static int mkdir_open(int parent, const char *name, const char *shown, int *ret,
-                      terok_error *err)
+static int mkdir_open(int parent, const char *name, const char *shown, int *ret, terok_error *err)
 {
     int fd;
 
     if (mkdirat(parent, name, 0700) < 0 && errno != EEXIST)
-        return terok_perr(err, negative_errno(), "cannot create '%s': %s", shown,
-                          strerror(errno));
+        return terok_perr(err, negative_errno(), "cannot create '%s': %s", shown, strerror(errno));
     fd = openat2_(parent, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0,
                   RESOLVE_STRICT | RESOLVE_BENEATH);
     if (fd < 0)
-        return terok_perr(err, negative_errno(), "cannot open '%s': %s%s", shown,
-                          strerror(errno), errno == ELOOP ? " (a symlink?)" : "");
+        return terok_perr(err, negative_errno(), "cannot open '%s': %s%s", shown, strerror(errno),
+                          errno == ELOOP ? " (a symlink?)" : "");
     *ret = fd;
     return 0;
 }
@@ -88,8 +85,7 @@ int bundle_dir_create(const char *state_dir, const char *name, int *ret_dirfd, c
     int r;
 
     if (isempty(state_dir) || state_dir[0] != '/')
-        return terok_perr(err, -EINVAL, "state dir '%s' is not an absolute path",
-                          Q(state_dir));
+        return terok_perr(err, -EINVAL, "state dir '%s' is not an absolute path", Q(state_dir));
     if (!container_name_valid(name))
         return terok_perr(err, -EINVAL, "container name '%s' is invalid", Q(name));
     if (asprintf(&path, "%s/containers/%s/shield", state_dir, name) < 0)
@@ -99,7 +95,8 @@ int bundle_dir_create(const char *state_dir, const char *name, int *ret_dirfd, c
     if (mkdir(state_dir, 0700) < 0 && errno != EEXIST)
         return terok_perr(err, negative_errno(), "cannot create '%s': %s", state_dir,
                           strerror(errno));
-    base = openat2_(AT_FDCWD, state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, RESOLVE_NO_MAGICLINKS);
+    base =
+        openat2_(AT_FDCWD, state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, RESOLVE_NO_MAGICLINKS);
     if (base < 0)
         return terok_perr(err, negative_errno(), "cannot open '%s': %s", state_dir,
                           strerror(errno));
@@ -137,8 +134,7 @@ int bundle_lock(int dirfd, terok_error *err)
 {
     while (flock(dirfd, LOCK_EX) < 0)
         if (errno != EINTR)
-            return terok_perr(err, negative_errno(), "cannot lock the bundle: %s",
-                              strerror(errno));
+            return terok_perr(err, negative_errno(), "cannot lock the bundle: %s", strerror(errno));
     return 0;
 }
 
@@ -147,11 +143,10 @@ static int read_file(int dirfd, const char *name, char **ret, terok_error *err)
     _cleanup_close_ int fd = -EBADF;
     int r;
 
-    fd = openat2_(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY, 0,
-                  RESOLVE_STRICT | RESOLVE_BENEATH);
+    fd =
+        openat2_(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY, 0, RESOLVE_STRICT | RESOLVE_BENEATH);
     if (fd < 0)
-        return terok_perr(err, negative_errno(), "cannot open '%s': %s", name,
-                          strerror(errno));
+        return terok_perr(err, negative_errno(), "cannot open '%s': %s", name, strerror(errno));
     if ((r = check_owner_mode(fd, "bundle file", name, false, err)) < 0)
         return r;
     r = read_fd_all(fd, BUNDLE_MAX_BYTES, ret, NULL);
@@ -161,8 +156,7 @@ static int read_file(int dirfd, const char *name, char **ret, terok_error *err)
     return 0;
 }
 
-static int write_file(int dirfd, const char *name, const char *data, size_t len,
-                      terok_error *err)
+static int write_file(int dirfd, const char *name, const char *data, size_t len, terok_error *err)
 {
     char tmp[64];
     _cleanup_close_ int fd = -EBADF;
@@ -299,8 +293,7 @@ static int read_dns(shield_policy *p, json_object *root, terok_error *err)
             !(dv = get(e, "domain", json_type_string)) ||
             !(tv = get(e, "tier", json_type_string)) ||
             (tier = tier_from_name(json_object_get_string(tv))) < 0 ||
-            !(av = get(e, "addr", json_type_string)) ||
-            get_int(e, "port", 0, 65535, &port) < 0 ||
+            !(av = get(e, "addr", json_type_string)) || get_int(e, "port", 0, 65535, &port) < 0 ||
             get_int(e, "expires_ms", 1, INT64_MAX, &exp) < 0)
             return bad_field(err, "dns");
         /* The domain and the address go through the same parser as any target. */
@@ -369,8 +362,7 @@ int bundle_read(int dirfd, shield_policy **ret_policy, char ***ret_ruleset, tero
     if ((v = get(root, "resolver", json_type_string))) {
         if ((r = target_parse(json_object_get_string(v), &p->resolver, err)) < 0)
             return err_prefix(err, "bundle: resolver");
-        if ((p->resolver.kind != TARGET_IP4 && p->resolver.kind != TARGET_IP6) ||
-            p->resolver.port)
+        if ((p->resolver.kind != TARGET_IP4 && p->resolver.kind != TARGET_IP6) || p->resolver.port)
             return bad_field(err, "resolver");
         p->has_resolver = true;
     }
@@ -506,7 +498,8 @@ int bundle_write(int dirfd, const shield_policy *p, const char *const *ruleset, 
 
     if ((r = policy_to_json(p, ruleset, &root)) < 0)
         return terok_perr(err, r, "out of memory");
-    s = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    s = json_object_to_json_string_ext(root,
+                                       JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
     if (!s)
         return terok_perr(err, -ENOMEM, "out of memory");
     return write_file(dirfd, BUNDLE_FILE, s, strlen(s), err);
@@ -536,9 +529,9 @@ int bundle_runtime_read(int dirfd, bundle_runtime *ret, terok_error *err)
 int bundle_runtime_write(int dirfd, const bundle_runtime *rt, terok_error *err)
 {
     char buf[160];
-    int n = snprintf(buf, sizeof buf, "{\"pid\":%lld,\"starttime\":%llu,\"applied_ms\":%lld}\n",
-                     (long long)rt->pid, (unsigned long long)rt->starttime,
-                     (long long)rt->applied_ms);
+    int n =
+        snprintf(buf, sizeof buf, "{\"pid\":%lld,\"starttime\":%llu,\"applied_ms\":%lld}\n",
+                 (long long)rt->pid, (unsigned long long)rt->starttime, (long long)rt->applied_ms);
 
     return write_file(dirfd, RUNTIME_FILE, buf, (size_t)n, err);
 }

@@ -64,8 +64,7 @@ bool dns_addr_is_internal(bool v6, const struct in6_addr *a)
 
     if (!v6)
         return b[0] == 0 || b[0] == 10 || b[0] == 127 || (b[0] == 169 && b[1] == 254) ||
-               (b[0] == 172 && (b[1] & 0xf0) == 16) || (b[0] == 192 && b[1] == 168) ||
-               b[0] >= 224;
+               (b[0] == 172 && (b[1] & 0xf0) == 16) || (b[0] == 192 && b[1] == 168) || b[0] >= 224;
     return IN6_IS_ADDR_UNSPECIFIED(a) || IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_LINKLOCAL(a) ||
            IN6_IS_ADDR_MULTICAST(a) || (b[0] & 0xfe) == 0xfc || IN6_IS_ADDR_V4MAPPED(a);
 }
@@ -128,8 +127,8 @@ static int query(res_state st, const char *domain, int type, dns_answer *ret, si
     return 0;
 }
 
-int dns_resolve(const char *server, const char *domain, dns_answer *ret, size_t *ret_n,
-                char *why, size_t why_len)
+int dns_resolve(const char *server, const char *domain, dns_answer *ret, size_t *ret_n, char *why,
+                size_t why_len)
 {
     struct __res_state st;
     size_t n = 0;

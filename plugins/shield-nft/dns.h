@@ -23,8 +23,8 @@ int dns_server_valid(const char *server, terok_error *err);
 /* Resolve domain (already validated) to at most DNS_MAX_ADDRS addresses. 0 answers is not an
  * error (NXDOMAIN, no data); a resolver that does not answer is -EAGAIN. On failure `why`
  * holds the reason (DNS failures are often only worth a warning, so no terok_error here). */
-int dns_resolve(const char *server, const char *domain, dns_answer *ret, size_t *ret_n,
-                char *why, size_t why_len);
+int dns_resolve(const char *server, const char *domain, dns_answer *ret, size_t *ret_n, char *why,
+                size_t why_len);
 
 /* Addresses DNS must not be able to open by itself: private, loopback, link-local,
  * unspecified, multicast (DNS rebinding). */

@@ -26,16 +26,16 @@
 
 bool event_prefix_blocked(const char *prefix)
 {
-    return streq(prefix, PFX_DENY) || streq(prefix, PFX_PRIVATE) ||
-           streq(prefix, PFX_BLOCKED) || streq(prefix, PFX_QUARANTINE);
+    return streq(prefix, PFX_DENY) || streq(prefix, PFX_PRIVATE) || streq(prefix, PFX_BLOCKED) ||
+           streq(prefix, PFX_QUARANTINE);
 }
 
 /* Send one config message and wait for its ACK. */
 static int nflog_config(struct mnl_socket *nl, uint32_t group, int what, uint32_t seq)
 {
     char buf[NL_BUF];
-    struct nlmsghdr *nlh = nflog_nlmsg_put_header(buf, NFULNL_MSG_CONFIG, AF_UNSPEC,
-                                                  (uint16_t)group);
+    struct nlmsghdr *nlh =
+        nflog_nlmsg_put_header(buf, NFULNL_MSG_CONFIG, AF_UNSPEC, (uint16_t)group);
     unsigned portid = mnl_socket_get_portid(nl);
     ssize_t n;
 
@@ -65,8 +65,8 @@ static int send_fd(int sock, int fd)
         char buf[CMSG_SPACE(sizeof(int))];
         struct cmsghdr align;
     } u;
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                         .msg_controllen = sizeof u.buf};
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
     struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
 
     memset(u.buf, 0, sizeof u.buf);
@@ -85,8 +85,8 @@ static int recv_fd(int sock, int *ret_fd, int *ret_status)
         char buf[CMSG_SPACE(sizeof(int))];
         struct cmsghdr align;
     } u;
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                         .msg_controllen = sizeof u.buf};
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf};
     struct cmsghdr *cm;
     ssize_t n;
 

@@ -14,7 +14,7 @@ typedef struct nflog_event {
     uint32_t proto; /* IPPROTO_* */
     bool v6;
     struct in6_addr dst;
-    uint16_t dport; /* 0 when not TCP/UDP */
+    uint16_t dport;  /* 0 when not TCP/UDP */
     int64_t time_ns; /* CLOCK_REALTIME */
 } nflog_event;
 

@@ -128,8 +128,8 @@ static _noreturn_ void child_main(int fd, int pidfd, pid_t pid, const char *cons
 
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (pidfd >= 0 && (r = netns_join(pidfd, pid, &what)) < 0) {
-        snprintf(msg, sizeof msg, "cannot enter the network namespace of pid %d (%s): %s",
-                 (int)pid, what, strerror(-r));
+        snprintf(msg, sizeof msg, "cannot enter the network namespace of pid %d (%s): %s", (int)pid,
+                 what, strerror(-r));
         child_report(fd, r, -1, msg);
         _exit(1);
     }

@@ -173,11 +173,13 @@ static void posture_rules(strbuf *b, const shield_policy *p, uint32_t posture, u
     rule(b, "input", "ct state established,related accept");
     /* Neighbour discovery is link-local plumbing any IPv6 destination needs; MLD reports are
      * dropped quietly so they do not flood the event source. */
-    rule(b, "output", "icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } "
-                      "accept");
+    rule(b, "output",
+         "icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } "
+         "accept");
     rule(b, "output", "icmpv6 type { mld-listener-report, mld2-listener-report } drop");
-    rule(b, "input", "icmpv6 type { nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } "
-                     "accept");
+    rule(b, "input",
+         "icmpv6 type { nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } "
+         "accept");
     rule(b, "input", "counter drop");
     *count += 3;
     if (p->has_resolver) {
@@ -198,8 +200,9 @@ static void posture_rules(strbuf *b, const shield_policy *p, uint32_t posture, u
          "ip daddr { 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 169.254.0.0/16 } log prefix "
          "\"" PFX_PRIVATE "\" group %u counter " REJECT,
          g);
-    rule(b, "output", "ip6 daddr { fc00::/7, fe80::/10 } log prefix \"" PFX_PRIVATE "\" group %u "
-                      "counter " REJECT,
+    rule(b, "output",
+         "ip6 daddr { fc00::/7, fe80::/10 } log prefix \"" PFX_PRIVATE "\" group %u "
+         "counter " REJECT,
          g);
     *count += 2;
     if (posture == TEROK_SHIELD_DOWN)
@@ -214,8 +217,9 @@ static void chain_decls(strbuf *b, uint32_t posture, bool inline_decl)
     const char *out_policy = posture == TEROK_SHIELD_DOWN ? "accept" : "drop";
 
     if (inline_decl) {
-        sb_printf(b, "\tchain output {\n\t\ttype filter hook output priority filter; policy %s;\n"
-                     "\t}\n",
+        sb_printf(b,
+                  "\tchain output {\n\t\ttype filter hook output priority filter; policy %s;\n"
+                  "\t}\n",
                   out_policy);
         sb_puts(b, "\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n"
                    "\t}\n");

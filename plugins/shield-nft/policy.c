@@ -86,8 +86,7 @@ static void mask_to(struct in6_addr *a, unsigned bits, unsigned prefix)
 }
 
 /* "addr" or "addr/prefix" of one family into t. */
-static int parse_address(const char *whole, const char *s, int family, target *t,
-                         terok_error *err)
+static int parse_address(const char *whole, const char *s, int family, target *t, terok_error *err)
 {
     char buf[INET6_ADDRSTRLEN + 8];
     const char *slash = strchr(s, '/');
@@ -95,17 +94,19 @@ static int parse_address(const char *whole, const char *s, int family, target *t
     size_t alen = slash ? (size_t)(slash - s) : strlen(s);
 
     if (alen == 0 || alen >= INET6_ADDRSTRLEN)
-        return bad(err, whole, family == AF_INET ? "is not a valid IPv4 address"
-                                                 : "is not a valid IPv6 address");
+        return bad(err, whole,
+                   family == AF_INET ? "is not a valid IPv4 address"
+                                     : "is not a valid IPv6 address");
     memcpy(buf, s, alen);
     buf[alen] = '\0';
     memset(&t->addr, 0, sizeof t->addr);
     if (inet_pton(family, buf, &t->addr) != 1)
-        return bad(err, whole, family == AF_INET ? "is not a valid IPv4 address"
-                                                 : "is not a valid IPv6 address");
+        return bad(err, whole,
+                   family == AF_INET ? "is not a valid IPv4 address"
+                                     : "is not a valid IPv6 address");
     if (slash && parse_prefix(slash + 1, bits, &prefix) < 0)
-        return terok_perr(err, -EINVAL, "target '%s' has an invalid prefix length (0-%u)",
-                          Q(whole), bits);
+        return terok_perr(err, -EINVAL, "target '%s' has an invalid prefix length (0-%u)", Q(whole),
+                          bits);
     if (!host_bits_clear(&t->addr, bits, prefix)) {
         char net[INET6_ADDRSTRLEN];
         struct in6_addr m = t->addr;
@@ -152,8 +153,10 @@ static int parse_domain(const char *whole, const char *s, target *t, terok_error
                 return bad(err, whole, "has a label ending in '-'");
             labels++;
             label = 0;
-            if (i < n)
+            if (i < n) {
                 all_digits = true;
+                t->domain[i] = '.';
+            }
             continue;
         }
         if (!(isascii((unsigned char)c) && (isalnum((unsigned char)c) || c == '-')))
@@ -172,8 +175,9 @@ static int parse_domain(const char *whole, const char *s, target *t, terok_error
     if (all_digits)
         return bad(err, whole, "is not a valid IPv4 address");
     if (labels < 2)
-        return bad(err, whole, t->wildcard ? "is too broad: a wildcard needs at least two labels"
-                                           : "is not a fully qualified domain name");
+        return bad(err, whole,
+                   t->wildcard ? "is too broad: a wildcard needs at least two labels"
+                               : "is not a fully qualified domain name");
     t->kind = TARGET_DOMAIN;
     t->prefix = 0;
     return 0;
@@ -329,8 +333,8 @@ int policy_add(shield_policy *p, const target *t, unsigned tier, int64_t expires
         p->entries = ne;
         p->cap_entries = ncap;
     }
-    p->entries[p->n_entries++] = (policy_entry){.t = *t, .tier = (uint8_t)tier,
-                                                .expires_ms = expires_ms};
+    p->entries[p->n_entries++] =
+        (policy_entry){.t = *t, .tier = (uint8_t)tier, .expires_ms = expires_ms};
     return 0;
 }
 
@@ -470,8 +474,8 @@ static int load_profile(shield_policy *p, const char *name, const char *user_dir
     if (r == -ENOENT)
         r = profile_open(bundled_dir, name, &path, &f);
     if (r == -ENOENT)
-        return terok_perr(err, r, "profile '%s' not found in '%s' or '%s'", name,
-                          strna(user_dir), strna(bundled_dir));
+        return terok_perr(err, r, "profile '%s' not found in '%s' or '%s'", name, strna(user_dir),
+                          strna(bundled_dir));
     if (r < 0)
         return terok_perr(err, r, "profile '%s': cannot open: %s", name,
                           r == -EBADFD ? "not a regular file" : strerror(-r));

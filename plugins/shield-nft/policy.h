@@ -32,10 +32,10 @@ enum {
 
 typedef struct target {
     uint8_t kind;
-    uint8_t prefix;   /* 32/128 for single addresses */
-    uint16_t port;    /* 0: any port */
-    bool wildcard;    /* "*.example.com": the apex is resolved; see docs/shield.md */
-    struct in6_addr addr; /* IPv4 stored in the first 4 bytes */
+    uint8_t prefix;                  /* 32/128 for single addresses */
+    uint16_t port;                   /* 0: any port */
+    bool wildcard;                   /* "*.example.com": the apex is resolved; see docs/shield.md */
+    struct in6_addr addr;            /* IPv4 stored in the first 4 bytes */
     char domain[DOMAIN_MAX_LEN + 1]; /* lowercased, no trailing dot */
 } target;
 
@@ -82,8 +82,8 @@ typedef struct shield_policy {
     uint32_t posture; /* TEROK_SHIELD_UP/DOWN/QUARANTINE */
     bool rootless;
     /* Settings of the preparing side the hook must reproduce without any config. */
-    uint32_t chunk;        /* elements per nft transaction */
-    int64_t ttl_floor_ms;  /* shortest lifetime of a (re)loaded timed element */
+    uint32_t chunk;       /* elements per nft transaction */
+    int64_t ttl_floor_ms; /* shortest lifetime of a (re)loaded timed element */
 } shield_policy;
 
 shield_policy *shield_policy_free(shield_policy *p);
@@ -108,4 +108,3 @@ int policy_load_profile(shield_policy *p, const char *name, const char *user_dir
                         const char *bundled_dir, terok_error *err);
 /* Profile names: [a-z0-9][a-z0-9_.-]{0,63}, no "..". */
 bool profile_name_valid(const char *name);
-

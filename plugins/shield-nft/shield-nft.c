@@ -190,8 +190,7 @@ static int shield_open(terok_plugin *self, const terok_config_section *cfg, void
         if (!isempty(xdg) && xdg[0] == '/')
             r = asprintf(&s->user_profiles_dir, "%s/terok-sandbox/shield/profiles", xdg);
         else if (!isempty(home) && home[0] == '/')
-            r = asprintf(&s->user_profiles_dir, "%s/.config/terok-sandbox/shield/profiles",
-                         home);
+            r = asprintf(&s->user_profiles_dir, "%s/.config/terok-sandbox/shield/profiles", home);
         if (r < 0)
             s->user_profiles_dir = NULL;
     }
@@ -233,8 +232,7 @@ static int64_t ttl_clamp(const shield_state *s, uint32_t ttl_s)
 /* Resolve one domain entry into p's dns list; kernel commands for the addresses go to cmds
  * (may be NULL). *ret_n counts the addresses admitted. On failure `why` says what failed. */
 static int resolve_entry(const shield_state *s, shield_policy *p, const policy_entry *e,
-                         int64_t now, strbuf *cmds, size_t *ret_n, int64_t *ret_min_ms,
-                         char *why)
+                         int64_t now, strbuf *cmds, size_t *ret_n, int64_t *ret_min_ms, char *why)
 {
     dns_answer ans[DNS_MAX_ADDRS];
     size_t n = 0, admitted = 0;
@@ -301,8 +299,7 @@ static int render_and_write(const shield_state *s, int dirfd, const shield_polic
 
 /* ---- prepare ---- */
 
-static int add_targets(shield_policy *p, const char *const *list, unsigned tier,
-                       terok_error *err)
+static int add_targets(shield_policy *p, const char *const *list, unsigned tier, terok_error *err)
 {
     for (const char *const *t = list; t && *t; t++) {
         target x;
@@ -362,8 +359,7 @@ static int shield_prepare(void *state, const terok_shield_policy *policy,
     if (!isempty(policy->dns_resolver)) {
         if ((r = target_parse(policy->dns_resolver, &p->resolver, err)) < 0)
             return err_prefix(err, "dns resolver");
-        if ((p->resolver.kind != TARGET_IP4 && p->resolver.kind != TARGET_IP6) ||
-            p->resolver.port)
+        if ((p->resolver.kind != TARGET_IP4 && p->resolver.kind != TARGET_IP6) || p->resolver.port)
             return terok_perr(err, -EINVAL, "dns resolver '%s' must be one IP address",
                               Q(policy->dns_resolver));
         p->has_resolver = true;
@@ -650,8 +646,7 @@ static int shield_posture_set(void *state, const char *container, uint32_t postu
 
     if (posture != TEROK_SHIELD_UP && posture != TEROK_SHIELD_DOWN &&
         posture != TEROK_SHIELD_QUARANTINE)
-        return terok_perr(err, -EINVAL, "posture %u cannot be set (up, down, quarantine)",
-                          posture);
+        return terok_perr(err, -EINVAL, "posture %u cannot be set (up, down, quarantine)", posture);
     if ((r = live_open(state, container, &l, err)) < 0)
         return r;
     if (l.running) {
@@ -853,22 +848,21 @@ out:
     return r < 0 ? r : 0;
 }
 
-static int shield_allow(void *state, const char *container, const char *what,
-                        int64_t duration_ms, terok_error *err)
+static int shield_allow(void *state, const char *container, const char *what, int64_t duration_ms,
+                        terok_error *err)
 {
     return live_change(state, container, what, TIER_ALLOW, duration_ms, err);
 }
 
-static int shield_deny(void *state, const char *container, const char *what,
-                       terok_error *err)
+static int shield_deny(void *state, const char *container, const char *what, terok_error *err)
 {
     return live_change(state, container, what, TIER_DENY, 0, err);
 }
 
 /* ---- rules, refresh, status ---- */
 
-static int shield_rules(void *state, const char *container, terok_shield_text_cb cb,
-                        void *userdata, terok_error *err)
+static int shield_rules(void *state, const char *container, terok_shield_text_cb cb, void *userdata,
+                        terok_error *err)
 {
     _cleanup_free_ char *out = NULL;
     live l;
@@ -1001,8 +995,8 @@ static int ctl_status(shield_state *s, terok_shield_ctl_text *a, terok_error *er
     }
     json_object_object_add(root, "dns", dns);
     live_done(&l);
-    text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN |
-                                                    JSON_C_TO_STRING_NOSLASHESCAPE);
+    text = json_object_to_json_string_ext(root,
+                                          JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
     r = text ? a->cb(a->userdata, text, strlen(text)) : terok_perr(err, -ENOMEM, "out of memory");
     json_object_put(root);
     return r;
@@ -1047,8 +1041,7 @@ static int shield_events_fd(void *state, const char *container, int *ret_fd, ter
         return r;
     if (!l.running) {
         live_done(&l);
-        return terok_perr(err, -ESRCH, "shield events '%s': container is not running",
-                          container);
+        return terok_perr(err, -ESRCH, "shield events '%s': container is not running", container);
     }
     if ((r = events_open(l.rt.pid, l.p->nflog_group, &fd, err)) < 0) {
         live_done(&l);

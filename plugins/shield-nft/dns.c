@@ -132,7 +132,7 @@ int dns_resolve(const char *server, const char *domain, dns_answer *ret, size_t 
 {
     struct __res_state st;
     size_t n = 0;
-    int r;
+    int r, r6;
 
     memset(&st, 0, sizeof st);
     if (res_ninit(&st) < 0) {
@@ -153,9 +153,14 @@ int dns_resolve(const char *server, const char *domain, dns_answer *ret, size_t 
     st.retrans = 2;
     st.retry = 2;
     st.options &= ~(unsigned long)(RES_DNSRCH | RES_DEFNAMES);
+    /* Either family answering is enough: a resolver that refuses AAAA (some do for names they
+     * only hold A records for) must not hide the A answers. */
     r = query(&st, domain, ns_t_a, ret, &n);
-    if (r >= 0)
-        r = query(&st, domain, ns_t_aaaa, ret, &n);
+    r6 = query(&st, domain, ns_t_aaaa, ret, &n);
+    if (r < 0 && r6 >= 0)
+        r = 0;
+    else if (r >= 0 && r6 < 0 && r6 != -EAGAIN)
+        r = r6; /* a malformed AAAA answer is still an error */
     res_nclose(&st);
     if (r == -EAGAIN)
         snprintf(why, why_len, "cannot resolve '%s': the resolver%s%s did not answer", domain,

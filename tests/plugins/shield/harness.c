@@ -380,6 +380,7 @@ int topo_up(topo *t, pid_t container_pid)
     r |= SH_RUN("ip", "-n", t->srv_ns, "link", "set", "lo", "up");
     r |= SH_RUN("ip", "-n", t->srv_ns, "addr", "add", "198.51.100.2/24", "dev", t->veth_s);
     r |= SH_RUN("ip", "-n", t->srv_ns, "addr", "add", "198.51.100.3/24", "dev", t->veth_s);
+    r |= SH_RUN("ip", "-n", t->srv_ns, "addr", "add", "198.51.100.4/24", "dev", t->veth_s);
     r |= SH_RUN("ip", "-n", t->srv_ns, "addr", "add", "10.231.0.2/24", "dev", t->veth_s);
     r |= SH_RUN("ip", "-n", t->srv_ns, "link", "set", t->veth_s, "up");
     return r ? -EIO : 0;
@@ -408,6 +409,9 @@ static void serve_conn(int c)
     char buf[4096];
     ssize_t n;
 
+    /* A client whose netns vanished never closes: bound the life of each connection. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    alarm(20);
     if (write(c, "hello\n", 6) != 6)
         _exit(0);
     while ((n = read(c, buf, sizeof buf)) > 0)
@@ -507,6 +511,56 @@ int probe_connect(pid_t pid, const char *ip, int port, int timeout_ms)
         if (setns_pid(pid) < 0)
             _exit(200);
         _exit(do_connect(ip, port, timeout_ms, NULL) & 0xff);
+    }
+    while (waitpid(c, &st, 0) < 0 && errno == EINTR)
+        ;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 255;
+}
+
+static int do_dns(const char *server, const char *name, int timeout_ms)
+{
+    unsigned char q[512], a[512];
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(53)};
+    struct pollfd pfd;
+    size_t n = 12;
+    int s;
+    ssize_t got;
+
+    memset(q, 0, sizeof q);
+    q[0] = 0x12, q[1] = 0x34, q[2] = 0x01, q[5] = 1; /* id, RD, one question */
+    for (const char *p = name; *p;) {
+        const char *dot = strchr(p, '.');
+        size_t l = dot ? (size_t)(dot - p) : strlen(p);
+
+        q[n++] = (unsigned char)l;
+        memcpy(q + n, p, l);
+        n += l;
+        p += l + (dot ? 1 : 0);
+    }
+    q[n++] = 0;
+    q[n++] = 0, q[n++] = 1, q[n++] = 0, q[n++] = 1; /* A, IN */
+    inet_pton(AF_INET, server, &sa.sin_addr);
+    s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (connect(s, (struct sockaddr *)&sa, sizeof sa) < 0 || send(s, q, n, 0) < 0)
+        return errno;
+    pfd = (struct pollfd){.fd = s, .events = POLLIN};
+    if (poll(&pfd, 1, timeout_ms) <= 0)
+        return ETIMEDOUT;
+    got = recv(s, a, sizeof a, 0);
+    if (got < 0)
+        return errno;
+    return got >= 12 && a[0] == 0x12 && a[1] == 0x34 ? 0 : EPROTO;
+}
+
+int probe_dns(pid_t pid, const char *server, const char *name, int timeout_ms)
+{
+    pid_t c = fork();
+    int st;
+
+    if (c == 0) {
+        if (setns_pid(pid) < 0)
+            _exit(200);
+        _exit(do_dns(server, name, timeout_ms) & 0xff);
     }
     while (waitpid(c, &st, 0) < 0 && errno == EINTR)
         ;

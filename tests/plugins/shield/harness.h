@@ -36,7 +36,7 @@ int sh_run(const char *const *argv, char *out, size_t outlen);
 #define SH_RUN(...) sh_run((const char *const[]){__VA_ARGS__, NULL}, NULL, 0)
 
 /* A two-netns topology: client (the "container") and server, joined by a veth pair.
- * Client 198.51.100.1/24 + 10.231.0.1/24, server 198.51.100.2/24, .3/24 and 10.231.0.2/24. */
+ * Client 198.51.100.1/24 + 10.231.0.1/24, server 198.51.100.2-.4/24 and 10.231.0.2/24. */
 typedef struct topo {
     char srv_ns[32]; /* ip netns name of the server side */
     char cli_ns[32]; /* ip netns name of the client side, "" when the client is a pid */
@@ -56,7 +56,9 @@ int topo_enter_server(topo *t);
 /* From inside pid's netns: connect to ip:port within timeout_ms and read the greeting.
  * Returns 0 on success or the positive errno of the failure (ETIMEDOUT on a silent drop). */
 int probe_connect(pid_t pid, const char *ip, int port, int timeout_ms);
-/* Same, from a child that drops to uid/gid 65534 with no capabilities after setns. */
+/* From inside pid's netns: a DNS query for name (type A) to server:53 over UDP. 0 when an
+ * answer with our id arrives within timeout_ms, else a positive errno. */
+int probe_dns(pid_t pid, const char *server, const char *name, int timeout_ms);
 
 /* A long-lived connection from pid's netns: conn_open connects and reads the greeting;
  * conn_ping sends a line and waits for its echo: 0 or the errno of the failure. */

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* bundle.h: the per-container shield bundle on disk. A directory
- * <state>/containers/<name>/shield/ (0700) holding shield.json (the resolved policy and the
- * rendered ruleset, versioned) and runtime.json (the pid the ruleset was applied to). Files are
+ * <state>/containers/<name>/shield/ (0700) holding shield.json (the resolved policy,
+ * versioned), ruleset.nft (the ruleset rendered from it) and runtime.json (the pid the ruleset
+ * was applied to). Files are
  * 0600, written tmp + rename, opened without following symlinks, and refused unless owned by
  * the caller's uid and not group/world-writable. */
 #pragma once
@@ -14,6 +15,7 @@
 #define BUNDLE_VERSION 1
 #define BUNDLE_FILE "shield.json"
 #define RUNTIME_FILE "runtime.json"
+#define RULESET_FILE "ruleset.nft" /* the rendered ruleset, one transaction, for nft -f too */
 #define BUNDLE_MAX_BYTES (64u << 20)
 
 /* Container names as podman accepts them: [A-Za-z0-9][A-Za-z0-9_.-]{0,127}. */
@@ -30,10 +32,10 @@ int bundle_dir_open(const char *path, int *ret_dirfd, terok_error *err);
 int bundle_lock(int dirfd, terok_error *err);
 
 /* Read and validate shield.json: every target re-parsed. *ret_ruleset (may be NULL) gets the
- * stored transactions. */
-int bundle_read(int dirfd, shield_policy **ret_policy, char ***ret_ruleset, terok_error *err);
-/* Write shield.json (tmp + fsync + rename) with the ruleset rendered from p. */
-int bundle_write(int dirfd, const shield_policy *p, const char *const *ruleset, terok_error *err);
+ * stored ruleset.nft. */
+int bundle_read(int dirfd, shield_policy **ret_policy, char **ret_ruleset, terok_error *err);
+/* Write ruleset.nft and shield.json (each tmp + fsync + rename). */
+int bundle_write(int dirfd, const shield_policy *p, const char *ruleset, terok_error *err);
 
 typedef struct bundle_runtime {
     int64_t pid;

@@ -74,26 +74,37 @@ int posture_from_name(const char *s)
 
 static void put_addr(strbuf *b, bool v6, const struct in6_addr *a)
 {
-    char s[INET6_ADDRSTRLEN];
+    char s[ADDR_BUF];
 
-    inet_ntop(v6 ? AF_INET6 : AF_INET, a, s, sizeof s);
-    sb_puts(b, s);
+    sb_putn(b, s, fmt_addr(v6, a, s));
+}
+
+static void put_uint(strbuf *b, const char *pre, unsigned v)
+{
+    char s[16];
+    size_t n = sizeof s;
+
+    do
+        s[--n] = (char)('0' + v % 10);
+    while ((v /= 10) && n > 0);
+    sb_puts(b, pre);
+    sb_putn(b, s + n, sizeof s - n);
 }
 
 static void put_target_elem(strbuf *b, const target *t)
 {
     put_addr(b, target_is_v6(t), &t->addr);
     if (t->kind == TARGET_NET4 || t->kind == TARGET_NET6)
-        sb_printf(b, "/%u", t->prefix);
+        put_uint(b, "/", t->prefix);
     if (t->port)
-        sb_printf(b, " . %u", t->port);
+        put_uint(b, " . ", t->port);
 }
 
 static void put_dns_elem(strbuf *b, const dns_addr *a)
 {
     put_addr(b, a->v6, &a->addr);
     if (a->port)
-        sb_printf(b, " . %u", a->port);
+        put_uint(b, " . ", a->port);
 }
 
 static void put_timeout(strbuf *b, int64_t ms)
@@ -326,6 +337,7 @@ static int em_done(emitter *em, char ***ret)
 typedef struct elem_ref {
     unsigned set;
     const target *t;
+    size_t idx;
 } elem_ref;
 
 static int elem_cmp(const void *a, const void *b)
@@ -351,42 +363,73 @@ static void range_end(const target *t, struct in6_addr *end)
         end->s6_addr[i / 8] |= (uint8_t)(0x80u >> (i % 8));
 }
 
-/* Permanent elements in a stable order, grouped per set. Within an interval set an element a
- * wider one already covers is dropped: nft refuses overlapping intervals, and CIDRs either
- * nest or are disjoint, so after sorting by start address a sweep finds every nested one. */
+/* Permanent elements grouped per set, in policy order (a stable counting sort: the hook's
+ * hot path, no comparisons). Nesting inside interval sets was removed by ruleset_collapse()
+ * when the policy was made; a bundle edited to nest ranges fails the ruleset comparison. */
 static int emit_permanent(emitter *em, const shield_policy *p)
 {
-    _cleanup_free_ elem_ref *refs = calloc(p->n_entries + 1, sizeof *refs);
-    size_t n = 0;
-    struct in6_addr end = {0};
-    int have_end = 0;
+    _cleanup_free_ const target **refs = calloc(p->n_entries + 1, sizeof *refs);
+    size_t start[SET_COUNT + 1] = {0};
 
     if (!refs)
         return -ENOMEM;
+    for (size_t i = 0; i < p->n_entries; i++)
+        if (p->entries[i].expires_ms == 0 && p->entries[i].t.kind != TARGET_DOMAIN)
+            start[target_set(p->entries[i].tier, &p->entries[i].t) + 1]++;
+    for (unsigned id = 0; id < SET_COUNT; id++)
+        start[id + 1] += start[id];
+    {
+        size_t fill[SET_COUNT];
+
+        memcpy(fill, start, sizeof fill);
+        for (size_t i = 0; i < p->n_entries; i++)
+            if (p->entries[i].expires_ms == 0 && p->entries[i].t.kind != TARGET_DOMAIN)
+                refs[fill[target_set(p->entries[i].tier, &p->entries[i].t)]++] = &p->entries[i].t;
+    }
+    for (unsigned id = 0; id < SET_COUNT; id++)
+        for (size_t k = start[id]; k < start[id + 1]; k++)
+            put_target_elem(em_elem(em, id), refs[k]);
+    return em->r;
+}
+
+int ruleset_collapse(shield_policy *p)
+{
+    _cleanup_free_ elem_ref *refs = calloc(p->n_entries + 1, sizeof *refs);
+    _cleanup_free_ bool *drop = calloc(p->n_entries + 1, sizeof *drop);
+    struct in6_addr end = {0};
+    size_t n = 0, j = 0;
+    bool have_end = false;
+
+    if (!refs || !drop)
+        return -ENOMEM;
     for (size_t i = 0; i < p->n_entries; i++) {
         const policy_entry *e = &p->entries[i];
+        unsigned set;
 
-        if (e->expires_ms == 0 && e->t.kind != TARGET_DOMAIN)
-            refs[n++] = (elem_ref){target_set(e->tier, &e->t), &e->t};
+        if (e->expires_ms != 0 || e->t.kind == TARGET_DOMAIN)
+            continue;
+        set = target_set(e->tier, &e->t);
+        if ((set / 2) % SETK_COUNT == SETK_NET || (set / 2) % SETK_COUNT == SETK_PORT)
+            refs[n++] = (elem_ref){set, &e->t, i};
     }
+    /* CIDRs nest or are disjoint: sorted by start, a range that starts inside the previous
+     * kept one is nested in it. */
     qsort(refs, n, sizeof *refs, elem_cmp);
     for (size_t i = 0; i < n; i++) {
-        unsigned kind = (refs[i].set / 2) % SETK_COUNT;
-
         if (i > 0 && (refs[i].set != refs[i - 1].set || refs[i].t->port != refs[i - 1].t->port))
-            have_end = 0;
-        if (kind == SETK_NET || kind == SETK_PORT) {
-            if (have_end && memcmp(&refs[i].t->addr, &end, sizeof end) <= 0)
-                continue; /* nested in the previous range */
-            range_end(refs[i].t, &end);
-            have_end = 1;
-        } else if (i > 0 && refs[i].set == refs[i - 1].set &&
-                   elem_cmp(&refs[i], &refs[i - 1]) == 0) {
-            continue; /* duplicate */
+            have_end = false;
+        if (have_end && memcmp(&refs[i].t->addr, &end, sizeof end) <= 0) {
+            drop[refs[i].idx] = true;
+            continue;
         }
-        put_target_elem(em_elem(em, refs[i].set), refs[i].t);
+        range_end(refs[i].t, &end);
+        have_end = true;
     }
-    return em->r;
+    for (size_t i = 0; i < p->n_entries; i++)
+        if (!drop[i])
+            p->entries[j++] = p->entries[i];
+    p->n_entries = j;
+    return 0;
 }
 
 /* A timed element inside a permanent range of the same set would overlap it: skip it, the
@@ -409,7 +452,7 @@ static bool timed_covered(const shield_policy *p, const policy_entry *e, unsigne
 
 int ruleset_render(const shield_policy *p, size_t chunk, char ***ret_txs)
 {
-    emitter em = {.chunk = chunk ? chunk : SHIELD_CHUNK_DEFAULT, .open_set = -1};
+    emitter em = {.chunk = chunk ? chunk : SIZE_MAX, .open_set = -1};
     unsigned n;
     int r;
 
@@ -437,7 +480,7 @@ int ruleset_render(const shield_policy *p, size_t chunk, char ***ret_txs)
 int ruleset_render_timed(const shield_policy *p, int64_t now_ms, int64_t min_timeout_ms,
                          size_t chunk, char ***ret_txs)
 {
-    emitter em = {.chunk = chunk ? chunk : SHIELD_CHUNK_DEFAULT, .open_set = -1};
+    emitter em = {.chunk = chunk ? chunk : SIZE_MAX, .open_set = -1};
 
     for (unsigned id = 0; id < SET_COUNT; id++) {
         for (size_t i = 0; i < p->n_entries; i++) {

@@ -27,9 +27,13 @@ int posture_from_name(const char *s); /* -EINVAL when unknown */
 
 /* The whole ruleset for p's posture, as transactions (NULL-terminated strv): the first replaces
  * the table (sets, chains, rules, the first permanent elements); the rest add permanent
- * elements, at most `chunk` per transaction. Timed elements are not included (they depend on
- * the clock): see ruleset_render_timed(). The result is a pure function of p. */
+ * elements, at most `chunk` per transaction (0: no limit, one transaction). Timed elements are
+ * not included (they depend on the clock): see ruleset_render_timed(). The result is a pure
+ * function of p and chunk; the bundle stores the chunk 0 form. */
 int ruleset_render(const shield_policy *p, size_t chunk, char ***ret_txs);
+/* Drop permanent entries nested in a wider permanent entry of the same interval set (nft
+ * refuses overlapping intervals). Called when a policy is made, not when it is applied. */
+int ruleset_collapse(shield_policy *p);
 /* Timed entries and resolved domain addresses as "add element" transactions, each with its
  * remaining lifetime at now_ms but at least min_timeout_ms. NULL-terminated, maybe empty. */
 int ruleset_render_timed(const shield_policy *p, int64_t now_ms, int64_t min_timeout_ms,

@@ -85,6 +85,32 @@ static void mask_to(struct in6_addr *a, unsigned bits, unsigned prefix)
         a->s6_addr[i / 8] &= (uint8_t) ~(0x80u >> (i % 8));
 }
 
+/* Dotted quad, as strict as glibc's inet_pton (four decimal parts, 0-255, no leading zeros)
+ * without its cost: the hook parses every entry of a bundle. */
+static int parse_ip4(const char *s, struct in6_addr *a)
+{
+    unsigned part = 0, digits = 0, v = 0;
+
+    for (;; s++) {
+        if (*s >= '0' && *s <= '9') {
+            if (digits > 0 && v == 0)
+                return -EINVAL; /* leading zero */
+            v = v * 10 + (unsigned)(*s - '0');
+            if (++digits > 3 || v > 255)
+                return -EINVAL;
+        } else if ((*s == '.' || *s == '\0') && digits > 0) {
+            a->s6_addr[part++] = (uint8_t)v;
+            if (*s == '\0')
+                return part == 4 ? 0 : -EINVAL;
+            if (part == 4)
+                return -EINVAL;
+            v = digits = 0;
+        } else {
+            return -EINVAL;
+        }
+    }
+}
+
 /* "addr" or "addr/prefix" of one family into t. */
 static int parse_address(const char *whole, const char *s, int family, target *t, terok_error *err)
 {
@@ -100,7 +126,7 @@ static int parse_address(const char *whole, const char *s, int family, target *t
     memcpy(buf, s, alen);
     buf[alen] = '\0';
     memset(&t->addr, 0, sizeof t->addr);
-    if (inet_pton(family, buf, &t->addr) != 1)
+    if (family == AF_INET ? parse_ip4(buf, &t->addr) < 0 : inet_pton(family, buf, &t->addr) != 1)
         return bad(err, whole,
                    family == AF_INET ? "is not a valid IPv4 address"
                                      : "is not a valid IPv6 address");
@@ -247,32 +273,55 @@ bool target_is_v6(const target *t)
     return t->kind == TARGET_IP6 || t->kind == TARGET_NET6;
 }
 
+static size_t put_num(char *p, unsigned v)
+{
+    char s[12];
+    size_t n = 0, k = 0;
+
+    do
+        s[n++] = (char)('0' + v % 10);
+    while ((v /= 10) > 0);
+    while (n > 0)
+        p[k++] = s[--n];
+    return k;
+}
+
+/* Hot when a bundle of 10,000 entries is written: no printf. n >= TARGET_MAX_LEN + 8. */
 void target_format(const target *t, char *buf, size_t n)
 {
-    char a[INET6_ADDRSTRLEN + 8] = "";
+    size_t o = 0;
+    bool brackets = t->port && target_is_v6(t);
 
-    switch (t->kind) {
-    case TARGET_IP4:
-    case TARGET_NET4:
-        inet_ntop(AF_INET, &t->addr, a, sizeof a);
-        break;
-    case TARGET_IP6:
-    case TARGET_NET6:
-        inet_ntop(AF_INET6, &t->addr, a, sizeof a);
-        break;
-    default:
-        break;
+    if (n < TARGET_MAX_LEN + 8) {
+        if (n)
+            buf[0] = '\0';
+        return;
     }
-    if (t->kind == TARGET_NET4 || t->kind == TARGET_NET6)
-        snprintf(a + strlen(a), sizeof a - strlen(a), "/%u", t->prefix);
-    if (t->kind == TARGET_DOMAIN)
-        snprintf(buf, n, "%s%s", t->wildcard ? "*." : "", t->domain);
-    else if (t->port && target_is_v6(t))
-        snprintf(buf, n, "[%s]", a);
-    else
-        snprintf(buf, n, "%s", a);
-    if (t->port)
-        snprintf(buf + strlen(buf), n - strlen(buf), ":%u", t->port);
+    if (t->kind == TARGET_DOMAIN) {
+        size_t l = strlen(t->domain);
+
+        if (t->wildcard) {
+            memcpy(buf, "*.", 2);
+            o = 2;
+        }
+        memcpy(buf + o, t->domain, l);
+        o += l;
+    } else {
+        if (brackets)
+            buf[o++] = '[';
+        o += fmt_addr(target_is_v6(t), &t->addr, buf + o);
+        if (t->kind == TARGET_NET4 || t->kind == TARGET_NET6) {
+            buf[o++] = '/';
+            o += put_num(buf + o, t->prefix);
+        }
+        if (brackets)
+            buf[o++] = ']';
+    }
+    if (t->port) {
+        buf[o++] = ':';
+        o += put_num(buf + o, t->port);
+    }
+    buf[o] = '\0';
 }
 
 bool target_covers(const target *a, const target *b)
@@ -313,17 +362,98 @@ shield_policy *shield_policy_free(shield_policy *p)
     return NULL;
 }
 
+static void merge_expiry(policy_entry *e, int64_t expires_ms)
+{
+    if (e->expires_ms != 0 && (expires_ms == 0 || expires_ms > e->expires_ms))
+        e->expires_ms = expires_ms;
+}
+
 int policy_add(shield_policy *p, const target *t, unsigned tier, int64_t expires_ms)
 {
     for (size_t i = 0; i < p->n_entries; i++) {
         policy_entry *e = &p->entries[i];
 
         if (e->tier == tier && target_equal(&e->t, t)) {
-            if (e->expires_ms != 0 && (expires_ms == 0 || expires_ms > e->expires_ms))
-                e->expires_ms = expires_ms;
+            merge_expiry(e, expires_ms);
             return 0;
         }
     }
+    return policy_append(p, t, tier, expires_ms);
+}
+
+static uint64_t entry_hash(const policy_entry *e)
+{
+    uint64_t h = 1469598103934665603ull;
+    const target *t = &e->t;
+    unsigned char head[5] = {e->tier, t->kind, t->prefix, (unsigned char)(t->port >> 8),
+                             (unsigned char)t->port};
+
+#define MIX(b) (h = (h ^ (b)) * 1099511628211ull)
+    for (size_t i = 0; i < sizeof head; i++)
+        MIX(head[i]);
+    if (t->kind == TARGET_DOMAIN) {
+        MIX((unsigned char)t->wildcard);
+        for (const char *c = t->domain; *c; c++)
+            MIX((unsigned char)*c);
+    } else {
+        for (size_t i = 0; i < sizeof t->addr.s6_addr; i++)
+            MIX(t->addr.s6_addr[i]);
+    }
+#undef MIX
+    return h;
+}
+
+int policy_dedupe(shield_policy *p)
+{
+    size_t cap = 16, j = 0;
+    size_t *slots;
+
+    while (cap < p->n_entries * 2)
+        cap *= 2;
+    slots = calloc(cap, sizeof *slots); /* index + 1; 0 = empty */
+    if (!slots)
+        return -ENOMEM;
+    for (size_t i = 0; i < p->n_entries; i++) {
+        policy_entry *e = &p->entries[i];
+        size_t s = (size_t)entry_hash(e) & (cap - 1);
+        bool dup = false;
+
+        for (; slots[s]; s = (s + 1) & (cap - 1)) {
+            policy_entry *o = &p->entries[slots[s] - 1];
+
+            if (o->tier == e->tier && target_equal(&o->t, &e->t)) {
+                merge_expiry(o, e->expires_ms);
+                dup = true;
+                break;
+            }
+        }
+        if (dup)
+            continue;
+        /* Move the survivor down; its slot points at its new place. */
+        p->entries[j] = *e;
+        slots[s] = ++j;
+    }
+    p->n_entries = j;
+    free(slots);
+    return 0;
+}
+
+int policy_reserve(shield_policy *p, size_t n)
+{
+    policy_entry *ne;
+
+    if (n <= p->cap_entries)
+        return 0;
+    ne = reallocarray(p->entries, n, sizeof *ne);
+    if (!ne)
+        return -ENOMEM;
+    p->entries = ne;
+    p->cap_entries = n;
+    return 0;
+}
+
+int policy_append(shield_policy *p, const target *t, unsigned tier, int64_t expires_ms)
+{
     if (p->n_entries == p->cap_entries) {
         size_t ncap = p->cap_entries ? p->cap_entries * 2 : 64;
         policy_entry *ne = reallocarray(p->entries, ncap, sizeof *ne);
@@ -508,7 +638,7 @@ static int load_profile(shield_policy *p, const char *name, const char *user_dir
         }
         if ((r = target_parse(s, &t, err)) < 0)
             return err_prefix(err, "%s:%u", path, lineno);
-        if ((r = policy_add(p, &t, TIER_ALLOW, 0)) < 0)
+        if ((r = policy_append(p, &t, TIER_ALLOW, 0)) < 0)
             return terok_perr(err, r, "profile '%s': out of memory", name);
     }
     if (ferror(f))

@@ -93,6 +93,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(shield_policy, shield_policy_free)
 /* Add an entry. With dedupe, an identical (tier, target) entry is merged keeping the longer
  * lifetime. Returns 0, or -ENOMEM. */
 int policy_add(shield_policy *p, const target *t, unsigned tier, int64_t expires_ms);
+/* Bulk variant: append without looking for duplicates; call policy_dedupe() once after. */
+int policy_append(shield_policy *p, const target *t, unsigned tier, int64_t expires_ms);
+int policy_reserve(shield_policy *p, size_t n);
+/* Merge identical (tier, target) entries, first occurrence kept, longer lifetime wins. O(n). */
+int policy_dedupe(shield_policy *p);
 /* Remove entries of `tier` whose canonical text equals t's; returns how many. */
 size_t policy_remove(shield_policy *p, const target *t, unsigned tier);
 int policy_add_dns(shield_policy *p, const dns_addr *a);

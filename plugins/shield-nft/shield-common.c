@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* shield-common.c: quoting, error wrapping, clocks, bounded I/O and a string builder. */
+#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <time.h>
@@ -45,6 +46,75 @@ int err_prefix(terok_error *err, const char *fmt, ...)
         return terok_perr(err, -EIO, "%s", ctx);
     _cleanup_free_ char *inner = err->message ? strdup(err->message) : NULL;
     return terok_perr(err, err->code, "%s: %s", ctx, inner ? inner : strerror(-err->code));
+}
+
+static size_t put_u8(char *p, unsigned v)
+{
+    size_t n = 0;
+
+    if (v >= 100)
+        p[n++] = (char)('0' + v / 100);
+    if (v >= 10)
+        p[n++] = (char)('0' + v / 10 % 10);
+    p[n++] = (char)('0' + v % 10);
+    return n;
+}
+
+size_t fmt_addr(bool v6, const struct in6_addr *a, char *buf)
+{
+    static const char hex[] = "0123456789abcdef";
+    const uint8_t *b = a->s6_addr;
+    int best = -1, best_len = 0;
+    size_t n = 0;
+
+    if (!v6) {
+        for (int i = 0; i < 4; i++) {
+            if (i)
+                buf[n++] = '.';
+            n += put_u8(buf + n, b[i]);
+        }
+        buf[n] = '\0';
+        return n;
+    }
+    /* inet_ntop prints IPv4-mapped and -compatible addresses in dotted form: leave those to it. */
+    if (IN6_IS_ADDR_V4MAPPED(a) || IN6_IS_ADDR_V4COMPAT(a)) {
+        inet_ntop(AF_INET6, a, buf, ADDR_BUF);
+        return strlen(buf);
+    }
+    for (int i = 0; i < 8;) { /* longest run of zero groups, at least two (RFC 5952) */
+        int j = i;
+
+        while (j < 8 && b[2 * j] == 0 && b[2 * j + 1] == 0)
+            j++;
+        if (j - i > best_len && j - i >= 2) {
+            best = i;
+            best_len = j - i;
+        }
+        i = j > i ? j : i + 1;
+    }
+    for (int i = 0; i < 8; i++) {
+        unsigned g = (unsigned)(b[2 * i] << 8 | b[2 * i + 1]);
+        bool lead = true;
+
+        if (i == best) {
+            buf[n++] = ':';
+            buf[n++] = ':';
+            i += best_len - 1;
+            continue;
+        }
+        if (i > 0 && buf[n - 1] != ':')
+            buf[n++] = ':';
+        for (int sh = 12; sh >= 0; sh -= 4) {
+            unsigned d = (g >> sh) & 0xf;
+
+            if (lead && d == 0 && sh > 0)
+                continue;
+            lead = false;
+            buf[n++] = hex[d];
+        }
+    }
+    buf[n] = '\0';
+    return n;
 }
 
 int64_t now_realtime_ms(void)
@@ -187,6 +257,7 @@ int sb_done(strbuf *b, char **ret)
         sb_free(b);
         return -ENOMEM;
     }
+    b->s[b->len] = '\0';
     *ret = b->s;
     b->s = NULL;
     b->len = b->cap = 0;

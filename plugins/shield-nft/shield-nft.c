@@ -292,9 +292,9 @@ static int render_and_write(const shield_state *s, int dirfd, const shield_polic
     int r;
 
     (void)s;
-    if ((r = ruleset_render(p, p->chunk, &txs)) < 0)
+    if ((r = ruleset_render(p, 0, &txs)) < 0)
         return terok_perr(err, r, "rendering the ruleset: %s", strerror(-r));
-    return bundle_write(dirfd, p, (const char *const *)txs, err);
+    return bundle_write(dirfd, p, txs[0], err);
 }
 
 /* ---- prepare ---- */
@@ -307,7 +307,7 @@ static int add_targets(shield_policy *p, const char *const *list, unsigned tier,
 
         if ((r = target_parse(*t, &x, err)) < 0)
             return err_prefix(err, "%s", tier_name(tier));
-        if ((r = policy_add(p, &x, tier, 0)) < 0)
+        if ((r = policy_append(p, &x, tier, 0)) < 0)
             return terok_perr(err, r, "out of memory");
     }
     return 0;
@@ -375,6 +375,8 @@ static int shield_prepare(void *state, const terok_shield_policy *policy,
         (r = add_targets(p, policy->deny, TIER_DENY, err)) < 0 ||
         (r = add_targets(p, policy->override, TIER_OVERRIDE, err)) < 0)
         return r;
+    if ((r = policy_dedupe(p)) < 0 || (r = ruleset_collapse(p)) < 0)
+        return terok_perr(err, r, "out of memory");
     /* Domains are resolved now so the first packet finds its address; a domain that does not
      * resolve is not fatal (default deny still holds) and a refresh retries it. */
     for (size_t i = 0, n = p->n_entries; i < n; i++) {
@@ -421,69 +423,67 @@ static int same_netns_as_us(int64_t pid)
     return a.st_ino == b.st_ino && a.st_dev == b.st_dev;
 }
 
-/* Check a JSON listing of the output chain against the posture we expect. */
-static int check_listing(const shield_policy *p, uint32_t posture, const char *json,
-                         uint32_t *ret_found, terok_error *err)
+/* Outside the initial user namespace (a rootless hook, or an operator who is not root) netlink
+ * cannot force large socket buffers and refuses one transaction much above 5,000 elements
+ * (MACHINE.md §5): load in chunks there. Root in the initial namespace loads in one go. */
+static bool needs_chunks(const shield_policy *p)
 {
-    json_object *root = json_tokener_parse(json), *arr;
-    char want[64];
-    const char *policy = NULL;
-    unsigned rules = 0;
-    uint32_t found = 0;
-    int r = 0;
+    unsigned long a, b, c;
+    FILE *f;
+    int n;
 
-    snprintf(want, sizeof want, POSTURE_MARK "%s", posture_name(posture));
-    if (!root || !json_object_object_get_ex(root, "nftables", &arr) ||
-        !json_object_is_type(arr, json_type_array)) {
-        json_object_put(root);
-        return terok_perr(err, -EBADMSG, "verify: unreadable nft listing");
-    }
-    for (size_t i = 0; i < json_object_array_length(arr); i++) {
-        json_object *it = json_object_array_get_idx(arr, i), *o, *v;
-
-        if (json_object_object_get_ex(it, "chain", &o)) {
-            if (json_object_object_get_ex(o, "policy", &v))
-                policy = json_object_get_string(v);
-        } else if (json_object_object_get_ex(it, "rule", &o)) {
-            if (rules++ == 0 && json_object_object_get_ex(o, "comment", &v)) {
-                const char *c = json_object_get_string(v);
-
-                if (c && strneq(c, POSTURE_MARK, strlen(POSTURE_MARK))) {
-                    int x = posture_from_name(c + strlen(POSTURE_MARK));
-                    found = x > 0 ? (uint32_t)x : TEROK_SHIELD_ERROR;
-                }
-            }
-        }
-    }
-    if (ret_found)
-        *ret_found = found ? found : TEROK_SHIELD_ERROR;
-    if (posture) {
-        const char *want_policy = posture == TEROK_SHIELD_DOWN ? "accept" : "drop";
-        unsigned want_rules = ruleset_output_rule_count(p, posture);
-
-        if (found != posture || !policy || !streq(policy, want_policy) || rules != want_rules)
-            r = terok_perr(err, -EPROTO,
-                           "verify: output chain is not the %s ruleset (marker %s, policy %s, "
-                           "%u rules, expected %u)",
-                           posture_name(posture), posture_name(found), strna(policy), rules,
-                           want_rules);
-    }
-    json_object_put(root);
-    return r;
+    if (p->rootless || geteuid() != 0)
+        return true;
+    f = fopen("/proc/self/uid_map", "re");
+    if (!f)
+        return true;
+    n = fscanf(f, "%lu %lu %lu", &a, &b, &c);
+    fclose(f);
+    return !(n == 3 && a == 0 && b == 0 && c == 4294967295ul);
 }
 
-#define LIST_OUTPUT "list chain " SHIELD_FAMILY " " SHIELD_TABLE " output\n"
+/* Check what the kernel holds against the posture we expect (posture 0: only report it). */
+static int check_probe(const shield_policy *p, uint32_t posture, const chain_probe *pr,
+                       uint32_t *ret_found, terok_error *err)
+{
+    uint32_t found = TEROK_SHIELD_ERROR;
+
+    if (pr->present && strneq(pr->mark, POSTURE_MARK, strlen(POSTURE_MARK))) {
+        int x = posture_from_name(pr->mark + strlen(POSTURE_MARK));
+
+        if (x == TEROK_SHIELD_UP || x == TEROK_SHIELD_DOWN || x == TEROK_SHIELD_QUARANTINE)
+            found = (uint32_t)x;
+    }
+    if (ret_found)
+        *ret_found = found;
+    if (posture) {
+        int want_policy = posture == TEROK_SHIELD_DOWN;
+        unsigned want_rules = ruleset_output_rule_count(p, posture);
+
+        if (!pr->present)
+            return terok_perr(err, -EPROTO, "verify: no shield output chain in the netns");
+        if (found != posture || pr->policy != want_policy || pr->rules != want_rules)
+            return terok_perr(err, -EPROTO,
+                              "verify: output chain is not the %s ruleset (marker %s, policy "
+                              "%s, %u rules, expected %u)",
+                              posture_name(posture), posture_name(found),
+                              pr->policy ? "accept" : "drop", pr->rules, want_rules);
+    }
+    return 0;
+}
 
 static int shield_apply(void *state, const char *bundle_path, int64_t pid, terok_error *err)
 {
     shield_state *s = state;
     _cleanup_close_ int dirfd = -EBADF;
     _cleanup_policy_ shield_policy *p = NULL;
-    _cleanup_strv_free_ char **stored = NULL, **txs = NULL, **timed = NULL, **all = NULL;
-    _cleanup_free_ char *listing = NULL;
+    _cleanup_free_ char *stored = NULL;
+    _cleanup_strv_free_ char **txs = NULL, **timed = NULL, **all = NULL;
+    _cleanup_(nft_job_abortp) nft_job *job = NULL;
+    chain_probe probe;
     int64_t now = now_realtime_ms();
     bundle_runtime rt = {.pid = pid, .applied_ms = now};
-    size_t i;
+    size_t chunk;
     int r;
 
     if (!s)
@@ -496,32 +496,39 @@ static int shield_apply(void *state, const char *bundle_path, int64_t pid, terok
                                 : "shield apply: pid %lld shares this process's network "
                                   "namespace; refusing to firewall the host",
                           (long long)pid);
+    /* The helper joins the netns and sets up libnftables while we validate; it applies nothing
+     * until it is handed the transactions, and any failure below aborts it (fail closed). */
+    if ((r = nft_job_start(pid, NFT_RUN_PROBE, &job, err)) < 0)
+        return err_prefix(err, "shield apply");
     if ((r = bundle_dir_open(bundle_path, &dirfd, err)) < 0 || (r = bundle_lock(dirfd, err)) < 0 ||
         (r = bundle_read(dirfd, &p, &stored, err)) < 0)
         return err_prefix(err, "shield apply");
     policy_prune(p, now);
     /* Never run text from disk: render again from the validated policy and insist it is what
      * prepare wrote (catches edits and version skew). */
-    if ((r = ruleset_render(p, p->chunk, &txs)) < 0)
+    if ((r = ruleset_render(p, 0, &txs)) < 0)
         return terok_perr(err, r, "shield apply: rendering: %s", strerror(-r));
-    for (i = 0; txs[i] && stored[i]; i++)
-        if (!streq(txs[i], stored[i]))
-            break;
-    if (txs[i] || stored[i])
+    if (!streq(txs[0], stored))
         return terok_perr(err, -EBADMSG,
                           "shield apply '%s': the stored ruleset does not match the bundle's "
                           "policy (edited by hand, or written by another version)",
                           Q(bundle_path));
-    if ((r = ruleset_render_timed(p, now, p->ttl_floor_ms, p->chunk, &timed)) < 0)
+    chunk = needs_chunks(p) ? p->chunk : 0;
+    if (chunk) {
+        strv_free(txs);
+        txs = NULL;
+        if ((r = ruleset_render(p, chunk, &txs)) < 0)
+            return terok_perr(err, r, "shield apply: rendering: %s", strerror(-r));
+    }
+    if ((r = ruleset_render_timed(p, now, p->ttl_floor_ms, chunk, &timed)) < 0)
         return terok_perr(err, r, "shield apply: rendering: %s", strerror(-r));
     if (strv_extend_strv(&all, (const char *const *)txs) < 0 ||
-        strv_extend_strv(&all, (const char *const *)timed) < 0 ||
-        strv_extend(&all, LIST_OUTPUT) < 0)
+        strv_extend_strv(&all, (const char *const *)timed) < 0)
         return terok_perr(err, -ENOMEM, "out of memory");
-    if ((r = nft_run_in_netns(pid, (const char *const *)all, NFT_RUN_JSON | NFT_RUN_OUTPUT,
-                              &listing, err)) < 0)
+    r = nft_job_finish(take_ptr(job), (const char *const *)all, NULL, &probe, err);
+    if (r < 0)
         return err_prefix(err, "shield apply '%s' (pid %lld)", p->container, (long long)pid);
-    if ((r = check_listing(p, p->posture, listing, NULL, err)) < 0)
+    if ((r = check_probe(p, p->posture, &probe, NULL, err)) < 0)
         return err_prefix(err, "shield apply '%s'", p->container);
     if ((r = bundle_runtime_write(dirfd, &rt, err)) < 0)
         return err_prefix(err, "shield apply '%s'", p->container);
@@ -587,7 +594,7 @@ static int live_commit(shield_state *s, live *l, strbuf *cmds, terok_error *err)
 
 static int shield_verify(void *state, const char *container, int64_t pid, terok_error *err)
 {
-    _cleanup_free_ char *listing = NULL;
+    chain_probe probe;
     live l;
     int r;
 
@@ -601,13 +608,9 @@ static int shield_verify(void *state, const char *container, int64_t pid, terok_
         }
         pid = l.rt.pid;
     }
-    {
-        const char *txs[] = {LIST_OUTPUT, NULL};
-
-        r = nft_run_in_netns(pid, txs, NFT_RUN_JSON | NFT_RUN_OUTPUT, &listing, err);
-    }
+    r = nft_run_probe(pid, NULL, NFT_RUN_PROBE, NULL, &probe, err);
     if (r >= 0)
-        r = check_listing(l.p, l.p->posture, listing, NULL, err);
+        r = check_probe(l.p, l.p->posture, &probe, NULL, err);
     live_done(&l);
     return r < 0 ? err_prefix(err, "shield verify '%s'", container) : 0;
 }
@@ -640,7 +643,8 @@ static int shield_cleanup(void *state, const char *container, terok_error *err)
 static int shield_posture_set(void *state, const char *container, uint32_t posture,
                               terok_error *err)
 {
-    _cleanup_free_ char *text = NULL, *listing = NULL;
+    _cleanup_free_ char *text = NULL;
+    chain_probe probe;
     live l;
     int r;
 
@@ -654,11 +658,11 @@ static int shield_posture_set(void *state, const char *container, uint32_t postu
             live_done(&l);
             return terok_perr(err, r, "out of memory");
         }
-        const char *txs[] = {text, LIST_OUTPUT, NULL};
+        const char *txs[] = {text, NULL};
         /* One transaction: the chains switch atomically, the sets keep their elements. */
-        r = nft_run_in_netns(l.rt.pid, txs, NFT_RUN_JSON | NFT_RUN_OUTPUT, &listing, err);
+        r = nft_run_probe(l.rt.pid, txs, NFT_RUN_PROBE, NULL, &probe, err);
         if (r >= 0)
-            r = check_listing(l.p, posture, listing, NULL, err);
+            r = check_probe(l.p, posture, &probe, NULL, err);
         if (r < 0) {
             live_done(&l);
             return err_prefix(err, "shield %s '%s'", posture_name(posture), container);
@@ -673,7 +677,7 @@ static int shield_posture_set(void *state, const char *container, uint32_t postu
 static int shield_posture_get(void *state, const char *container, uint32_t *ret_posture,
                               terok_error *err)
 {
-    _cleanup_free_ char *listing = NULL;
+    chain_probe probe;
     uint32_t found = TEROK_SHIELD_ERROR;
     live l;
     int r;
@@ -687,16 +691,12 @@ static int shield_posture_get(void *state, const char *container, uint32_t *ret_
         *ret_posture = TEROK_SHIELD_OFFLINE;
         return 0;
     }
-    {
-        const char *txs[] = {LIST_OUTPUT, NULL};
-
-        /* No table where one should be is the ERROR posture, not a failure to report it. */
-        if (nft_run_in_netns(l.rt.pid, txs, NFT_RUN_JSON | NFT_RUN_OUTPUT, &listing, NULL) >= 0)
-            (void)check_listing(l.p, 0, listing, &found, NULL);
-        else
-            terok_plog(TEROK_LOG_WARNING, "%s: no shield table in the container's netns",
-                       container);
-    }
+    /* No table where one should be is the ERROR posture, not a failure to report it. */
+    if (nft_run_probe(l.rt.pid, NULL, NFT_RUN_PROBE, NULL, &probe, NULL) >= 0)
+        (void)check_probe(l.p, 0, &probe, &found, NULL);
+    if (found == TEROK_SHIELD_ERROR)
+        terok_plog(TEROK_LOG_WARNING, "%s: no recognisable shield table in the container's netns",
+                   container);
     live_done(&l);
     *ret_posture = found;
     return 0;

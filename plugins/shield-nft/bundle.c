@@ -156,13 +156,19 @@ static int read_file(int dirfd, const char *name, char **ret, terok_error *err)
     return 0;
 }
 
-static int write_file(int dirfd, const char *name, const char *data, size_t len, terok_error *err)
+static void tmp_name(const char *name, char *buf, size_t n)
+{
+    snprintf(buf, n, ".%s.%d.tmp", name, (int)getpid());
+}
+
+/* Write and fsync <name>'s temporary file; stage_commit() renames it into place. */
+static int stage_file(int dirfd, const char *name, const char *data, size_t len, terok_error *err)
 {
     char tmp[64];
     _cleanup_close_ int fd = -EBADF;
     int r;
 
-    snprintf(tmp, sizeof tmp, ".%s.%d.tmp", name, (int)getpid());
+    tmp_name(name, tmp, sizeof tmp);
     (void)unlinkat(dirfd, tmp, 0);
     fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
@@ -171,12 +177,29 @@ static int write_file(int dirfd, const char *name, const char *data, size_t len,
         (void)unlinkat(dirfd, tmp, 0);
         return terok_perr(err, r, "cannot write '%s': %s", tmp, strerror(-r));
     }
+    return 0;
+}
+
+static int stage_commit(int dirfd, const char *name, terok_error *err)
+{
+    char tmp[64];
+    int r;
+
+    tmp_name(name, tmp, sizeof tmp);
     if (renameat(dirfd, tmp, dirfd, name) < 0) {
         r = negative_errno();
         (void)unlinkat(dirfd, tmp, 0);
         return terok_perr(err, r, "cannot rename '%s': %s", name, strerror(-r));
     }
     return 0;
+}
+
+static void stage_discard(int dirfd, const char *name)
+{
+    char tmp[64];
+
+    tmp_name(name, tmp, sizeof tmp);
+    (void)unlinkat(dirfd, tmp, 0);
 }
 
 static json_object *parse_json(const char *s, const char *name, terok_error *err, int *r)
@@ -522,13 +545,38 @@ static int policy_to_json(const shield_policy *p, json_object **ret)
 
 int bundle_write(int dirfd, const shield_policy *p, const char *ruleset, terok_error *err)
 {
+    int r = bundle_stage(dirfd, p, ruleset, err);
+
+    return r < 0 ? r : bundle_commit(dirfd, err);
+}
+
+int bundle_commit(int dirfd, terok_error *err)
+{
+    int r;
+
+    /* The ruleset first: a crash between the two renames leaves a pair that no longer
+     * matches, which apply refuses (fail closed). */
+    if ((r = stage_commit(dirfd, RULESET_FILE, err)) < 0) {
+        stage_discard(dirfd, BUNDLE_FILE);
+        return r;
+    }
+    return stage_commit(dirfd, BUNDLE_FILE, err);
+}
+
+void bundle_discard(int dirfd)
+{
+    stage_discard(dirfd, RULESET_FILE);
+    stage_discard(dirfd, BUNDLE_FILE);
+    stage_discard(dirfd, RUNTIME_FILE);
+}
+
+int bundle_stage(int dirfd, const shield_policy *p, const char *ruleset, terok_error *err)
+{
     _cleanup_json_ json_object *root = NULL;
     const char *s;
     int r;
 
-    /* The ruleset first: a crash between the two leaves a pair that no longer matches, which
-     * apply refuses (fail closed). */
-    if ((r = write_file(dirfd, RULESET_FILE, ruleset, strlen(ruleset), err)) < 0)
+    if ((r = stage_file(dirfd, RULESET_FILE, ruleset, strlen(ruleset), err)) < 0)
         return r;
     if ((r = policy_to_json(p, &root)) < 0)
         return terok_perr(err, r, "out of memory");
@@ -536,7 +584,7 @@ int bundle_write(int dirfd, const shield_policy *p, const char *ruleset, terok_e
                                        JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
     if (!s)
         return terok_perr(err, -ENOMEM, "out of memory");
-    return write_file(dirfd, BUNDLE_FILE, s, strlen(s), err);
+    return stage_file(dirfd, BUNDLE_FILE, s, strlen(s), err);
 }
 
 int bundle_runtime_read(int dirfd, bundle_runtime *ret, terok_error *err)
@@ -560,14 +608,19 @@ int bundle_runtime_read(int dirfd, bundle_runtime *ret, terok_error *err)
     return 0;
 }
 
-int bundle_runtime_write(int dirfd, const bundle_runtime *rt, terok_error *err)
+int bundle_runtime_commit(int dirfd, terok_error *err)
+{
+    return stage_commit(dirfd, RUNTIME_FILE, err);
+}
+
+int bundle_runtime_stage(int dirfd, const bundle_runtime *rt, terok_error *err)
 {
     char buf[160];
     int n =
         snprintf(buf, sizeof buf, "{\"pid\":%lld,\"starttime\":%llu,\"applied_ms\":%lld}\n",
                  (long long)rt->pid, (unsigned long long)rt->starttime, (long long)rt->applied_ms);
 
-    return write_file(dirfd, RUNTIME_FILE, buf, (size_t)n, err);
+    return stage_file(dirfd, RUNTIME_FILE, buf, (size_t)n, err);
 }
 
 int bundle_runtime_remove(int dirfd)

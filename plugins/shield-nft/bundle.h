@@ -36,6 +36,12 @@ int bundle_lock(int dirfd, terok_error *err);
 int bundle_read(int dirfd, shield_policy **ret_policy, char **ret_ruleset, terok_error *err);
 /* Write ruleset.nft and shield.json (each tmp + fsync + rename). */
 int bundle_write(int dirfd, const shield_policy *p, const char *ruleset, terok_error *err);
+/* The same in steps, so the disk can overlap a kernel change and the bundle stays untouched
+ * when the kernel refuses: stage writes and fsyncs the temporary files, commit renames them
+ * into place, discard removes whatever is staged (runtime.json's too). */
+int bundle_stage(int dirfd, const shield_policy *p, const char *ruleset, terok_error *err);
+int bundle_commit(int dirfd, terok_error *err);
+void bundle_discard(int dirfd);
 
 typedef struct bundle_runtime {
     int64_t pid;
@@ -44,5 +50,6 @@ typedef struct bundle_runtime {
 } bundle_runtime;
 /* -ENOENT when the container was never applied (or was cleaned up). */
 int bundle_runtime_read(int dirfd, bundle_runtime *ret, terok_error *err);
-int bundle_runtime_write(int dirfd, const bundle_runtime *rt, terok_error *err);
+int bundle_runtime_stage(int dirfd, const bundle_runtime *rt, terok_error *err);
+int bundle_runtime_commit(int dirfd, terok_error *err);
 int bundle_runtime_remove(int dirfd);

@@ -433,7 +433,8 @@ void nft_job_abort(nft_job *j)
 
     if (!j)
         return;
-    close(j->tx_fd); /* the child sees a short read and leaves without applying anything */
+    if (j->tx_fd >= 0)
+        close(j->tx_fd); /* the child sees a short read and leaves without applying anything */
     kill(j->child, SIGKILL);
     while (waitpid(j->child, &st, 0) < 0 && errno == EINTR)
         ;
@@ -478,8 +479,22 @@ static int send_txs(int fd, const char *const *txs)
     return 0;
 }
 
+void nft_job_send(nft_job *j, const char *const *txs)
+{
+    /* A child that failed early (setns) has closed its end: its report says why. */
+    (void)send_txs(j->tx_fd, txs);
+    close(j->tx_fd);
+    j->tx_fd = -EBADF;
+}
+
 int nft_job_finish(nft_job *j, const char *const *txs, char **ret_output, chain_probe *ret_probe,
                    terok_error *err)
+{
+    nft_job_send(j, txs);
+    return nft_job_wait(j, ret_output, ret_probe, err);
+}
+
+int nft_job_wait(nft_job *j, char **ret_output, chain_probe *ret_probe, terok_error *err)
 {
     _cleanup_free_ char *buf = NULL;
     int64_t pid = j->pid;
@@ -487,9 +502,10 @@ int nft_job_finish(nft_job *j, const char *const *txs, char **ret_output, chain_
     int r, status;
     report h;
 
-    /* A child that failed early (setns) has closed its end: its report says why. */
-    (void)send_txs(j->tx_fd, txs);
-    close(j->tx_fd);
+    if (j->tx_fd >= 0) {
+        close(j->tx_fd);
+        j->tx_fd = -EBADF;
+    }
     r = read_report(j->report_fd, j->child, &buf, &len);
     while (waitpid(j->child, &status, 0) < 0 && errno == EINTR)
         ;

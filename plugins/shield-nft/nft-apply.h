@@ -40,6 +40,9 @@ typedef struct nft_job nft_job;
 int nft_job_start(int64_t pid, unsigned flags, nft_job **ret, terok_error *err);
 int nft_job_finish(nft_job *j, const char *const *txs, char **ret_output, chain_probe *ret_probe,
                    terok_error *err);
+/* finish = send, then wait (the caller may work in between: the child applies meanwhile). */
+void nft_job_send(nft_job *j, const char *const *txs);
+int nft_job_wait(nft_job *j, char **ret_output, chain_probe *ret_probe, terok_error *err);
 void nft_job_abort(nft_job *j);
 static inline void nft_job_abortp(nft_job **j)
 {

@@ -484,7 +484,7 @@ static int shield_apply(void *state, const char *bundle_path, int64_t pid, terok
     int64_t now = now_realtime_ms();
     bundle_runtime rt = {.pid = pid, .applied_ms = now};
     size_t chunk;
-    int r;
+    int r, rs;
 
     if (!s)
         return terok_perr(err, -EINVAL, "apply: no state");
@@ -525,13 +525,20 @@ static int shield_apply(void *state, const char *bundle_path, int64_t pid, terok
     if (strv_extend_strv(&all, (const char *const *)txs) < 0 ||
         strv_extend_strv(&all, (const char *const *)timed) < 0)
         return terok_perr(err, -ENOMEM, "out of memory");
-    r = nft_job_finish(take_ptr(job), (const char *const *)all, NULL, &probe, err);
-    if (r < 0)
+    /* The child loads while we stage runtime.json; it is renamed into place only on success. */
+    nft_job_send(job, (const char *const *)all);
+    rs = bundle_runtime_stage(dirfd, &rt, NULL);
+    r = nft_job_wait(take_ptr(job), NULL, &probe, err);
+    if (r >= 0)
+        r = check_probe(p, p->posture, &probe, NULL, err);
+    if (r >= 0 && rs < 0)
+        r = terok_perr(err, rs, "cannot record runtime.json: %s", strerror(-rs));
+    if (r >= 0)
+        r = bundle_runtime_commit(dirfd, err);
+    if (r < 0) {
+        bundle_discard(dirfd);
         return err_prefix(err, "shield apply '%s' (pid %lld)", p->container, (long long)pid);
-    if ((r = check_probe(p, p->posture, &probe, NULL, err)) < 0)
-        return err_prefix(err, "shield apply '%s'", p->container);
-    if ((r = bundle_runtime_write(dirfd, &rt, err)) < 0)
-        return err_prefix(err, "shield apply '%s'", p->container);
+    }
     return 0;
 }
 
@@ -579,17 +586,36 @@ static int live_open(shield_state *s, const char *container, live *l, terok_erro
 static int live_commit(shield_state *s, live *l, strbuf *cmds, terok_error *err)
 {
     _cleanup_free_ char *text = NULL;
-    int r;
+    _cleanup_strv_free_ char **txs = NULL;
+    nft_job *job = NULL;
+    int r, rs;
 
     if ((r = sb_done(cmds, &text)) < 0)
         return terok_perr(err, r, "out of memory");
     if (l->running && *text) {
-        const char *txs[] = {text, NULL};
+        const char *one[] = {text, NULL};
 
-        if ((r = nft_run_in_netns(l->rt.pid, txs, 0, NULL, err)) < 0)
+        if ((r = nft_job_start(l->rt.pid, 0, &job, err)) < 0)
             return err_prefix(err, "shield '%s'", l->p->container);
+        nft_job_send(job, one);
     }
-    return render_and_write(s, l->dirfd, l->p, err);
+    /* The bundle is rendered and fsynced while the child changes the kernel, and renamed into
+     * place only once the kernel took it. */
+    rs = ruleset_render(l->p, 0, &txs);
+    if (rs >= 0)
+        rs = bundle_stage(l->dirfd, l->p, txs[0], err);
+    if (job && (r = nft_job_wait(job, NULL, NULL, err)) < 0) {
+        bundle_discard(l->dirfd);
+        return err_prefix(err, "shield '%s'", l->p->container);
+    }
+    if (rs < 0) {
+        bundle_discard(l->dirfd);
+        return rs == -ENOMEM
+                   ? terok_perr(err, rs, "out of memory")
+                   : err_prefix(err, "shield '%s': applied, but not recorded", l->p->container);
+    }
+    (void)s;
+    return bundle_commit(l->dirfd, err);
 }
 
 static int shield_verify(void *state, const char *container, int64_t pid, terok_error *err)

@@ -50,6 +50,14 @@ static void teardown(void)
 
 static const char *const no_profiles[] = {NULL};
 
+static void prepared_free(terok_shield_prepared *p)
+{
+    free(p->bundle_path);
+    for (char **a = p->annotations; a && *a; a++)
+        free(*a);
+    free(p->annotations);
+}
+
 static int prepare(const char *name, const char *const *allow, const char *const *deny,
                    const char *const *override, const char *const *profiles, terok_error *err,
                    terok_shield_prepared *out)
@@ -62,16 +70,11 @@ static int prepare(const char *name, const char *const *allow, const char *const
                                .override = override,
                                .dns_resolver = "10.0.2.3"};
     terok_shield_prepared tmp = {.struct_size = sizeof tmp};
+    int r = h.ops->prepare(h.state, &pol, out ? out : &tmp, err);
 
-    return h.ops->prepare(h.state, &pol, out ? out : &tmp, err);
-}
-
-static void prepared_free(terok_shield_prepared *p)
-{
-    free(p->bundle_path);
-    for (char **a = p->annotations; a && *a; a++)
-        free(*a);
-    free(p->annotations);
+    if (!out)
+        prepared_free(&tmp);
+    return r;
 }
 
 static char *slurp(const char *path)

@@ -289,7 +289,7 @@ static int read_entries(shield_policy *p, json_object *root, terok_error *err)
             const char *nl = strchr(s, '\n');
             size_t n = nl ? (size_t)(nl - s) : strlen(s);
             char one[TARGET_MAX_LEN + 2];
-            target t;
+            policy_entry *e;
 
             if (n > TARGET_MAX_LEN) {
                 snprintf(one, sizeof one, "%.*s", TARGET_MAX_LEN + 1, s);
@@ -297,10 +297,14 @@ static int read_entries(shield_policy *p, json_object *root, terok_error *err)
                 memcpy(one, s, n);
                 one[n] = '\0';
             }
-            if ((r = target_parse(one, &t, err)) < 0)
+            if (!(e = policy_push(p)))
+                return terok_perr(err, -ENOMEM, "out of memory");
+            if ((r = target_parse(one, &e->t, err)) < 0) {
+                p->n_entries--;
                 return err_prefix(err, "bundle: %s entry", tier_name(tier));
-            if ((r = policy_append(p, &t, tier, 0)) < 0)
-                return terok_perr(err, r, "out of memory");
+            }
+            e->tier = (uint8_t)tier;
+            e->expires_ms = 0;
             s += n + (nl ? 1 : 0);
         }
     }

@@ -221,8 +221,12 @@ int target_parse(const char *s, target *ret, terok_error *err)
 {
     char host[TARGET_MAX_LEN + 1];
     const char *colon;
-    target t = {0};
+    target t;
     int r;
+
+    /* Only the bytes in use are set and copied (the hook parses every entry of a bundle). */
+    memset(&t, 0, offsetof(target, domain));
+    t.domain[0] = '\0';
 
     if (isempty(s))
         return terok_perr(err, -EINVAL, "target '' is empty");
@@ -264,7 +268,8 @@ int target_parse(const char *s, target *ret, terok_error *err)
         if (r < 0)
             return r;
     }
-    *ret = t;
+    memcpy(ret, &t, offsetof(target, domain));
+    memcpy(ret->domain, t.domain, strlen(t.domain) + 1);
     return 0;
 }
 
@@ -450,6 +455,14 @@ int policy_reserve(shield_policy *p, size_t n)
     p->entries = ne;
     p->cap_entries = n;
     return 0;
+}
+
+policy_entry *policy_push(shield_policy *p)
+{
+    if (p->n_entries == p->cap_entries &&
+        policy_reserve(p, p->cap_entries ? p->cap_entries * 2 : 64) < 0)
+        return NULL;
+    return &p->entries[p->n_entries++];
 }
 
 int policy_append(shield_policy *p, const target *t, unsigned tier, int64_t expires_ms)

@@ -96,6 +96,8 @@ int policy_add(shield_policy *p, const target *t, unsigned tier, int64_t expires
 /* Bulk variant: append without looking for duplicates; call policy_dedupe() once after. */
 int policy_append(shield_policy *p, const target *t, unsigned tier, int64_t expires_ms);
 int policy_reserve(shield_policy *p, size_t n);
+/* A new, uninitialised last entry (drop it again with p->n_entries--), or NULL. */
+policy_entry *policy_push(shield_policy *p);
 /* Merge identical (tier, target) entries, first occurrence kept, longer lifetime wins. O(n). */
 int policy_dedupe(shield_policy *p);
 /* Remove entries of `tier` whose canonical text equals t's; returns how many. */

@@ -18,7 +18,7 @@ PACKAGES=(
   # run and test
   podman crun uidmap slirp4netns fuse-overlayfs catatonit conmon netavark nftables iproute2
   busybox-static dbus dbus-user-session gnome-keyring libsecret-tools python3-dbusmock
-  sqlite3 jq hyperfine util-linux
+  sqlite3 jq hyperfine util-linux dnsmasq-base
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

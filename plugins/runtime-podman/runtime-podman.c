@@ -84,6 +84,8 @@ static int pm_open(terok_plugin *self, const terok_config_section *cfg, void **r
     podman *p;
     int r;
 
+    if (!ret_state)
+        return terok_perr(err, -EINVAL, "open: no place for the state");
     if (!streq(sock, "auto") && !streq(sock, "private") && sock[0] != '/')
         return terok_perr(err, -EINVAL,
                           "socket '%s': expected 'auto', 'private' or an absolute path", sock);
@@ -425,6 +427,8 @@ static int pm_list(void *state, const terok_list_filter *f, terok_container_cb c
     json_object *j;
     int r = 0;
 
+    if (!cb)
+        return terok_perr(err, -EINVAL, "list: no callback");
     if (f && (r = check_struct(f, f->struct_size, sizeof *f, "list filter", err)) < 0)
         return r;
     if (f && (f->flags & ~(uint32_t)TEROK_LIST_ALL))
@@ -489,6 +493,8 @@ static int pm_logs(void *state, const char *ref, const terok_logs_opts *o, terok
     char tail[32] = "all";
     int r;
 
+    if (!cb)
+        return terok_perr(err, -EINVAL, "logs: no callback");
     if (!ref_is_valid(ref))
         return bad_ref(ref, err);
     if (o && (r = check_struct(o, o->struct_size, sizeof *o, "logs options", err)) < 0)
@@ -524,6 +530,8 @@ static int pm_image_inspect(void *state, const char *image, terok_image_cb cb, v
     json_object *j;
     int r;
 
+    if (!cb)
+        return terok_perr(err, -EINVAL, "image_inspect: no callback");
     if (!image_ref_is_valid(image))
         return terok_perr(err, -EINVAL, "image reference '%s' is not valid", strna(image));
     if (asprintf(&path, "/images/%s/json", image) < 0)
@@ -590,6 +598,8 @@ static int pm_events(void *state, const terok_list_filter *f, terok_event_cb cb,
     events_ctx ctx = {.cb = cb, .userdata = userdata};
     int r;
 
+    if (!cb)
+        return terok_perr(err, -EINVAL, "events: no callback");
     if (f && (r = check_struct(f, f->struct_size, sizeof *f, "event filter", err)) < 0)
         return r;
     ctx.prefix = f ? f->name_prefix : NULL;

@@ -106,6 +106,29 @@ typedef struct terok_shield_ops {
     /* --- append below this line only; bump TEROK_PLUGIN_ABI_MINOR --- */
 } terok_shield_ops;
 
+/* ctl opcodes of the shield kind (below 0x10000 they are the core's). */
+#define TEROK_SHIELD_CTL_REFRESH 0x10000u /* arg: terok_shield_ctl_refresh * */
+#define TEROK_SHIELD_CTL_STATUS 0x10001u  /* arg: terok_shield_ctl_text * */
+
+/* Re-resolve a container's domain targets and re-add their current addresses with fresh
+ * TTL-derived timeouts; stale addresses expire on their own. The caller schedules the next
+ * refresh within ret_next_ms (-1: the container has no domain targets). */
+typedef struct terok_shield_ctl_refresh {
+    uint32_t struct_size;
+    uint32_t reserved0;
+    const char *container;
+    int64_t ret_next_ms;
+} terok_shield_ctl_refresh;
+
+/* A text report about one container handed to cb (STATUS: one JSON object). */
+typedef struct terok_shield_ctl_text {
+    uint32_t struct_size;
+    uint32_t reserved0;
+    const char *container;
+    terok_shield_text_cb cb;
+    void *userdata;
+} terok_shield_ctl_text;
+
 #ifdef __cplusplus
 }
 #endif

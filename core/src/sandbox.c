@@ -4,11 +4,13 @@
  * logs, and the store+runtime views behind ps and inspect. Only terok-managed containers are
  * touched. Never prints. */
 #include <json-c/json.h>
+#include <limits.h>
 #include <stdio.h>
 #include <sys/random.h>
 #include <time.h>
 
 #include "error.h"
+#include "terok-build-config.h"
 #include "runtime.h"
 #include "sandbox.h"
 #include "spec.h"
@@ -196,9 +198,61 @@ static int generate_name(store *st, char **ret, terok_error *err)
     return terok_error_set(err, -EEXIST, "cannot find a free container name");
 }
 
-static int load_policy(sandbox *s, spec_policy *pol, terok_error *err)
+/* terok-init on this host: $TEROK_SANDBOX_INIT (development and tests), the installed
+ * libexec copy, or the build tree next to this binary. NULL when there is none. */
+static char *find_init(void)
 {
-    return spec_policy_load(s->config, pol, err);
+    const char *env = getenv("TEROK_SANDBOX_INIT");
+    char self[PATH_MAX], *p = NULL;
+    ssize_t n;
+
+    if (env && env[0] == '/' && access(env, X_OK) == 0)
+        return strdup(env);
+    if (access(TEROK_LIBEXEC_DIR "/terok-init", X_OK) == 0)
+        return strdup(TEROK_LIBEXEC_DIR "/terok-init");
+    n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return NULL;
+    self[n] = 0;
+    char *slash = strrchr(self, '/');
+    if (!slash)
+        return NULL;
+    *slash = 0;
+    if (asprintf(&p, "%s/init/terok-init", self) < 0)
+        return NULL;
+    if (access(p, X_OK) == 0)
+        return p;
+    free(p);
+    return NULL;
+}
+
+static int load_policy(sandbox *s, runtime *rt, spec_policy *pol, terok_error *err)
+{
+    terok_runtime_ctl_info info = {.struct_size = sizeof info};
+    int r = spec_policy_load(s->config, pol, err);
+
+    if (r < 0)
+        return r;
+    /* Every container runs under terok-init (reaping, signals, the service bridges). */
+    pol->init_binary = find_init();
+    if (!pol->init_binary && !streq(rt->plugin->name, "null")) {
+        spec_policy_done(pol);
+        return terok_error_set(err, -ENOENT,
+                               "terok-init was not found (looked in '%s' and next to this "
+                               "binary); reinstall terok-sandbox",
+                               TEROK_LIBEXEC_DIR);
+    }
+    /* A user namespace by default: keep-id rootless (the task's files stay the operator's),
+     * auto rootful (each container its own range of subordinate ids). */
+    if (runtime_ctl(rt, TEROK_RUNTIME_CTL_INFO, &info, NULL) >= 0 &&
+        !streq(rt->plugin->name, "null")) {
+        pol->userns_default = strdup(info.rootless ? "keep-id" : "auto");
+        if (!pol->userns_default) {
+            spec_policy_done(pol);
+            return terok_error_set(err, -ENOMEM, "out of memory");
+        }
+    }
+    return 0;
 }
 
 int sandbox_create(sandbox *s, const run_request *req, sandbox_notes *notes, char **ret_name,
@@ -218,7 +272,10 @@ int sandbox_create(sandbox *s, const run_request *req, sandbox_notes *notes, cha
         return terok_error_set(err, -EINVAL, "sandbox_create: missing argument");
 
     /* 1. Everything checked before anything exists. */
-    r = load_policy(s, &pol, err);
+    r = runtime_get(s->registry, 0, &rt, err);
+    if (r < 0)
+        return r;
+    r = load_policy(s, &rt, &pol, err);
     if (r < 0)
         return r;
     r = spec_validate(req, &pol, err);
@@ -245,9 +302,6 @@ int sandbox_create(sandbox *s, const run_request *req, sandbox_notes *notes, cha
         if (r < 0)
             goto out;
     }
-    r = runtime_get(s->registry, 0, &rt, err);
-    if (r < 0)
-        goto out;
     r = runtime_image_inspect(&rt, req->image, image_cb, &img, err);
     if (r == -ENOENT)
         r = terok_error_set(err, -ENOENT,
@@ -371,7 +425,7 @@ int sandbox_stop(sandbox *s, const char *name, int64_t timeout_s, terok_error *e
     container_rec_done(&rec);
     if (timeout_s < 0) {
         spec_policy pol;
-        r = load_policy(s, &pol, err);
+        r = spec_policy_load(s->config, &pol, err);
         if (r < 0)
             return r;
         timeout_s = pol.stop_timeout_s;

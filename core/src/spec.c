@@ -136,6 +136,7 @@ void spec_policy_done(spec_policy *p)
     free(p->origin_cap_drop_all);
     free(p->origin_seccomp);
     free(p->init_binary);
+    free(p->userns_default);
     *p = (spec_policy){0};
 }
 
@@ -470,7 +471,7 @@ int spec_compose(const run_request *req, const char *name, const spec_policy *po
         dup_or_null(req->workdir ? req->workdir : "/workspace", &c->workdir) < 0 ||
         dup_or_null(req->user, &c->user) < 0 ||
         dup_or_null(req->network ? req->network : pol->network, &c->network) < 0 ||
-        dup_or_null(req->userns, &c->userns) < 0 ||
+        dup_or_null(req->userns ? req->userns : pol->userns_default, &c->userns) < 0 ||
         dup_or_null(req->oci_runtime, &c->oci_runtime) < 0)
         goto oom;
 

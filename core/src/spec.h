@@ -43,6 +43,9 @@ typedef struct spec_policy {
     /* terok-init on the host, bind-mounted read-only at SPEC_INIT_PATH and prepended to argv
      * as "SPEC_INIT_PATH --". NULL until core/init exists: argv is then the image's own. */
     char *init_binary;
+    /* userns when the request names none: "keep-id" rootless, "auto" rootful (the runtime's
+     * view, filled by sandbox.c), NULL for the runtime's default. */
+    char *userns_default;
 } spec_policy;
 
 /* cfg may be NULL: the built-in defaults (pids 512, memory/cpus unlimited, stop-timeout 10 s,

@@ -194,6 +194,11 @@ int script_run(const char *const *argv, int mode, const script_io *io, script_re
     int status = 0;
 
     *ret = (script_result){0};
+    /* terok-init and its options up to "--" stand for the real init: skip them */
+    if (argv && argv[0] && streq(argv[0], "/run/terok-init")) {
+        while (argv[i] && !streq(argv[i], "--"))
+            i++;
+    }
     while (argv && argv[i] && is_wrapper(argv[i]))
         i++;
 

@@ -261,7 +261,8 @@ static int vs_open(terok_plugin *self, const terok_config_section *cfg, void **r
         const char *state = HOST->state_dir(self);
         if (isempty(state))
             return terok_perr(err, -EINVAL, "vault: no state directory and no 'path' configured");
-        dir = path_join(state, "vault-sqlite");
+        /* the host already hands us our own <state>/vault-sqlite directory */
+        dir = strdup(state);
         if (!dir)
             return -ENOMEM;
     }

@@ -92,7 +92,7 @@ static int h_config_get_int(const terok_config_section *sec, const char *key, in
 static const char *h_state_dir(terok_plugin *self)
 {
     static char buf[4096];
-    snprintf(buf, sizeof buf, "%s/state", test_tmp);
+    snprintf(buf, sizeof buf, "%s/state/vault-sqlite", test_tmp); /* as the registry does */
     return buf;
 }
 

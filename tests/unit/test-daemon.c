@@ -318,3 +318,21 @@ Test(daemon, httpd_serves_per_socket_identity_and_resumes_suspended_connections)
     cr_assert(access(test_path("a.sock"), F_OK) != 0, "socket file removed on free");
     evloop_free(l);
 }
+
+static int on_term(evloop *l, int signo, uint32_t ev, void *ud)
+{
+    evloop_exit(l, signo);
+    return 0;
+}
+
+Test(daemon, sigterm_ends_the_loop)
+{
+    evloop *l = NULL;
+
+    cr_assert(eq(int, evloop_new(&l), 0));
+    cr_assert(eq(int, evloop_add_signal(l, SIGTERM, on_term, NULL), 0));
+    cr_assert(eq(int, evloop_add_signal(l, SIGUSR1, on_term, NULL), 0));
+    kill(getpid(), SIGTERM);
+    cr_assert(eq(int, evloop_run(l), SIGTERM));
+    evloop_free(l);
+}

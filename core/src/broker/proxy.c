@@ -27,6 +27,7 @@ typedef struct listener {
     proxy *p;
     char *container;
     httpd *h;
+    bool is_unix;
     struct listener *next;
 } listener;
 
@@ -943,6 +944,7 @@ static int add_listener(proxy *p, const char *container, const char *path, const
     }
     if (ret_port)
         *ret_port = httpd_port(ls->h);
+    ls->is_unix = path != NULL;
     ls->next = p->listeners;
     p->listeners = ls;
     return 0;
@@ -950,6 +952,15 @@ static int add_listener(proxy *p, const char *container, const char *path, const
 
 int proxy_listen_unix(proxy *p, const char *container, const char *path, terok_error *err)
 {
+    /* one socket per container: reopening replaces the old listener (TCP ones stay) */
+    for (listener **i = &p->listeners; *i;) {
+        if ((*i)->is_unix && streq((*i)->container, container)) {
+            listener *d = *i;
+            *i = d->next;
+            listener_free(d);
+        } else
+            i = &(*i)->next;
+    }
     return add_listener(p, container, path, NULL, 0, NULL, err);
 }
 

@@ -167,7 +167,6 @@ static int open_container(vault_daemon *d, const char *name, terok_error *err)
 
     if (!container_name_is_valid(name))
         return terok_error_set(err, -EINVAL, "invalid container name '%s'", name);
-    proxy_close(d->proxy, name); /* reopening replaces */
     if (asprintf(&dir, "%s/containers", d->sb->paths.runtime_dir) < 0)
         return terok_error_set(err, -ENOMEM, "out of memory");
     /* <runtime>/containers 0700 keeps other users out; <name>/ 0711 lets the container's
@@ -304,8 +303,13 @@ int vault_daemon_run(sandbox *sb, const vault_daemon_opts *o, terok_error *err)
     }
     /* Sockets of containers that exist survive a daemon restart. */
     (void)store_container_list(st, reopen_cb, &d, NULL);
-    evloop_add_signal(d.loop, SIGTERM, on_signal, &d);
-    evloop_add_signal(d.loop, SIGINT, on_signal, &d);
+    r = evloop_add_signal(d.loop, SIGTERM, on_signal, &d);
+    if (r >= 0)
+        r = evloop_add_signal(d.loop, SIGINT, on_signal, &d);
+    if (r < 0) {
+        terok_error_set(err, r, "cannot handle signals: %s", strerror(-r));
+        goto out;
+    }
     signal(SIGPIPE, SIG_IGN);
     if (o->ready)
         o->ready(o->ready_userdata);

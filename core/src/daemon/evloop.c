@@ -263,7 +263,7 @@ int evloop_add_signal(evloop *l, int signo, evloop_io_cb cb, void *userdata)
     sigaddset(&l->sigs, signo);
     if (sigprocmask(SIG_BLOCK, &l->sigs, NULL) < 0)
         return negative_errno();
-    fd = signalfd(l->sigfd, &l->sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+    fd = signalfd(l->sigfd >= 0 ? l->sigfd : -1, &l->sigs, SFD_CLOEXEC | SFD_NONBLOCK);
     if (fd < 0)
         return negative_errno();
     if (l->sigfd < 0) {

@@ -83,7 +83,7 @@ typedef struct req {
     int hops;
     bool redirecting;
     bool drop_credential; /* after a cross-origin redirect */
-    terok_secret *credential;
+    char *cred_line;      /* "<auth-header>: <prefix><secret>", wiped before it is freed */
 
     buf down;
     bool write_paused;
@@ -416,19 +416,7 @@ static int start_transfer(req *q, const char *url)
     /* no 100-continue round trip: the container already sent us the body */
     q->req_headers = curl_slist_append(q->req_headers, "Expect:");
     if (!q->drop_credential) {
-        const void *secret;
-        size_t slen, n;
-        char *line;
-
-        terok_secret_peek(q->credential, &secret, &slen);
-        n = strlen(q->rt->auth_header) + 2 + strlen(q->rt->auth_prefix) + slen + 1;
-        line = sodium_malloc(n);
-        if (!line)
-            return -ENOMEM;
-        snprintf(line, n, "%s: %s%.*s", q->rt->auth_header, q->rt->auth_prefix, (int)slen,
-                 (const char *)secret);
-        q->req_headers = curl_slist_append(q->req_headers, line);
-        sodium_free(line); /* wipes */
+        q->req_headers = curl_slist_append(q->req_headers, q->cred_line);
         if (!q->req_headers)
             return -ENOMEM;
     }
@@ -732,7 +720,22 @@ static enum MHD_Result begin(req *q, const char *url)
     if (q->has_body && q->content_length == 0)
         q->content_length = -1;
 
-    r = p->hooks->get_credential(p->hooks->userdata, q->rt->credential, &q->credential, &err);
+    const terok_secret *cred = NULL;
+    r = p->hooks->get_credential(p->hooks->userdata, q->rt->credential, &cred, &err);
+    if (r >= 0) {
+        const void *secret;
+        size_t slen, n;
+
+        /* Built once per request (redirect hops reuse it); plain heap, wiped on free: an
+         * mlock()ed buffer per request costs more syscalls than the whole proxying. */
+        terok_secret_peek(cred, &secret, &slen);
+        n = strlen(q->rt->auth_header) + 2 + strlen(q->rt->auth_prefix) + slen + 1;
+        q->cred_line = malloc(n);
+        if (!q->cred_line)
+            return MHD_NO;
+        snprintf(q->cred_line, n, "%s: %s%.*s", q->rt->auth_header, q->rt->auth_prefix, (int)slen,
+                 (const char *)secret);
+    }
     if (r < 0) {
         log_warning("vault: credential '%s' for route '%s': %s", q->rt->credential, q->rt->name,
                     terok_error_message(&err));
@@ -848,7 +851,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         ls->p->hooks->audit(ls->p->hooks->userdata, &a);
     }
     end_transfer(q);
-    terok_secret_free(q->credential);
+    if (q->cred_line) {
+        explicit_bzero(q->cred_line, strlen(q->cred_line));
+        free(q->cred_line);
+    }
     clear_response(q);
     buf_done(&q->up);
     buf_done(&q->down);

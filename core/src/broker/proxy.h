@@ -32,8 +32,10 @@ typedef struct broker_hooks {
     /* Check a phantom presented on `container`'s socket for `route`. */
     int (*check_token)(void *userdata, const char *container, const char *route, const char *token,
                        size_t len, token_verdict *ret_verdict, terok_error *err);
-    /* The real credential (caller frees); -ENOENT when the vault has none. */
-    int (*get_credential)(void *userdata, const char *name, terok_secret **ret, terok_error *err);
+    /* The real credential, borrowed until the next call into the hooks; -ENOENT when the vault
+     * has none. */
+    int (*get_credential)(void *userdata, const char *name, const terok_secret **ret,
+                          terok_error *err);
     void (*audit)(void *userdata, const broker_audit *a); /* may be NULL */
     void *userdata;
 } broker_hooks;

@@ -29,6 +29,17 @@ typedef struct audit_row {
     int64_t duration_us, at;
 } audit_row;
 
+/* Credentials are cached for a few seconds: a vault read per request would cost more than the
+ * proxying itself. Values stay in terok_secret (locked, wiped); a changed credential is picked
+ * up when its entry expires. */
+#define CRED_CACHE_MS 5000
+typedef struct cred_cache {
+    char *name;
+    terok_secret *secret;
+    int64_t expires;
+    struct cred_cache *next;
+} cred_cache;
+
 typedef struct vault_daemon {
     sandbox *sb;
     evloop *loop;
@@ -44,6 +55,7 @@ typedef struct vault_daemon {
     size_t n_audit;
     int64_t audit_timer;
     sqlite3_stmt *check_stmt;
+    cred_cache *creds;
 } vault_daemon;
 
 /* ---- hooks ---- */
@@ -57,13 +69,44 @@ static int hook_check(void *ud, const char *container, const char *route_name, c
                         (int64_t)time(NULL), v, NULL, err);
 }
 
-static int hook_credential(void *ud, const char *name, terok_secret **ret, terok_error *err)
+static int hook_credential(void *ud, const char *name, const terok_secret **ret, terok_error *err)
 {
     vault_daemon *d = ud;
+    int64_t now = evloop_now_ms();
+    terok_secret *s = NULL;
+    cred_cache *c;
+    int r;
 
     if (!d->have_vault)
         return terok_error_set(err, -ENODEV, "no vault backend configured");
-    return vault_get(&d->vault, name, ret, err);
+    for (cred_cache **i = &d->creds; *i;) {
+        if ((*i)->expires <= now) { /* drop every stale entry, not only this name's */
+            cred_cache *x = *i;
+            *i = x->next;
+            terok_secret_free(x->secret);
+            free(x->name);
+            free(x);
+        } else if (streq((*i)->name, name)) {
+            *ret = (*i)->secret;
+            return 0;
+        } else
+            i = &(*i)->next;
+    }
+    r = vault_get(&d->vault, name, &s, err);
+    if (r < 0)
+        return r;
+    c = calloc(1, sizeof(*c));
+    if (!c || !(c->name = strdup(name))) {
+        free(c);
+        terok_secret_free(s);
+        return terok_error_set(err, -ENOMEM, "out of memory");
+    }
+    c->secret = s;
+    c->expires = now + CRED_CACHE_MS;
+    c->next = d->creds;
+    d->creds = c;
+    *ret = s;
+    return 0;
 }
 
 static int flush_audit(vault_daemon *d)
@@ -320,6 +363,13 @@ int vault_daemon_run(sandbox *sb, const vault_daemon_opts *o, terok_error *err)
 out:
     flush_audit(&d);
     free(d.audit);
+    while (d.creds) {
+        cred_cache *x = d.creds;
+        d.creds = x->next;
+        terok_secret_free(x->secret);
+        free(x->name);
+        free(x);
+    }
     ctl_server_free(d.ctl);
     proxy_free(d.proxy);
     evloop_free(d.loop);

@@ -305,3 +305,33 @@ int cmd_vault_tokens(cli *c, int argc, char **argv)
     }
     return cli_usage_error(c, "vault tokens", "unknown command '%s'", sub);
 }
+
+int cmd_vault_stop(cli *c, int argc, char **argv);
+int cmd_vault_stop(cli *c, int argc, char **argv)
+{
+    _cleanup_error_ terok_error err = TEROK_ERROR_INIT;
+    sandbox *sb;
+    int r;
+
+    if (argc > 1 && (streq(argv[1], "--help") || streq(argv[1], "-h"))) {
+        printf("Usage: terok-sandbox vault stop\n\nStop the vault daemon of this state dir (no "
+               "daemon running is not an error).\n");
+        return EXIT_OK;
+    }
+    if (argc > 1)
+        return cli_usage_error(c, "vault stop", "unexpected argument '%s'", argv[1]);
+    r = cli_sandbox(c, &sb);
+    if (r > 0)
+        return r;
+    r = vault_client_stop(sb, &err);
+    if (r == -ENOENT || r == -ECONNREFUSED) {
+        if (!c->json)
+            printf("no vault daemon running\n");
+        return EXIT_OK;
+    }
+    if (r < 0)
+        return cli_fail(c, r, &err);
+    if (!c->json)
+        printf("vault daemon stopped\n");
+    return EXIT_OK;
+}

@@ -34,6 +34,8 @@ static void vault_help(void)
            "  rm NAME...                    remove credentials (absent is not an error)\n"
            "  show-meta NAME [--json]       one entry's type and metadata\n"
            "  serve [--foreground]          run the broker daemon (see 'vault serve --help')\n"
+           "  stop                          stop the broker daemon\n"
+           "  tokens list|revoke            phantom tokens, masked (see 'vault tokens --help')\n"
            "\n"
            "Exit status: 0 done, 1 failed, 2 bad command line, 4 no such entry, 5 the vault\n"
            "backend could not be used.\n");
@@ -508,6 +510,7 @@ static int vault_cmd_show_meta(cli *c, int argc, char **argv)
 
 int cmd_vault_serve(cli *c, int argc, char **argv);
 int cmd_vault_tokens(cli *c, int argc, char **argv);
+int cmd_vault_stop(cli *c, int argc, char **argv);
 
 int cmd_vault(cli *c, int argc, char **argv)
 {
@@ -519,7 +522,7 @@ int cmd_vault(cli *c, int argc, char **argv)
         {"lock", vault_cmd_lock},           {"add", vault_cmd_add},
         {"list", vault_cmd_list},           {"rm", vault_cmd_rm},
         {"show-meta", vault_cmd_show_meta}, {"serve", cmd_vault_serve},
-        {"tokens", cmd_vault_tokens},
+        {"stop", cmd_vault_stop},           {"tokens", cmd_vault_tokens},
     };
 
     if (argc < 2 || streq(argv[1], "--help") || streq(argv[1], "-h") || streq(argv[1], "help")) {

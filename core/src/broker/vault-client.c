@@ -116,3 +116,8 @@ int vault_client_close(sandbox *sb, const char *container, terok_error *err)
 {
     return call(sb, "close", container, 5000, err);
 }
+
+int vault_client_stop(sandbox *sb, terok_error *err)
+{
+    return call(sb, "stop", NULL, 5000, err);
+}

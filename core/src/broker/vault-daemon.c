@@ -269,6 +269,9 @@ static json_object *on_ctl(void *ud, const struct ucred *peer, json_object *req,
             proxy_close(d->proxy, n);
             log_info("vault: closed the socket of '%s'", n);
         }
+    } else if (streq(o, "stop")) {
+        log_info("vault: stop requested by uid %u", (unsigned)peer->uid);
+        evloop_exit(d->loop, 0);
     } else if (!streq(o, "status") && !streq(o, "ping")) {
         terok_error_set(err, -EINVAL, "unknown op '%s'", o);
         return NULL;

@@ -157,7 +157,7 @@ static int parse_common(cli *c, int argc, char **argv, const char *cmd, const ch
     for (const struct option *e = extra; e && e->name && n < 14; e++)
         opts[n++] = *e;
     opts[n] = (struct option){NULL, 0, NULL, 0};
-    snprintf(shortopts, sizeof shortopts, "+h%s", extra_short ? extra_short : "");
+    snprintf(shortopts, sizeof shortopts, "h%s", extra_short ? extra_short : "");
     while ((o = getopt_long(argc, argv, shortopts, opts, NULL)) >= 0) {
         if (o == 'j')
             c->json = true;

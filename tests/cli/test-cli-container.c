@@ -135,8 +135,60 @@ Test(cli_container, run_foreground_passes_the_exit_code_on)
     expect(&r, 3);
     cr_assert(eq(str, r.out, ""));
     cr_assert(contains(r.err, "WARNING: container '"), "%s", r.err);
-    cr_assert(contains(r.err, "runs UNSHIELDED"), "%s", r.err);
+    cr_assert(contains(r.err, "runs unshielded ([shield] backend = none)"), "%s", r.err);
     cli_result_done(&r);
+}
+
+/* Fail closed: a configured shield that cannot be used refuses the run and leaves nothing. */
+static void shield_config(const char *backend)
+{
+    char buf[1024];
+
+    snprintf(buf, sizeof buf,
+             "[core]\nplugin-dir = %s\n[runtime]\nbackend = null\n[shield]\n"
+             "backend = %s\n",
+             getenv("TEROK_TEST_PLUGIN_DIR"), backend);
+    setenv("TEROK_SANDBOX_CONFIG", test_write_file("shield.conf", buf, 0600), 1);
+}
+
+static void assert_refused(const char *name, const char *why)
+{
+    cli_result r =
+        R("run", "-d", "--name", name, "--allow", "10.0.0.1", "localhost/null:latest", "exit", "0");
+
+    cr_assert(r.exit_code != 0, "run was not refused: %s", r.out);
+    cr_assert(eq(str, r.out, ""));
+    cr_assert(contains(r.err, why), "%s", r.err);
+    cli_result_done(&r);
+
+    /* the same state, seen through a config that loads */
+    setenv("TEROK_SANDBOX_CONFIG", test_write_config(NULL), 1);
+    r = R("ps", "-a", "--json");
+    expect(&r, 0);
+    cr_assert(contains(r.out, name) == 0, "refused run left a container: %s", r.out);
+    cli_result_done(&r);
+}
+
+Test(cli_container, unusable_shield_refuses_the_run_and_leaves_no_state)
+{
+    /* runtime-null runs no OCI hooks: the shield could never be applied */
+    shield_config("nft");
+    assert_refused("guarded",
+                   "refusing to run 'guarded' without its egress shield (pass --no-shield");
+    /* --no-shield is the explicit way out, and the refused name is free */
+    shield_config("nft");
+    cli_result r =
+        R("run", "-d", "--no-shield", "--name", "guarded", "localhost/null:latest", "exit", "0");
+    expect(&r, 0);
+    cr_assert(eq(str, r.out, "guarded\n"));
+    cr_assert(contains(r.err, "runs unshielded (--no-shield)"), "%s", r.err);
+    cli_result_done(&r);
+}
+
+Test(cli_container, missing_shield_plugin_refuses_the_run)
+{
+    shield_config("no-such-shield");
+    assert_refused("orphan", "plugin 'shield-no-such-shield' not found");
 }
 
 Test(cli_container, run_foreground_streams_output)

@@ -440,3 +440,70 @@ Test(cli_container, invalid_config_exits_3)
     cr_assert(contains(r.err, "sandbox.conf:6:"), "%s", r.err);
     cli_result_done(&r);
 }
+
+/* ------------------------------------------------------------------ shield CLI */
+
+Test(cli_container, shield_install_hooks_writes_gated_hooks_idempotently)
+{
+    char dir[4200], path[4300];
+    json_object *o, *args;
+
+    shield_config("nft");
+    snprintf(dir, sizeof dir, "%s/hooks.d", test_tmp);
+    for (int i = 0; i < 2; i++) {
+        cli_result r = R("shield", "install-hooks", "--hooks-dir", dir);
+        expect(&r, 0);
+        cli_result_done(&r);
+    }
+    snprintf(path, sizeof path, "%s/terok-shield-createRuntime.json", dir);
+    o = json_object_from_file(path);
+    cr_assert(o != NULL, "no hook JSON at %s", path);
+    cr_assert(eq(str, (char *)json_object_get_string(get(o, "version")), "1.0.0"));
+    cr_assert(eq(str,
+                 (char *)json_object_get_string(
+                     get(get(get(o, "when"), "annotations"), "^org\\.terok\\.shield\\.bundle$")),
+                 ".+"));
+    cr_assert(eq(str,
+                 (char *)json_object_get_string(json_object_array_get_idx(get(o, "stages"), 0)),
+                 "createRuntime"));
+    cr_assert(access(json_object_get_string(get(get(o, "hook"), "path")), X_OK) == 0);
+    args = get(get(o, "hook"), "args");
+    cr_assert(eq(str, (char *)json_object_get_string(json_object_array_get_idx(args, 1)), "hook"));
+    cr_assert(eq(str, (char *)json_object_get_string(json_object_array_get_idx(args, 3)),
+                 getenv("TEROK_TEST_PLUGIN_DIR")));
+    cr_assert(eq(str, (char *)json_object_get_string(json_object_array_get_idx(args, 6)),
+                 "createRuntime"));
+    json_object_put(o);
+    snprintf(path, sizeof path, "%s/terok-shield-poststop.json", dir);
+    cr_assert(access(path, R_OK) == 0);
+}
+
+Test(cli_container, shield_commands_name_the_container)
+{
+    cli_result r = R("shield", "allow", "ghost", "10.0.0.1");
+
+    expect(&r, 4);
+    cr_assert(contains(r.err, "no such container 'ghost'"), "%s", r.err);
+    cli_result_done(&r);
+
+    r = R("shield", "allow", "ghost");
+    expect(&r, 2);
+    cli_result_done(&r);
+    r = R("shield", "allow", "ghost", "10.0.0.1", "--for", "soon");
+    expect(&r, 2);
+    cr_assert(contains(r.err, "invalid --for 'soon'"), "%s", r.err);
+    cli_result_done(&r);
+    r = R("shield", "frobnicate");
+    expect(&r, 2);
+    cli_result_done(&r);
+    r = R("shield", "status", "--help");
+    expect(&r, 0);
+    cr_assert(contains(r.out, "install-hooks"), "%s", r.out);
+    cli_result_done(&r);
+    /* backend none: the container exists, the shield does not */
+    run_detached("open", "exit", "0");
+    r = R("shield", "status", "open");
+    expect(&r, 5);
+    cr_assert(contains(r.err, "no shield backend is configured"), "%s", r.err);
+    cli_result_done(&r);
+}

@@ -95,6 +95,14 @@ int main(int argc, char **argv)
     int o, r;
 
     harden_process();
+    /* Installed as a link named terok-sandbox-hook: the OCI hook, argv as `hook`'s. */
+    {
+        const char *base = argc > 0 && argv[0] ? strrchr(argv[0], '/') : NULL;
+
+        base = base ? base + 1 : argc > 0 && argv[0] ? argv[0] : "";
+        if (streq(base, "terok-sandbox-hook"))
+            return cmd_hook(&c, argc, argv);
+    }
     /* Stop at the first non-option: everything after the command is the command's. */
     while ((o = getopt_long(argc, argv, "+c:hV", opts, NULL)) >= 0) {
         switch (o) {

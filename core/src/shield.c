@@ -205,6 +205,10 @@ int shield_forget(shield *s, const char *container, terok_error *err)
     if (r < 0)
         return terok_error_set(err, r, "cannot remove the shield bundle in '%s': %s", dir,
                                strerror(-r));
+    /* the hook's log (core/cli/cmd-hook.c) goes with the bundle */
+    if (unlinkat(fd, "shield-hook.log", 0) < 0 && errno != ENOENT)
+        return terok_error_set(err, negative_errno(), "cannot remove '%s/shield-hook.log': %s", dir,
+                               strerror(errno));
     close(TAKE_FD(fd));
     if (rmdir(dir) < 0 && errno != ENOENT && errno != ENOTEMPTY)
         return terok_error_set(err, negative_errno(), "cannot remove '%s': %s", dir,

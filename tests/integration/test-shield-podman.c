@@ -210,9 +210,25 @@ Test(shield_podman, default_deny_live_allow_and_fail_closed)
     cr_assert_neq(r.exit_code, 0, "a container with a corrupt bundle started");
     cli_result_done(&r);
 
+    /* ... because the hook refused it, and said why */
+    {
+        char lp[4300], log[4096] = "";
+        FILE *lf;
+
+        snprintf(lp, sizeof lp, "%s/../shield-hook.log", bundle);
+        lf = fopen(lp, "re");
+        cr_assert(lf, "no shield-hook.log next to %s", bundle);
+        log[fread(log, 1, sizeof log - 1, lf)] = 0;
+        fclose(lf);
+        cr_assert(strstr(log, "does not match"), "hook log: %s", log);
+    }
+
     /* rm removes the bundle */
     r = CLI("rm", "-f", names[1]);
     ok(&r, "rm");
     cli_result_done(&r);
     cr_assert_neq(stat(bundle, &st), 0, "rm left the bundle");
+    /* ... and the failed start's shield-hook.log with the container's directory */
+    *strrchr(bundle, '/') = 0;
+    cr_assert_neq(stat(bundle, &st), 0, "rm left '%s'", bundle);
 }

@@ -185,6 +185,15 @@ Test(shield_podman, default_deny_live_allow_and_fail_closed)
     cli_result_done(&r);
     cr_assert(reaches_host(names[0]), "allowed target still refused");
 
+    /* a restart re-applies the bundle, live decisions included */
+    r = CLI("stop", names[0]);
+    ok(&r, "stop");
+    cli_result_done(&r);
+    r = CLI("start", names[0]);
+    ok(&r, "start");
+    cli_result_done(&r);
+    cr_assert(reaches_host(names[0]), "the live allow did not survive a restart");
+
     /* the container cannot alter its rules (no CAP_NET_ADMIN): busybox has no nft, so try the
      * kernel interface directly through ip(8)'s netlink: any change is refused */
     r = CLI("exec", names[0], "sh", "-c", "ip link set lo down");

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -130,6 +131,23 @@ static void teardown(void)
             kill(pid, SIGTERM);
         if (f)
             fclose(f);
+    }
+    /* podman's overlay driver leaves its storage mounted: detach every mount under our tmpdir
+     * (deepest first) so the tmpdir can go */
+    for (int pass = 0; pass < 4; pass++) {
+        FILE *m = fopen("/proc/self/mounts", "re");
+        char line[8192], mp[4096];
+        size_t n = strlen(test_tmp);
+        bool any = false;
+
+        while (m && fgets(line, sizeof line, m))
+            if (sscanf(line, "%*s %4095s", mp) == 1 && strncmp(mp, test_tmp, n) == 0 &&
+                umount2(mp, MNT_DETACH) == 0)
+                any = true;
+        if (m)
+            fclose(m);
+        if (!any)
+            break;
     }
     if (server > 0) {
         kill(server, SIGKILL);

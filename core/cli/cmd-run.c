@@ -73,6 +73,8 @@ enum {
     OPT_NO_SHIELD,
     OPT_ROUTE,
     OPT_NO_ROUTES,
+    OPT_SHIELD_ALLOW,
+    OPT_SHIELD_DENY,
     OPT_JSON,
 };
 
@@ -114,6 +116,10 @@ static void help(const char *cmd)
            "  -t, --tty                  allocate a TTY\n"
            "  -i, --interactive          keep stdin open\n"
            "      --json                 print {\"name\", \"id\"} instead of the name\n"
+           "\n"
+           "Egress shield (default deny; see 'terok-sandbox shield --help'):\n"
+           "      --allow TARGET         allow IP, CIDR, HOST:PORT or domain (repeatable)\n"
+           "      --deny TARGET          deny it, even where a profile allows (repeatable)\n"
            "\n"
            "Relaxing the hardening (each is recorded and shown by 'inspect'):\n"
            "      --no-read-only         writable root filesystem\n"
@@ -203,6 +209,8 @@ static int parse(cli *c, const char *cmd, int argc, char **argv, run_opts *o)
         {"no-shield", no_argument, NULL, OPT_NO_SHIELD},
         {"route", required_argument, NULL, OPT_ROUTE},
         {"no-routes", no_argument, NULL, OPT_NO_ROUTES},
+        {"allow", required_argument, NULL, OPT_SHIELD_ALLOW},
+        {"deny", required_argument, NULL, OPT_SHIELD_DENY},
         {"tty", no_argument, NULL, 't'},
         {"interactive", no_argument, NULL, 'i'},
         {"json", no_argument, NULL, OPT_JSON},
@@ -364,6 +372,17 @@ static int parse(cli *c, const char *cmd, int argc, char **argv, run_opts *o)
             break;
         case OPT_NO_ROUTES:
             r->no_routes = true;
+            break;
+        case OPT_SHIELD_ALLOW:
+        case OPT_SHIELD_DENY:
+            if (isempty(optarg)) {
+                code = cli_usage_error_pt(c, cmd, pt, "--%s needs a target",
+                                          opt == OPT_SHIELD_ALLOW ? "allow" : "deny");
+                goto out;
+            }
+            if (strv_extend(opt == OPT_SHIELD_ALLOW ? &r->shield_allow : &r->shield_deny, optarg) <
+                0)
+                goto oom;
             break;
         case 't':
             r->tty = true;

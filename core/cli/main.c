@@ -25,6 +25,8 @@ static const cli_command commands[] = {
     {"config", cmd_config, "Check or show the configuration"},
     {"plugins", cmd_plugins, "List the plugins in the plugin directory"},
     {"vault", cmd_vault, "Credentials, phantom tokens and the broker daemon"},
+    {"shield", cmd_shield, "Live egress decisions, status and the OCI hooks"},
+    {"hook", cmd_hook, "The shield's OCI hook (run by the container engine)"},
 };
 
 static void print_version(bool json)
@@ -93,6 +95,14 @@ int main(int argc, char **argv)
     int o, r;
 
     harden_process();
+    /* Installed as a link named terok-sandbox-hook: the OCI hook, argv as `hook`'s. */
+    {
+        const char *base = argc > 0 && argv[0] ? strrchr(argv[0], '/') : NULL;
+
+        base = base ? base + 1 : argc > 0 && argv[0] ? argv[0] : "";
+        if (streq(base, "terok-sandbox-hook"))
+            return cmd_hook(&c, argc, argv);
+    }
     /* Stop at the first non-option: everything after the command is the command's. */
     while ((o = getopt_long(argc, argv, "+c:hV", opts, NULL)) >= 0) {
         switch (o) {

@@ -32,6 +32,10 @@ static const config_key gate_keys[] = {
 static const config_key shield_keys[] = {
     KEY("backend", "backend", "nft",
         "Shield plugin: loads <plugin-dir>/shield-NAME.so; 'none' runs containers unshielded"),
+    KEY("profiles", "string", "",
+        "Shield profiles of every run (comma or space separated); unset: the backend's default"),
+    KEY("dns-resolver", "string", "",
+        "The one resolver address containers may query on port 53; unset: none"),
 };
 static const config_key clearance_keys[] = {
     KEY("backend", "backend", "dbus", "Clearance plugin: loads <plugin-dir>/clearance-NAME.so"),

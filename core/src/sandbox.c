@@ -13,6 +13,7 @@
 #include "terok-build-config.h"
 #include "runtime.h"
 #include "sandbox.h"
+#include "shield.h"
 #include "spec.h"
 #include "wiring.h"
 #include "util/strv.h"
@@ -144,6 +145,8 @@ void run_request_done(run_request *r)
     strv_free(r->devices);
     strv_free(r->gpus);
     strv_free(r->routes);
+    strv_free(r->shield_allow);
+    strv_free(r->shield_deny);
     for (size_t i = 0; i < r->n_volumes; i++) {
         free(r->volumes[i].source);
         free(r->volumes[i].target);
@@ -255,6 +258,94 @@ static int load_policy(sandbox *s, runtime *rt, spec_policy *pol, terok_error *e
     return 0;
 }
 
+/* Profiles from "[shield] profiles" (comma or space separated); NULL when the key is unset, so the
+ * backend uses its default-profiles. */
+static int config_profiles(const config *cfg, char ***ret)
+{
+    const char *v = config_get(cfg, "shield", "profiles");
+    const char *origin = config_origin(cfg, "shield", "profiles");
+    char **l = NULL;
+
+    *ret = NULL;
+    if (!v || !origin || streq(origin, "default"))
+        return 0;
+    if (!(l = calloc(1, sizeof(char *))))
+        return -ENOMEM;
+    for (const char *p = v; *p;) {
+        size_t n = strcspn(p, ", \t");
+
+        if (n > 0 && strv_consume(&l, strndup(p, n)) < 0) {
+            strv_free(l);
+            return -ENOMEM;
+        }
+        p += n;
+        p += strspn(p, ", \t");
+    }
+    *ret = l;
+    return 0;
+}
+
+/* Prepare the container's shield: fail closed, the run is refused when this fails. */
+static int shield_setup(sandbox *s, runtime *rt, const run_request *req, const char *name,
+                        composed_spec *cs, terok_error *err)
+{
+    terok_runtime_ctl_info info = {.struct_size = sizeof info};
+    terok_shield_prepared out = {0};
+    _cleanup_strv_free_ char **profiles = NULL;
+    const char *resolver = config_get(s->config, "shield", "dns-resolver");
+    shield sh;
+    int r;
+
+    r = shield_open(s->registry, TEROK_SHIELD_CAP_EGRESS, &sh, err);
+    if (r < 0)
+        goto refuse;
+    if (!(rt->plugin->ops.runtime.caps & TEROK_RUNTIME_CAP_HOOKS)) {
+        r = terok_error_set(err, -EOPNOTSUPP,
+                            "the '%s' runtime cannot run OCI hooks, so the shield could never "
+                            "be applied",
+                            rt->plugin->name);
+        goto refuse;
+    }
+    if (config_profiles(s->config, &profiles) < 0)
+        return terok_error_set(err, -ENOMEM, "out of memory");
+    terok_shield_policy pol = {
+        .struct_size = sizeof pol,
+        .container = name,
+        .profiles = (const char *const *)profiles,
+        .allow = (const char *const *)req->shield_allow,
+        .deny = (const char *const *)req->shield_deny,
+        .dns_resolver = isempty(resolver) ? NULL : resolver,
+        .rootless = runtime_ctl(rt, TEROK_RUNTIME_CTL_INFO, &info, NULL) >= 0 ? info.rootless
+                                                                              : geteuid() != 0,
+    };
+    r = shield_prepare(&sh, &pol, &out, err);
+    if (r >= 0)
+        r = spec_add_shield(cs, out.bundle_path, out.annotations, out.env, err);
+    shield_prepared_done(&out);
+    if (r < 0) {
+        (void)shield_cleanup(&sh, name, NULL);
+        (void)shield_forget(&sh, name, NULL);
+        goto refuse;
+    }
+    return 0;
+refuse:
+    return terok_error_prefix(err,
+                              "refusing to run '%s' without its egress shield (pass --no-shield, "
+                              "or set [shield] backend = none, to run it unshielded knowingly)",
+                              name);
+}
+
+/* Undo shield_setup: the bundle goes with the container. */
+static void shield_teardown(sandbox *s, const char *name)
+{
+    shield sh;
+
+    if (shield_open(s->registry, 0, &sh, NULL) < 0)
+        return;
+    (void)shield_cleanup(&sh, name, NULL);
+    (void)shield_forget(&sh, name, NULL);
+}
+
 int sandbox_create(sandbox *s, const run_request *req, sandbox_notes *notes, char **ret_name,
                    terok_error *err)
 {
@@ -265,6 +356,7 @@ int sandbox_create(sandbox *s, const run_request *req, sandbox_notes *notes, cha
     container_rec rec = {0};
     wiring w = {0};
     store *st = NULL;
+    bool shielded = false;
     runtime rt;
     int r;
 
@@ -315,6 +407,12 @@ int sandbox_create(sandbox *s, const run_request *req, sandbox_notes *notes, cha
     r = spec_compose(req, name, &pol, img.entrypoint, img.cmd, notes, &cs, err);
     if (r < 0)
         goto out;
+    shielded = !req->no_shield && !streq(pol.shield_backend, "none");
+    if (shielded) {
+        r = shield_setup(s, &rt, req, name, cs, err);
+        if (r < 0)
+            goto out;
+    }
 
     /* 3. Record first, so a concurrent create of the same name loses cleanly at the store. */
     rec = (container_rec){
@@ -326,20 +424,27 @@ int sandbox_create(sandbox *s, const run_request *req, sandbox_notes *notes, cha
     };
     r = store_container_add(st, &rec, err);
     rec = (container_rec){0};
-    if (r < 0)
+    if (r < 0) {
+        if (shielded && r != -EEXIST) /* on -EEXIST the bundle is the other container's */
+            shield_teardown(s, name);
         goto out;
+    }
 
     /* 4. Wire it to the host services: runtime dir, phantom tokens, the broker's socket. */
     r = wiring_setup(s, name, req->no_routes ? (char *[]){NULL} : req->routes, s->config_file, &w,
                      err);
     if (r < 0) {
         (void)store_container_remove(st, name, NULL);
+        if (shielded)
+            shield_teardown(s, name);
         goto out;
     }
     r = spec_wire(cs, w.run_dir, w.env, err);
     if (r < 0) {
         wiring_rollback(s, name, &w);
         (void)store_container_remove(st, name, NULL);
+        if (shielded)
+            shield_teardown(s, name);
         goto out;
     }
 
@@ -348,6 +453,8 @@ int sandbox_create(sandbox *s, const run_request *req, sandbox_notes *notes, cha
     if (r < 0) {
         wiring_rollback(s, name, &w);
         (void)store_container_remove(st, name, NULL);
+        if (shielded)
+            shield_teardown(s, name);
         goto out;
     }
     r = store_container_set_id(st, name, id, err);
@@ -355,6 +462,8 @@ int sandbox_create(sandbox *s, const run_request *req, sandbox_notes *notes, cha
         (void)runtime_remove(&rt, name, TEROK_REMOVE_FORCE | TEROK_REMOVE_VOLUMES, NULL);
         wiring_rollback(s, name, &w);
         (void)store_container_remove(st, name, NULL);
+        if (shielded)
+            shield_teardown(s, name);
         goto out;
     }
     *ret_name = name;
@@ -447,6 +556,25 @@ static int label_probe_cb(void *userdata, const terok_container_info *info)
     return 0;
 }
 
+/* rm: release what the shield holds for the container and remove its bundle. A container created
+ * without a shield, or a shield switched off since, leaves nothing to do. */
+static int shield_remove(sandbox *s, const char *name, terok_error *err)
+{
+    shield sh;
+    int r;
+
+    if (!registry_backend_name(s->registry, TEROK_PLUGIN_KIND_SHIELD))
+        return 0;
+    /* A shield that cannot be loaded now holds nothing live for us to release; rm still works
+     * (the bundle is inert without the hook). */
+    if (shield_open(s->registry, 0, &sh, NULL) < 0)
+        return 0;
+    r = shield_cleanup(&sh, name, err);
+    if (r >= 0)
+        r = shield_forget(&sh, name, err);
+    return r < 0 ? r : 0;
+}
+
 int sandbox_remove(sandbox *s, const char *name, bool force, bool *ret_existed, terok_error *err)
 {
     container_rec rec = {0};
@@ -496,6 +624,9 @@ int sandbox_remove(sandbox *s, const char *name, bool force, bool *ret_existed, 
         return r;
     }
     r = wiring_teardown(s, name, err);
+    if (r < 0)
+        return r;
+    r = shield_remove(s, name, err);
     if (r < 0)
         return r;
     if (have_rec) {

@@ -75,9 +75,11 @@ typedef struct run_request {
     bool sealed;
     bool tty;
     bool interactive;
-    bool no_shield; /* the operator said so explicitly */
-    char **routes;  /* broker routes to wire (NULL: every configured route) */
-    bool no_routes; /* wire no broker route at all */
+    bool no_shield;      /* the operator said so explicitly */
+    char **shield_allow; /* --allow TARGET: the shield's allow tier */
+    char **shield_deny;  /* --deny TARGET */
+    char **routes;       /* broker routes to wire (NULL: every configured route) */
+    bool no_routes;      /* wire no broker route at all */
 } run_request;
 void run_request_init(run_request *r);
 void run_request_done(run_request *r);

@@ -418,7 +418,7 @@ static int compose_json(composed_spec *c, const run_request *req, const spec_pol
         }
     }
 
-    json_object_object_add(shield, "enabled", json_object_new_boolean(false));
+    json_object_object_add(shield, "enabled", json_object_new_boolean(!shield_reason));
     json_object_object_add(shield, "backend", jstr(pol->shield_backend));
     json_object_object_add(shield, "reason", jstr(shield_reason));
 
@@ -530,7 +530,9 @@ int spec_compose(const run_request *req, const char *name, const spec_policy *po
     if (req->sealed)
         flags |= TEROK_SPEC_SEALED;
 
-    /* No shield plugin exists yet: every container runs unshielded, and says so loudly. */
+    /* Without a shield only when the operator said so; otherwise sandbox_create prepares one
+     * (spec_add_shield) or refuses the run: fail closed. */
+    r = 0;
     if (req->no_shield) {
         shield_reason = "command line (--no-shield)";
         r = add_note(notes,
@@ -543,13 +545,6 @@ int spec_compose(const run_request *req, const char *name, const spec_policy *po
                      "container '%s' runs unshielded (%s): its network egress is not "
                      "filtered",
                      name, "[shield] backend = none");
-    } else {
-        shield_reason = "shield backend not available yet";
-        r = add_note(notes,
-                     "container '%s' runs UNSHIELDED: the shield backend '%s' is not "
-                     "available yet, so its network egress is not filtered "
-                     "(pass --no-shield to acknowledge)",
-                     name, pol->shield_backend);
     }
     if (r < 0)
         goto oom;
@@ -599,4 +594,43 @@ int spec_wire(composed_spec *c, const char *run_dir, char *const *env, terok_err
     c->spec.mounts = c->mounts;
     c->spec.n_mounts = c->n_mounts;
     return 0;
+}
+
+int spec_add_shield(composed_spec *c, const char *bundle_path, char *const *annotations,
+                    char *const *env, terok_error *err)
+{
+    static const char *const hook_keys[] = {SPEC_SHIELD_BUNDLE_ANNOTATION, NULL};
+    json_object *o = NULL, *sh, *ann;
+
+    if (!strv_env_get((const char *const *)annotations, SPEC_SHIELD_BUNDLE_ANNOTATION))
+        return terok_error_set(err, -EPROTO,
+                               "the shield gave no '%s' annotation: its hook would never run",
+                               SPEC_SHIELD_BUNDLE_ANNOTATION);
+    if (strv_extend_strv(&c->annotations, (const char *const *)annotations) < 0 ||
+        strv_extend_strv(&c->env, (const char *const *)env) < 0)
+        return terok_error_set(err, -ENOMEM, "out of memory");
+    c->spec.annotations = (const char *const *)c->annotations;
+    c->spec.env = (const char *const *)c->env;
+    c->spec.hooks_annotations = hook_keys;
+    /* The record says where the bundle is (rm removes it) and what gates the hook. */
+    o = json_tokener_parse(c->json);
+    if (!o || !json_object_object_get_ex(o, "shield", &sh) ||
+        !json_object_object_get_ex(o, "annotations", &ann)) {
+        json_object_put(o);
+        return terok_error_set(err, -ENOMEM, "out of memory");
+    }
+    json_object_object_add(sh, "bundle", jstr(bundle_path));
+    STRV_FOREACH(a, annotations)
+    {
+        const char *eq = strchr(*a, '=');
+        _cleanup_free_ char *k = eq ? strndup(*a, (size_t)(eq - *a)) : NULL;
+
+        if (k)
+            json_object_object_add(ann, k, json_object_new_string(eq + 1));
+    }
+    free(c->json);
+    c->json = strdup(
+        json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+    return c->json ? 0 : terok_error_set(err, -ENOMEM, "out of memory");
 }

@@ -25,6 +25,8 @@
 #define SPEC_INIT_PATH "/run/terok-init"
 /* Label/annotation key prefix reserved for terok-sandbox. */
 #define SPEC_MANAGED_PREFIX "org.terok."
+/* The annotation the shield sets to its bundle path; it gates the OCI hook. */
+#define SPEC_SHIELD_BUNDLE_ANNOTATION "org.terok.shield.bundle"
 
 typedef struct spec_policy {
     int64_t pids_limit;     /* 0 = unlimited */
@@ -77,6 +79,11 @@ composed_spec *composed_spec_free(composed_spec *c);
 /* After compose: bind run_dir read-only at SPEC_MANAGED_DIR and add env ("K=V"; never recorded
  * in c->json, so phantom tokens stay out of the store and `inspect`). */
 int spec_wire(composed_spec *c, const char *run_dir, char *const *env, terok_error *err);
+/* After compose, when a shield was prepared: add its annotations (the hook's gate, also listed in
+ * spec.hooks_annotations so the runtime refuses a spec whose hook would not run) and env, and
+ * record the bundle path in c->json. */
+int spec_add_shield(composed_spec *c, const char *bundle_path, char *const *annotations,
+                    char *const *env, terok_error *err);
 DEFINE_TRIVIAL_CLEANUP_FUNC(composed_spec, composed_spec_free)
 
 /* Parsers shared with the CLI. "1.5" CPUs -> 1500 millis (at most 3 decimals). */

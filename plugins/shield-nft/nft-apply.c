@@ -165,7 +165,8 @@ int proc_starttime(int64_t pid, uint64_t *ret)
     if (!p)
         return -EIO;
     p++;
-    for (int field = 2; field < 22; field++) {
+    /* p is at the space before field 3 (state); starttime is field 22 */
+    for (int field = 3; field < 22; field++) {
         p = strchr(p + 1, ' ');
         if (!p)
             return -EIO;

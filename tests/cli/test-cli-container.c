@@ -135,8 +135,60 @@ Test(cli_container, run_foreground_passes_the_exit_code_on)
     expect(&r, 3);
     cr_assert(eq(str, r.out, ""));
     cr_assert(contains(r.err, "WARNING: container '"), "%s", r.err);
-    cr_assert(contains(r.err, "runs UNSHIELDED"), "%s", r.err);
+    cr_assert(contains(r.err, "runs unshielded ([shield] backend = none)"), "%s", r.err);
     cli_result_done(&r);
+}
+
+/* Fail closed: a configured shield that cannot be used refuses the run and leaves nothing. */
+static void shield_config(const char *backend)
+{
+    char buf[1024];
+
+    snprintf(buf, sizeof buf,
+             "[core]\nplugin-dir = %s\n[runtime]\nbackend = null\n[shield]\n"
+             "backend = %s\n",
+             getenv("TEROK_TEST_PLUGIN_DIR"), backend);
+    setenv("TEROK_SANDBOX_CONFIG", test_write_file("shield.conf", buf, 0600), 1);
+}
+
+static void assert_refused(const char *name, const char *why)
+{
+    cli_result r =
+        R("run", "-d", "--name", name, "--allow", "10.0.0.1", "localhost/null:latest", "exit", "0");
+
+    cr_assert(r.exit_code != 0, "run was not refused: %s", r.out);
+    cr_assert(eq(str, r.out, ""));
+    cr_assert(contains(r.err, why), "%s", r.err);
+    cli_result_done(&r);
+
+    /* the same state, seen through a config that loads */
+    setenv("TEROK_SANDBOX_CONFIG", test_write_config(NULL), 1);
+    r = R("ps", "-a", "--json");
+    expect(&r, 0);
+    cr_assert(contains(r.out, name) == 0, "refused run left a container: %s", r.out);
+    cli_result_done(&r);
+}
+
+Test(cli_container, unusable_shield_refuses_the_run_and_leaves_no_state)
+{
+    /* runtime-null runs no OCI hooks: the shield could never be applied */
+    shield_config("nft");
+    assert_refused("guarded",
+                   "refusing to run 'guarded' without its egress shield (pass --no-shield");
+    /* --no-shield is the explicit way out, and the refused name is free */
+    shield_config("nft");
+    cli_result r =
+        R("run", "-d", "--no-shield", "--name", "guarded", "localhost/null:latest", "exit", "0");
+    expect(&r, 0);
+    cr_assert(eq(str, r.out, "guarded\n"));
+    cr_assert(contains(r.err, "runs unshielded (--no-shield)"), "%s", r.err);
+    cli_result_done(&r);
+}
+
+Test(cli_container, missing_shield_plugin_refuses_the_run)
+{
+    shield_config("no-such-shield");
+    assert_refused("orphan", "plugin 'shield-no-such-shield' not found");
 }
 
 Test(cli_container, run_foreground_streams_output)
@@ -386,5 +438,72 @@ Test(cli_container, invalid_config_exits_3)
     r = R("ps");
     expect(&r, 3);
     cr_assert(contains(r.err, "sandbox.conf:6:"), "%s", r.err);
+    cli_result_done(&r);
+}
+
+/* ------------------------------------------------------------------ shield CLI */
+
+Test(cli_container, shield_install_hooks_writes_gated_hooks_idempotently)
+{
+    char dir[4200], path[4300];
+    json_object *o, *args;
+
+    shield_config("nft");
+    snprintf(dir, sizeof dir, "%s/hooks.d", test_tmp);
+    for (int i = 0; i < 2; i++) {
+        cli_result r = R("shield", "install-hooks", "--hooks-dir", dir);
+        expect(&r, 0);
+        cli_result_done(&r);
+    }
+    snprintf(path, sizeof path, "%s/terok-shield-createRuntime.json", dir);
+    o = json_object_from_file(path);
+    cr_assert(o != NULL, "no hook JSON at %s", path);
+    cr_assert(eq(str, (char *)json_object_get_string(get(o, "version")), "1.0.0"));
+    cr_assert(eq(str,
+                 (char *)json_object_get_string(
+                     get(get(get(o, "when"), "annotations"), "^org\\.terok\\.shield\\.bundle$")),
+                 ".+"));
+    cr_assert(eq(str,
+                 (char *)json_object_get_string(json_object_array_get_idx(get(o, "stages"), 0)),
+                 "createRuntime"));
+    cr_assert(access(json_object_get_string(get(get(o, "hook"), "path")), X_OK) == 0);
+    args = get(get(o, "hook"), "args");
+    cr_assert(eq(str, (char *)json_object_get_string(json_object_array_get_idx(args, 1)), "hook"));
+    cr_assert(eq(str, (char *)json_object_get_string(json_object_array_get_idx(args, 3)),
+                 getenv("TEROK_TEST_PLUGIN_DIR")));
+    cr_assert(eq(str, (char *)json_object_get_string(json_object_array_get_idx(args, 6)),
+                 "createRuntime"));
+    json_object_put(o);
+    snprintf(path, sizeof path, "%s/terok-shield-poststop.json", dir);
+    cr_assert(access(path, R_OK) == 0);
+}
+
+Test(cli_container, shield_commands_name_the_container)
+{
+    cli_result r = R("shield", "allow", "ghost", "10.0.0.1");
+
+    expect(&r, 4);
+    cr_assert(contains(r.err, "no such container 'ghost'"), "%s", r.err);
+    cli_result_done(&r);
+
+    r = R("shield", "allow", "ghost");
+    expect(&r, 2);
+    cli_result_done(&r);
+    r = R("shield", "allow", "ghost", "10.0.0.1", "--for", "soon");
+    expect(&r, 2);
+    cr_assert(contains(r.err, "invalid --for 'soon'"), "%s", r.err);
+    cli_result_done(&r);
+    r = R("shield", "frobnicate");
+    expect(&r, 2);
+    cli_result_done(&r);
+    r = R("shield", "status", "--help");
+    expect(&r, 0);
+    cr_assert(contains(r.out, "install-hooks"), "%s", r.out);
+    cli_result_done(&r);
+    /* backend none: the container exists, the shield does not */
+    run_detached("open", "exit", "0");
+    r = R("shield", "status", "open");
+    expect(&r, 5);
+    cr_assert(contains(r.err, "no shield backend is configured"), "%s", r.err);
     cli_result_done(&r);
 }

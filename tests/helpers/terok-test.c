@@ -89,8 +89,10 @@ const char *test_write_config(const char *extra)
     const char *dir = getenv("TEROK_TEST_PLUGIN_DIR");
 
     cr_assert(dir, "TEROK_TEST_PLUGIN_DIR not set (run through meson test)");
-    snprintf(buf, sizeof buf, "[core]\nplugin-dir = %s\n[runtime]\nbackend = null\n%s", dir,
-             extra ? extra : "");
+    /* [shield] last, so the line numbers in `extra` stay what the tests expect */
+    snprintf(buf, sizeof buf,
+             "[core]\nplugin-dir = %s\n[runtime]\nbackend = null\n%s\n[shield]\nbackend = none\n",
+             dir, extra ? extra : "");
     return test_write_file("sandbox.conf", buf, 0600);
 }
 

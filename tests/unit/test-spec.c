@@ -535,13 +535,12 @@ Test(spec, hardening_on_by_default)
     cr_assert(json_object_get_boolean(jget(j, "hardening.read_only_root")));
     cr_assert(json_object_get_boolean(jget(j, "hardening.cap_drop_all")));
     cr_assert(eq(int, json_object_get_int(jget(j, "hardening.pids_limit")), 512));
-    cr_assert(eq(sz, json_object_array_length(jget(j, "relaxations")), 1), "%s", c->json);
-    cr_assert(eq(str, (char *)json_object_get_string(jget(j, "shield.reason")),
-                 "shield backend not available yet"));
-    cr_assert(eq(sz, strv_length(notes.warnings), 1));
-    cr_assert(eq(str, notes.warnings[0],
-                 "container 'ok' runs UNSHIELDED: the shield backend 'nft' is not available yet, "
-                 "so its network egress is not filtered (pass --no-shield to acknowledge)"));
+    /* A shield is configured: no relaxation and no warning here; sandbox_create prepares it
+     * (spec_add_shield) or refuses the run. */
+    cr_assert(eq(sz, json_object_array_length(jget(j, "relaxations")), 0), "%s", c->json);
+    cr_assert(json_object_get_boolean(jget(j, "shield.enabled")), "%s", c->json);
+    cr_assert(jget(j, "shield.reason") == NULL, "%s", c->json);
+    cr_assert(eq(sz, strv_length(notes.warnings), 0));
     json_object_put(j);
     composed_spec_free(c);
     sandbox_notes_done(&notes);
@@ -733,5 +732,46 @@ Test(spec, policy_defaults_without_config)
     cr_assert(pol.grantable_caps[1] == NULL);
     cr_assert(eq(str, pol.shield_backend, "nft"));
     cr_assert(pol.network == NULL);
+    spec_policy_done(&pol);
+}
+
+Test(spec, shield_annotations_gate_the_hook_and_are_recorded)
+{
+    terok_error err = TEROK_ERROR_INIT;
+    spec_policy pol;
+    sandbox_notes notes = {0};
+    run_request r;
+    composed_spec *c;
+    json_object *j;
+    char *ann[] = {"org.terok.shield.bundle=/s/containers/ok/shield", "org.terok.shield.version=1",
+                   NULL};
+    char *bad[] = {"org.terok.shield.version=1", NULL};
+
+    terok_assert_ok(spec_policy_load(NULL, &pol, &err), &err);
+    base(&r);
+    c = compose(&r, sv("/bin/null-init", NULL), sv("echo", "hello"), &notes, &pol);
+    /* no bundle annotation: the hook would never run, refused */
+    cr_assert(eq(int, spec_add_shield(c, "/s", bad, NULL, &err), -EPROTO));
+    cr_assert(strstr(err.message, "org.terok.shield.bundle") != NULL, "%s", err.message);
+    terok_error_clear(&err);
+    terok_assert_ok(spec_add_shield(c, "/s/containers/ok/shield", ann, NULL, &err), &err);
+    cr_assert(
+        strv_contains(c->spec.annotations, "org.terok.shield.bundle=/s/containers/ok/shield"));
+    cr_assert(eq(str, (char *)c->spec.hooks_annotations[0], "org.terok.shield.bundle"));
+    cr_assert(c->spec.hooks_annotations[1] == NULL);
+    j = json_tokener_parse(c->json);
+    cr_assert(j != NULL);
+    cr_assert(eq(str, (char *)json_object_get_string(jget(j, "shield.bundle")),
+                 "/s/containers/ok/shield"));
+    cr_assert(json_object_get_boolean(jget(j, "shield.enabled")));
+    {
+        json_object *a = jget(j, "annotations"), *v = NULL;
+        cr_assert(a && json_object_object_get_ex(a, "org.terok.shield.version", &v), "%s", c->json);
+        cr_assert(eq(str, (char *)json_object_get_string(v), "1"));
+    }
+    json_object_put(j);
+    composed_spec_free(c);
+    sandbox_notes_done(&notes);
+    run_request_done(&r);
     spec_policy_done(&pol);
 }

@@ -1,0 +1,396 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* cmd-shield.c: `terok-sandbox shield ...`: live egress decisions on a container (allow, deny,
+ * up, down, quarantine), its status and ruleset, and install-hooks, which writes the
+ * annotation-gated OCI hook JSON into the hooks directory the Podman runtime hands its private
+ * service. Every operation maps onto one shield plugin op (core/src/shield.h). */
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "shield.h"
+#include "spec.h"
+#include "terok-build-config.h"
+
+static void shield_help(void)
+{
+    printf("Usage: terok-sandbox shield COMMAND [OPTIONS] ...\n"
+           "\n"
+           "The egress shield of running containers: default deny, changed live without a\n"
+           "restart.\n"
+           "\n"
+           "Commands:\n"
+           "  allow CONTAINER TARGET [--for DURATION]  allow IP, CIDR, HOST:PORT or a domain\n"
+           "                                           (for a while: 30s, 10m, 2h)\n"
+           "  deny CONTAINER TARGET                    deny it (beats an allow)\n"
+           "  up CONTAINER                             enforce (the default posture)\n"
+           "  down CONTAINER                           let everything out, logged (denies hold)\n"
+           "  quarantine CONTAINER                     nothing out, open connections cut\n"
+           "  status CONTAINER [--json]                posture and policy\n"
+           "  rules CONTAINER                          the ruleset as loaded\n"
+           "  install-hooks [--hooks-dir DIR]          write the OCI hooks that apply the shield\n"
+           "                                           when a container starts (idempotent)\n"
+           "\n"
+           "Options:\n"
+           "  -h, --help   show this help (also after a command)\n"
+           "\n"
+           "Exit status: 0 done, 1 failed, 2 bad command line, 4 no such container,\n"
+           "5 the shield backend could not be used.\n");
+}
+
+/* --help anywhere, else the positional arguments after the command (argv[0]). */
+static int parse(cli *c, const char *cmd, int argc, char **argv, int npos, const char **pos,
+                 const char **for_arg, const char **hooks_dir)
+{
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"json", no_argument, NULL, 'j'},
+        {"for", required_argument, NULL, 'f'},
+        {"hooks-dir", required_argument, NULL, 'H'},
+        {NULL, 0, NULL, 0},
+    };
+    int o, n = 0;
+
+    optind = 0;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
+        switch (o) {
+        case 'h':
+            shield_help();
+            return -1;
+        case 'j':
+            c->json = true;
+            break;
+        case 'f':
+            if (!for_arg)
+                return cli_usage_error(c, "shield", "%s takes no --for", cmd);
+            *for_arg = optarg;
+            break;
+        case 'H':
+            if (!hooks_dir)
+                return cli_usage_error(c, "shield", "%s takes no --hooks-dir", cmd);
+            *hooks_dir = optarg;
+            break;
+        default:
+            return cli_usage_error(c, "shield", "unknown option for '%s'", cmd);
+        }
+    }
+    for (int i = optind; i < argc; i++) {
+        if (n >= npos)
+            return cli_usage_error(c, "shield", "too many arguments for '%s'", cmd);
+        pos[n++] = argv[i];
+    }
+    if (n < npos)
+        return cli_usage_error(c, "shield", "'%s' needs %s", cmd,
+                               npos == 2 ? "a CONTAINER and a TARGET" : "a CONTAINER");
+    return 0;
+}
+
+/* The shield of a container we manage. */
+static int open_for(cli *c, const char *name, shield *ret)
+{
+    _cleanup_error_ terok_error err = TEROK_ERROR_INIT;
+    container_rec rec = {0};
+    sandbox *sb;
+    store *st;
+    int r;
+
+    r = cli_sandbox(c, &sb);
+    if (r > 0)
+        return r;
+    r = sandbox_store(sb, &st, &err);
+    if (r >= 0)
+        r = store_container_get(st, name, &rec, &err);
+    if (r == -ENOENT)
+        return cli_failf(c, EXIT_NOTFOUND, "no such container '%s'", name);
+    if (r < 0)
+        return cli_fail(c, r, &err);
+    container_rec_done(&rec);
+    r = shield_open(sb->registry, 0, ret, &err);
+    if (r < 0)
+        return cli_fail(c, r == -ENODEV ? -ENODEV : r, &err);
+    return 0;
+}
+
+static int text_cb(void *userdata, const char *data, size_t len)
+{
+    (void)userdata;
+    return fwrite(data, 1, len, stdout) == len ? 0 : -EIO;
+}
+
+typedef struct buf {
+    char *p;
+    size_t n;
+} buf;
+
+static int buf_cb(void *userdata, const char *data, size_t len)
+{
+    buf *b = userdata;
+    char *t = realloc(b->p, b->n + len + 1);
+
+    if (!t)
+        return -ENOMEM;
+    memcpy(t + b->n, data, len);
+    b->n += len;
+    t[b->n] = 0;
+    b->p = t;
+    return 0;
+}
+
+static int do_live(cli *c, const char *cmd, int argc, char **argv)
+{
+    _cleanup_error_ terok_error err = TEROK_ERROR_INIT;
+    const char *pos[2] = {0}, *for_arg = NULL;
+    bool target = streq(cmd, "allow") || streq(cmd, "deny");
+    int64_t ms = 0;
+    shield sh;
+    int r;
+
+    r = parse(c, cmd, argc, argv, target ? 2 : 1, pos, streq(cmd, "allow") ? &for_arg : NULL, NULL);
+    if (r != 0)
+        return r < 0 ? EXIT_OK : r;
+    if (for_arg && (parse_duration_ms(for_arg, &ms) < 0 || ms <= 0))
+        return cli_usage_error(c, "shield", "invalid --for '%s' (e.g. 30s, 10m, 2h)", for_arg);
+    r = open_for(c, pos[0], &sh);
+    if (r > 0)
+        return r;
+    if (streq(cmd, "allow"))
+        r = shield_allow(&sh, pos[0], pos[1], ms, &err);
+    else if (streq(cmd, "deny"))
+        r = shield_deny(&sh, pos[0], pos[1], &err);
+    else
+        r = shield_posture_set(&sh, pos[0],
+                               streq(cmd, "up")     ? TEROK_SHIELD_UP
+                               : streq(cmd, "down") ? TEROK_SHIELD_DOWN
+                                                    : TEROK_SHIELD_QUARANTINE,
+                               &err);
+    if (r < 0)
+        return cli_fail(c, r, &err);
+    if (c->json) {
+        json_object *o = json_object_new_object();
+
+        json_object_object_add(o, "container", json_object_new_string(pos[0]));
+        json_object_object_add(o, "action", json_object_new_string(cmd));
+        if (target)
+            json_object_object_add(o, "target", json_object_new_string(pos[1]));
+        if (ms > 0)
+            json_object_object_add(o, "duration_ms", json_object_new_int64(ms));
+        cli_json_print(o);
+    } else if (target) {
+        printf("%s: %s %s%s%s\n", pos[0], streq(cmd, "allow") ? "allowed" : "denied", pos[1],
+               for_arg ? " for " : "", for_arg ? for_arg : "");
+    } else {
+        printf("%s: shield %s\n", pos[0], cmd);
+    }
+    return EXIT_OK;
+}
+
+static int do_status(cli *c, int argc, char **argv)
+{
+    _cleanup_error_ terok_error err = TEROK_ERROR_INIT;
+    const char *pos[1] = {0};
+    buf b = {0};
+    uint32_t posture = TEROK_SHIELD_ERROR;
+    shield sh;
+    json_object *o;
+    int r;
+
+    r = parse(c, "status", argc, argv, 1, pos, NULL, NULL);
+    if (r != 0)
+        return r < 0 ? EXIT_OK : r;
+    r = open_for(c, pos[0], &sh);
+    if (r > 0)
+        return r;
+    r = shield_posture_get(&sh, pos[0], &posture, &err);
+    if (r >= 0)
+        r = shield_status(&sh, pos[0], buf_cb, &b, &err);
+    if (r < 0) {
+        free(b.p);
+        return cli_fail(c, r, &err);
+    }
+    o = b.p ? json_tokener_parse(b.p) : NULL;
+    free(b.p);
+    if (!o || !json_object_is_type(o, json_type_object)) {
+        json_object_put(o);
+        return cli_failf(c, EXIT_PLUGIN, "the shield backend gave no status for '%s'", pos[0]);
+    }
+    json_object_object_add(o, "posture", json_object_new_string(shield_posture_name(posture)));
+    if (c->json) {
+        cli_json_print(o);
+        return EXIT_OK;
+    }
+    printf("container: %s\nposture:   %s\n", pos[0], shield_posture_name(posture));
+    json_object_object_foreach(o, k, v)
+    {
+        if (streq(k, "posture") || streq(k, "container"))
+            continue;
+        printf("%-10s %s\n", k, json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+    }
+    json_object_put(o);
+    return EXIT_OK;
+}
+
+static int do_rules(cli *c, int argc, char **argv)
+{
+    _cleanup_error_ terok_error err = TEROK_ERROR_INIT;
+    const char *pos[1] = {0};
+    shield sh;
+    int r;
+
+    r = parse(c, "rules", argc, argv, 1, pos, NULL, NULL);
+    if (r != 0)
+        return r < 0 ? EXIT_OK : r;
+    r = open_for(c, pos[0], &sh);
+    if (r > 0)
+        return r;
+    r = shield_rules(&sh, pos[0], text_cb, NULL, &err);
+    return r < 0 ? cli_fail(c, r, &err) : EXIT_OK;
+}
+
+/* ------------------------------------------------------------------ install-hooks */
+
+static int write_hook(const char *dir, const char *file, const char *json, terok_error *err)
+{
+    _cleanup_free_ char *path = NULL, *tmp = NULL;
+    _cleanup_close_ int fd = -EBADF;
+    size_t n = strlen(json);
+
+    if (asprintf(&path, "%s/%s", dir, file) < 0 || asprintf(&tmp, "%s/.%s.tmp", dir, file) < 0)
+        return terok_error_set(err, -ENOMEM, "out of memory");
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return terok_error_set(err, negative_errno(), "cannot write '%s': %s", tmp,
+                               strerror(errno));
+    if (write(fd, json, n) != (ssize_t)n || fsync(fd) < 0 || fchmod(fd, 0644) < 0) {
+        int r = terok_error_set(err, -EIO, "cannot write '%s': %s", tmp, strerror(errno));
+        (void)unlink(tmp);
+        return r;
+    }
+    if (rename(tmp, path) < 0) {
+        int r = terok_error_set(err, negative_errno(), "cannot rename to '%s': %s", path,
+                                strerror(errno));
+        (void)unlink(tmp);
+        return r;
+    }
+    return 0;
+}
+
+static char *hook_json(const char *self, const char *plugin_dir, const char *backend,
+                       const char *stage)
+{
+    json_object *o = json_object_new_object(), *h = json_object_new_object();
+    json_object *args = json_object_new_array(), *when = json_object_new_object();
+    json_object *ann = json_object_new_object(), *stages = json_object_new_array();
+    char *s;
+
+    json_object_object_add(o, "version", json_object_new_string("1.0.0"));
+    json_object_object_add(h, "path", json_object_new_string(self));
+    json_object_array_add(args, json_object_new_string("terok-sandbox"));
+    json_object_array_add(args, json_object_new_string("hook"));
+    json_object_array_add(args, json_object_new_string("--plugin-dir"));
+    json_object_array_add(args, json_object_new_string(plugin_dir));
+    json_object_array_add(args, json_object_new_string("--backend"));
+    json_object_array_add(args, json_object_new_string(backend));
+    json_object_array_add(args, json_object_new_string(stage));
+    json_object_object_add(h, "args", args);
+    json_object_object_add(h, "timeout", json_object_new_int(60));
+    json_object_object_add(o, "hook", h);
+    json_object_object_add(ann, "^org\\.terok\\.shield\\.bundle$", json_object_new_string(".+"));
+    json_object_object_add(when, "annotations", ann);
+    json_object_object_add(o, "when", when);
+    json_object_array_add(stages, json_object_new_string(stage));
+    json_object_object_add(o, "stages", stages);
+    s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+                                                     JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+    return s;
+}
+
+static int do_install_hooks(cli *c, int argc, char **argv)
+{
+    _cleanup_error_ terok_error err = TEROK_ERROR_INIT;
+    _cleanup_free_ char *dflt = NULL, *cj = NULL, *pj = NULL;
+    const char *hooks_dir = NULL, *plugin_dir, *backend;
+    char self[PATH_MAX];
+    sandbox *sb;
+    ssize_t n;
+    int r;
+
+    r = parse(c, "install-hooks", argc, argv, 0, NULL, NULL, &hooks_dir);
+    if (r != 0)
+        return r < 0 ? EXIT_OK : r;
+    r = cli_sandbox(c, &sb);
+    if (r > 0)
+        return r;
+    backend = registry_backend_name(sb->registry, TEROK_PLUGIN_KIND_SHIELD);
+    if (!backend)
+        return cli_failf(c, EXIT_PLUGIN,
+                         "no shield backend is configured ([shield] backend = "
+                         "none): there is no hook to install");
+    plugin_dir = config_get(sb->config, "core", "plugin-dir");
+    if (isempty(plugin_dir))
+        plugin_dir = TEROK_PLUGIN_DIR;
+    if (!hooks_dir) {
+        hooks_dir = config_get(sb->config, "runtime.podman", "hooks-dir");
+        if (isempty(hooks_dir)) {
+            if (asprintf(&dflt, "%s/runtime-podman/hooks.d", sb->paths.state_dir) < 0)
+                return cli_failf(c, EXIT_FAIL, "out of memory");
+            hooks_dir = dflt;
+        }
+    }
+    if (hooks_dir[0] != '/' || plugin_dir[0] != '/')
+        return cli_failf(c, EXIT_FAIL,
+                         "the hooks directory '%s' and plugin directory '%s' must "
+                         "be absolute",
+                         hooks_dir, plugin_dir);
+    n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return cli_failf(c, EXIT_FAIL, "cannot find this binary: %s", strerror(errno));
+    self[n] = 0;
+    /* the default lives in our state, 0700 like the rest of it */
+    r = mkdir_safe(hooks_dir, dflt ? 0700 : 0755, &err);
+    if (r < 0)
+        return cli_fail(c, r, &err);
+    cj = hook_json(self, plugin_dir, backend, "createRuntime");
+    pj = hook_json(self, plugin_dir, backend, "poststop");
+    if (!cj || !pj)
+        return cli_failf(c, EXIT_FAIL, "out of memory");
+    r = write_hook(hooks_dir, "terok-shield-createRuntime.json", cj, &err);
+    if (r >= 0)
+        r = write_hook(hooks_dir, "terok-shield-poststop.json", pj, &err);
+    if (r < 0)
+        return cli_fail(c, r, &err);
+    if (c->json) {
+        json_object *o = json_object_new_object();
+
+        json_object_object_add(o, "hooks_dir", json_object_new_string(hooks_dir));
+        json_object_object_add(o, "binary", json_object_new_string(self));
+        json_object_object_add(o, "plugin_dir", json_object_new_string(plugin_dir));
+        cli_json_print(o);
+    } else {
+        printf("installed the shield hooks in %s\n", hooks_dir);
+    }
+    return EXIT_OK;
+}
+
+int cmd_shield(cli *c, int argc, char **argv)
+{
+    const char *sub = argc > 1 ? argv[1] : NULL;
+
+    if (!sub || streq(sub, "-h") || streq(sub, "--help") || streq(sub, "help")) {
+        shield_help();
+        return sub ? EXIT_OK : EXIT_USAGE;
+    }
+    if (streq(sub, "allow") || streq(sub, "deny") || streq(sub, "up") || streq(sub, "down") ||
+        streq(sub, "quarantine"))
+        return do_live(c, sub, argc - 1, argv + 1);
+    if (streq(sub, "status"))
+        return do_status(c, argc - 1, argv + 1);
+    if (streq(sub, "rules"))
+        return do_rules(c, argc - 1, argv + 1);
+    if (streq(sub, "install-hooks"))
+        return do_install_hooks(c, argc - 1, argv + 1);
+    return cli_usage_error(c, "shield", "unknown command '%s'", sub);
+}

@@ -46,8 +46,9 @@ static const config_key container_keys[] = {
     KEY("memory", "size:6M:", "2G", "Memory limit (bytes, or with a K/M/G/T suffix)"),
     KEY("cpus", "decimal:0.01:1024", "2", "CPU limit in CPUs, e.g. 1.5"),
     KEY("stop-timeout", "duration:0:1h", "10s", "Grace period between SIGTERM and SIGKILL"),
-    KEY("network", "enum:none|pasta|slirp4netns|bridge", "none",
-        "Container network; 'none' leaves only loopback, where the broker and gate are"),
+    KEY("network", "string", "none",
+        "none | slirp4netns[:OPTS] | pasta[:OPTS] | bridge | ns:PATH (checked by run); 'none' "
+        "leaves only loopback, where the broker and gate are"),
     KEY("read-only", "bool", "yes", "Read-only root file system"),
     KEY("no-new-privileges", "bool", "yes", "Set no_new_privs"),
     KEY("cap-drop-all", "bool", "yes", "Drop every capability"),

@@ -170,6 +170,23 @@ static json_object *jpath(json_object *o, const char *a, const char *b)
     return y;
 }
 
+/* Entries of a ps array that are this test's (rootful Podman storage is shared by every
+ * service on the host, so ps may list other terok-managed containers too). */
+static size_t count_ours(json_object *arr)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < json_object_array_length(arr); i++) {
+        json_object *n;
+        const char *s;
+        if (!json_object_object_get_ex(json_object_array_get_idx(arr, i), "name", &n))
+            continue;
+        s = json_object_get_string(n);
+        k += !strncmp(s, prefix, strlen(prefix)) || !strcmp(s, "a/b");
+    }
+    return k;
+}
+
 /* Nothing of ours in the store or in Podman. */
 static void assert_nothing_left(void)
 {
@@ -178,7 +195,7 @@ static void assert_nothing_left(void)
 
     EXPECT_EXIT(r, 0);
     arr = parse_array(&r);
-    cr_assert_eq(json_object_array_length(arr), 0, "state store not empty: %s", r.out);
+    cr_assert_eq(count_ours(arr), 0, "state store not empty: %s", r.out);
     json_object_put(arr);
     cli_result_done(&r);
     r = PODMAN("ps", "-aq", "--filter", label_flt);
@@ -208,7 +225,7 @@ Test(cli_basic, run_rm_exit_code_and_ps)
     r = CLI("ps", "--json");
     EXPECT_EXIT(r, 0);
     arr = parse_array(&r);
-    cr_assert_eq(json_object_array_length(arr), 1, "%s", r.out);
+    cr_assert_eq(count_ours(arr), 1, "%s", r.out);
     cr_assert_str_eq(json_object_get_string(jpath(find_named(arr, N("ps")), "state", NULL)),
                      "running");
     cr_assert_str_eq(json_object_get_string(jpath(find_named(arr, N("ps")), "runtime", NULL)),
@@ -242,7 +259,7 @@ Test(cli_podman, ps_lists_only_managed)
     arr = parse_array(&r);
     cr_assert(find_named(arr, x), "ps does not list %s: %s", x, r.out);
     cr_assert_null(find_named(arr, plain), "ps lists the unmanaged %s: %s", plain, r.out);
-    cr_assert_eq(json_object_array_length(arr), 1, "%s", r.out);
+    cr_assert_eq(count_ours(arr), 1, "%s", r.out);
     json_object_put(arr);
     cli_result_done(&r);
 
@@ -440,7 +457,7 @@ Test(cli_podman, ten_concurrent_runs, .timeout = 400)
     r = CLI("ps", "--json");
     EXPECT_EXIT(r, 0);
     arr = parse_array(&r);
-    cr_assert_eq(json_object_array_length(arr), K, "%s", r.out);
+    cr_assert_eq(count_ours(arr), K, "%s", r.out);
     for (int i = 0; i < K; i++) {
         char sfx[16];
         snprintf(sfx, sizeof sfx, "c%d", i);
@@ -583,4 +600,85 @@ Test(cli_podman, service_killed_mid_operation)
     EXPECT_EXIT(r, 0);
     cli_result_done(&r);
     assert_nothing_left();
+}
+
+/* ------------------------------------------------------------------ TTY and stdin */
+
+Test(cli_podman, exec_tty_and_stdin_through_pipes)
+{
+    const char *x = N("tty");
+    cli_result r;
+
+    run_sleeper(x, NULL);
+    /* -t without a local terminal: the command still gets one, output raw (\r\n, merged) */
+    r = CLI("exec", "-t", x, "sh", "-c", "tty; echo out; echo err >&2; exit 4");
+    EXPECT_EXIT(r, 4);
+    cr_assert(strstr(r.out, "/dev/pts/"), "%s", r.out);
+    cr_assert(strstr(r.out, "out\r\nerr\r\n"), "%s", r.out);
+    cli_result_done(&r);
+    /* -i: stdin reaches the command and its EOF ends it */
+    r = test_cli("one\ntwo\n", (const char *const[]){"exec", "-i", x, "wc", "-l", NULL});
+    EXPECT_EXIT(r, 0);
+    cr_assert(strstr(r.out, "2"), "%s", r.out);
+    cli_result_done(&r);
+    r = test_cli("hi\n", (const char *const[]){"exec", "-it", x, "sh", "-c",
+                                               "read v; echo got-$v; exit 6", NULL});
+    EXPECT_EXIT(r, 6);
+    cr_assert(strstr(r.out, "got-hi"), "%s", r.out);
+    cli_result_done(&r);
+}
+
+Test(cli_podman, foreground_run_it_refused)
+{
+    static const char *const flags[] = {"-it", "-t", "-i"};
+
+    for (size_t i = 0; i < 3; i++) {
+        cli_result r = CLI("run", flags[i], "--rm", "-l", label, IMAGE, "sh");
+        EXPECT_EXIT(r, 125);
+        cr_assert(strstr(r.err, "exec -it"), "no pointer to exec -it: %s", r.err);
+        cli_result_done(&r);
+    }
+    assert_nothing_left();
+}
+
+/* A real terminal: tmux on a private socket runs `exec -it`, we type into it. */
+Test(cli_podman, exec_it_in_a_real_terminal)
+{
+    const char *x = N("pty");
+    char cmd[1024], sock[512];
+    cli_result r;
+
+    if (access("/usr/bin/tmux", X_OK) != 0)
+        cr_skip_test("needs tmux");
+    run_sleeper(x, NULL);
+    snprintf(sock, sizeof sock, "%s", test_path("tmux.sock"));
+    snprintf(cmd, sizeof cmd,
+             "%s exec -it %s sh; echo rc=$?; stty -a | grep -o -- '-\\?icanon'; sleep 60",
+             getenv("TEROK_TEST_CLI"), x);
+    r = test_run(NULL, (const char *const[]){"tmux", "-S", sock, "new-session", "-d", "-x", "100",
+                                             "-y", "30", "sh", "-c", cmd, NULL});
+    EXPECT_EXIT(r, 0);
+    cli_result_done(&r);
+    nanosleep(&(struct timespec){.tv_sec = 2}, NULL);
+    r = test_run(NULL, (const char *const[]){"tmux", "-S", sock, "send-keys",
+                                             "stty size; echo sum=$((6*7))", "Enter", NULL});
+    cli_result_done(&r);
+    nanosleep(&(struct timespec){.tv_sec = 1}, NULL);
+    r = test_run(NULL,
+                 (const char *const[]){"tmux", "-S", sock, "send-keys", "exit 7", "Enter", NULL});
+    cli_result_done(&r);
+    nanosleep(&(struct timespec){.tv_sec = 2}, NULL);
+    r = test_run(NULL, (const char *const[]){"tmux", "-S", sock, "capture-pane", "-p", NULL});
+    {
+        cli_result k =
+            test_run(NULL, (const char *const[]){"tmux", "-S", sock, "kill-server", NULL});
+        cli_result_done(&k);
+    }
+    EXPECT_EXIT(r, 0);
+    cr_assert(strstr(r.out, "30 100"), "terminal size not passed:\n%s", r.out);
+    cr_assert(strstr(r.out, "sum=42"), "keys not delivered:\n%s", r.out);
+    cr_assert(strstr(r.out, "rc=7"), "exit code:\n%s", r.out);
+    /* the local terminal is back in canonical mode */
+    cr_assert(strstr(r.out, "\nicanon"), "terminal not restored:\n%s", r.out);
+    cli_result_done(&r);
 }

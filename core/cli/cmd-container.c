@@ -4,8 +4,12 @@
  * opening anything, so `--help` loads no plugin. */
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include "cli-container.h"
 #include "util/strv.h"
@@ -329,6 +333,53 @@ int cmd_wait(cli *c, int argc, char **argv)
 
 /* ------------------------------------------------------------------ exec */
 
+/* The local terminal in raw mode for `exec -it` (keys, Ctrl-C included, go to the container's
+ * TTY as bytes), restored on return and on a fatal signal. */
+static struct termios saved_termios;
+static volatile sig_atomic_t termios_saved;
+
+static void restore_terminal(void)
+{
+    if (termios_saved) {
+        (void)tcsetattr(STDIN_FILENO, TCSADRAIN, &saved_termios);
+        termios_saved = 0;
+    }
+}
+
+static void restore_terminal_and_die(int sig)
+{
+    restore_terminal(); /* tcsetattr is async-signal-safe */
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void raw_terminal(void)
+{
+    static const int sigs[] = {SIGTERM, SIGHUP, SIGQUIT, SIGINT};
+    struct termios raw;
+
+    if (tcgetattr(STDIN_FILENO, &saved_termios) < 0)
+        return;
+    raw = saved_termios;
+    cfmakeraw(&raw);
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+        signal(sigs[i], restore_terminal_and_die);
+    if (tcsetattr(STDIN_FILENO, TCSADRAIN, &raw) == 0)
+        termios_saved = 1;
+}
+
+/* The size of the local terminal (stdout, else stdin) as the initial size of the exec TTY. */
+static void terminal_size(terok_exec_spec *spec)
+{
+    struct winsize ws = {0};
+
+    if ((ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 || ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) &&
+        ws.ws_row && ws.ws_col) {
+        spec->tty_rows = ws.ws_row;
+        spec->tty_cols = ws.ws_col;
+    }
+}
+
 int cmd_exec(cli *c, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -396,7 +447,13 @@ int cmd_exec(cli *c, int argc, char **argv)
     if (cli_sandbox(c, &sb))
         return EXIT_PASSTHROUGH_FAIL;
     fflush(stdout);
+    if (spec.flags & TEROK_EXEC_TTY) {
+        terminal_size(&spec);
+        if ((spec.flags & TEROK_EXEC_INTERACTIVE) && isatty(STDIN_FILENO))
+            raw_terminal();
+    }
     r = sandbox_exec(sb, name, &spec, &exit_code, &err);
+    restore_terminal();
     if (r < 0)
         return cli_failf(c, EXIT_PASSTHROUGH_FAIL, "%s", terok_error_message(&err));
     return exit_code;

@@ -470,6 +470,18 @@ static int do_create(cli *c, const char *cmd, int argc, char **argv, bool start)
     }
     pt = start && !o.detach;
     rm = o.req.remove_on_exit;
+    /* The foreground path streams logs and waits: it attaches neither stdin nor a terminal, so
+     * -i/-t would be silently ineffective there. Refuse rather than mislead. */
+    if (pt && (o.req.tty || o.req.interactive)) {
+        const char *f = o.req.tty && o.req.interactive ? "-it" : o.req.tty ? "-t" : "-i";
+
+        run_request_done(&o.req);
+        return cli_usage_error_pt(c, cmd, true,
+                                  "'run %s' in the foreground is not supported: the container's "
+                                  "stdin and terminal cannot be attached; use 'run -d %s ...' and "
+                                  "then 'exec -it NAME sh'",
+                                  f, f);
+    }
     /* In the foreground we remove it ourselves after reading the exit status. */
     if (pt)
         o.req.remove_on_exit = false;

@@ -15,5 +15,6 @@ fi
 uid=$(id -u "$user")
 exec runuser -u "$user" -- env -i HOME="/home/$user" PATH=/usr/bin:/bin:/usr/sbin \
   XDG_RUNTIME_DIR="/run/user/$uid" DBUS_SESSION_BUS_ADDRESS=disabled: NO_COLOR=1 \
-  TEROK_TEST_PODMAN_PLUGIN="$TEROK_TEST_PODMAN_PLUGIN" TEROK_TEST_INIT="$TEROK_TEST_INIT" \
+  TEROK_TEST_PODMAN_PLUGIN="${TEROK_TEST_PODMAN_PLUGIN:-}" TEROK_TEST_INIT="${TEROK_TEST_INIT:-}" \
+  TEROK_TEST_PLUGIN_DIR="${TEROK_TEST_PLUGIN_DIR:-}" TEROK_TEST_CLI="${TEROK_TEST_CLI:-}" \
   "$@"

@@ -1,0 +1,684 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* test-cli-podman.c: the terok-sandbox command line against real Podman (runtime-podman), as
+ * an operator sees it: exit codes, output, ps/inspect JSON, hardening from inside, concurrency,
+ * rejected input leaving nothing behind, and the private Podman service dying under us.
+ * Every test has its own state/runtime dirs (so its own private Podman service, killed in
+ * teardown); every container it makes carries the label terok.cli.it=<pid> and is removed in
+ * teardown. Suite cli_basic also runs rootless (run-rootless.sh, a filter on suite cli_basic). */
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "terok-test.h"
+
+#define IMAGE "localhost/terok-busybox:test"
+
+extern char **environ;
+
+static char label[64];      /* terok.cli.it=<pid> */
+static char label_flt[80];  /* label=terok.cli.it=<pid> */
+static char prefix[32];     /* cli<pid>- */
+static char names[16][64];  /* per-test names, see N() */
+static unsigned name_count; /* used entries of names */
+
+/* A container name unique to this process: "cli<pid>-<sfx>". */
+static const char *N(const char *sfx)
+{
+    char *b = names[name_count++ % 16];
+
+    snprintf(b, 64, "%s%s", prefix, sfx);
+    return b;
+}
+
+static void setup(void)
+{
+    static const char conf[] = "[core]\nplugin-dir = %s\n"
+                               "[runtime]\nbackend = podman\n"
+                               "[runtime.podman]\nsocket = private\nservice-idle = 120s\n"
+                               "[shield]\nbackend = none\n";
+    const char *dir = getenv("TEROK_TEST_PLUGIN_DIR");
+    char buf[4096], home[1024] = "", xdg_config[1024] = "";
+
+    if (access("/usr/bin/podman", X_OK) != 0)
+        cr_skip_test("needs podman (scripts/setup-host.sh)");
+    cr_assert(dir, "TEROK_TEST_PLUGIN_DIR is not set (run through meson test)");
+    /* rootless Podman keeps its storage and storage.conf under $HOME/XDG_CONFIG_HOME: keep the
+     * user's (our config comes from TEROK_SANDBOX_CONFIG, which replaces the chain) */
+    snprintf(home, sizeof home, "%s", getenv("HOME") ? getenv("HOME") : "");
+    snprintf(xdg_config, sizeof xdg_config, "%s",
+             getenv("XDG_CONFIG_HOME") ? getenv("XDG_CONFIG_HOME") : "");
+    test_tmpdir_setup();
+    if (geteuid() != 0) {
+        if (*home)
+            setenv("HOME", home, 1);
+        if (*xdg_config)
+            setenv("XDG_CONFIG_HOME", xdg_config, 1);
+        else
+            unsetenv("XDG_CONFIG_HOME");
+    }
+    snprintf(label, sizeof label, "terok.cli.it=%d", (int)getpid());
+    snprintf(label_flt, sizeof label_flt, "label=%s", label);
+    snprintf(prefix, sizeof prefix, "cli%d-", (int)getpid());
+    snprintf(buf, sizeof buf, conf, dir);
+    setenv("TEROK_SANDBOX_CONFIG", test_write_file("sandbox.conf", buf, 0600), 1);
+}
+
+/* The private service's pid (its pidfile under our runtime dir), 0 when there is none. */
+static pid_t service_pid(void)
+{
+    char buf[32] = "";
+    FILE *f = fopen(test_path("run/runtime-podman/podman.pid"), "re");
+    long v;
+
+    if (!f)
+        return 0;
+    if (!fgets(buf, sizeof buf, f))
+        buf[0] = 0;
+    fclose(f);
+    v = strtol(buf, NULL, 10);
+    return v > 1 ? (pid_t)v : 0;
+}
+
+static void teardown(void)
+{
+    const char *sh[] = {"sh",
+                        "-c",
+                        "ids=$(podman ps -aq --filter \"$1\"); "
+                        "[ -z \"$ids\" ] || podman rm -f -t 0 $ids",
+                        "sh",
+                        label_flt,
+                        NULL};
+    cli_result r;
+    pid_t pid;
+
+    if (!test_tmp)
+        return;
+    r = test_run(NULL, sh);
+    cli_result_done(&r);
+    pid = service_pid();
+    if (pid > 0)
+        kill(pid, SIGTERM);
+    test_tmpdir_teardown();
+    unsetenv("TEROK_SANDBOX_CONFIG");
+}
+
+/* Run the CLI; argv without argv[0]. */
+#define CLI(...) TEST_CLI(__VA_ARGS__)
+#define PODMAN(...) test_run(NULL, (const char *const[]){"podman", __VA_ARGS__, NULL})
+
+#define EXPECT_EXIT(res, code)                                                                     \
+    cr_assert_eq((res).exit_code, (code), "exit %d, expected %d\nstdout: %s\nstderr: %s",          \
+                 (res).exit_code, (code), (res).out, (res).err)
+
+/* A detached `sleep` container named `name`, labelled for teardown. */
+static void run_sleeper(const char *name, const char *const *extra)
+{
+    const char *argv[32] = {"run", "-d", "--name", name, "-l", label, "--no-shield"};
+    size_t n = 7;
+    cli_result r;
+
+    for (; extra && *extra && n < 24; extra++)
+        argv[n++] = *extra;
+    argv[n++] = IMAGE;
+    argv[n++] = "sleep";
+    argv[n++] = "1000";
+    argv[n] = NULL;
+    r = test_cli(NULL, argv);
+    EXPECT_EXIT(r, 0);
+    cr_assert(!strncmp(r.out, name, strlen(name)) && r.out[strlen(name)] == '\n',
+              "run -d prints the name: '%s'", r.out);
+    cli_result_done(&r);
+}
+
+/* Parse `res.out` as a JSON array. */
+static json_object *parse_array(const cli_result *res)
+{
+    json_object *o = json_tokener_parse(res->out);
+
+    cr_assert(o && json_object_is_type(o, json_type_array), "not a JSON array: %s", res->out);
+    return o;
+}
+
+/* The element of `arr` whose "name" is `name`, or NULL. */
+static json_object *find_named(json_object *arr, const char *name)
+{
+    for (size_t i = 0; i < json_object_array_length(arr); i++) {
+        json_object *e = json_object_array_get_idx(arr, i), *n;
+        if (json_object_object_get_ex(e, "name", &n) && !strcmp(json_object_get_string(n), name))
+            return e;
+    }
+    return NULL;
+}
+
+static json_object *jpath(json_object *o, const char *a, const char *b)
+{
+    json_object *x = NULL, *y = NULL;
+
+    cr_assert(json_object_object_get_ex(o, a, &x), "no '%s' in %s", a,
+              json_object_to_json_string(o));
+    if (!b)
+        return x;
+    cr_assert(json_object_object_get_ex(x, b, &y), "no '%s.%s'", a, b);
+    return y;
+}
+
+/* Entries of a ps array that are this test's (rootful Podman storage is shared by every
+ * service on the host, so ps may list other terok-managed containers too). */
+static size_t count_ours(json_object *arr)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < json_object_array_length(arr); i++) {
+        json_object *n;
+        const char *s;
+        if (!json_object_object_get_ex(json_object_array_get_idx(arr, i), "name", &n))
+            continue;
+        s = json_object_get_string(n);
+        k += !strncmp(s, prefix, strlen(prefix)) || !strcmp(s, "a/b");
+    }
+    return k;
+}
+
+/* Nothing of ours in the store or in Podman. */
+static void assert_nothing_left(void)
+{
+    cli_result r = CLI("ps", "--all", "--json");
+    json_object *arr;
+
+    EXPECT_EXIT(r, 0);
+    arr = parse_array(&r);
+    cr_assert_eq(count_ours(arr), 0, "state store not empty: %s", r.out);
+    json_object_put(arr);
+    cli_result_done(&r);
+    r = PODMAN("ps", "-aq", "--filter", label_flt);
+    EXPECT_EXIT(r, 0);
+    cr_assert_str_empty(r.out, "podman still has a container: %s", r.out);
+    cli_result_done(&r);
+}
+
+/* ------------------------------------------------------------ basic (rootful and rootless) */
+
+TestSuite(cli_basic, .init = setup, .fini = teardown, .timeout = 240);
+
+Test(cli_basic, run_rm_exit_code_and_ps)
+{
+    cli_result r = CLI("run", "--rm", "--no-shield", "-l", label, IMAGE, "sh", "-c",
+                       "echo hello; echo oops >&2; exit 3");
+    json_object *arr;
+
+    EXPECT_EXIT(r, 3);
+    cr_assert_str_eq(r.out, "hello\n");
+    cr_assert(strstr(r.err, "oops"), "stderr: %s", r.err);
+    cli_result_done(&r);
+    /* --rm: nothing left */
+    assert_nothing_left();
+
+    run_sleeper(N("ps"), NULL);
+    r = CLI("ps", "--json");
+    EXPECT_EXIT(r, 0);
+    arr = parse_array(&r);
+    cr_assert_eq(count_ours(arr), 1, "%s", r.out);
+    cr_assert_str_eq(json_object_get_string(jpath(find_named(arr, N("ps")), "state", NULL)),
+                     "running");
+    cr_assert_str_eq(json_object_get_string(jpath(find_named(arr, N("ps")), "runtime", NULL)),
+                     "podman");
+    json_object_put(arr);
+    cli_result_done(&r);
+    r = CLI("rm", "-f", N("ps"));
+    EXPECT_EXIT(r, 0);
+    cli_result_done(&r);
+    assert_nothing_left();
+}
+
+/* ------------------------------------------------------------------- rootful lifecycle */
+
+TestSuite(cli_podman, .init = setup, .fini = teardown, .timeout = 300);
+
+Test(cli_podman, ps_lists_only_managed)
+{
+    const char *x = N("x"), *plain = N("plain");
+    cli_result r;
+    json_object *arr;
+
+    run_sleeper(x, NULL);
+    r = PODMAN("run", "-d", "--network", "none", "--label", label, "--name", plain, IMAGE, "sleep",
+               "1000");
+    EXPECT_EXIT(r, 0);
+    cli_result_done(&r);
+
+    r = CLI("ps", "--json");
+    EXPECT_EXIT(r, 0);
+    arr = parse_array(&r);
+    cr_assert(find_named(arr, x), "ps does not list %s: %s", x, r.out);
+    cr_assert_null(find_named(arr, plain), "ps lists the unmanaged %s: %s", plain, r.out);
+    cr_assert_eq(count_ours(arr), 1, "%s", r.out);
+    json_object_put(arr);
+    cli_result_done(&r);
+
+    r = CLI("ps", "-a", "-q");
+    EXPECT_EXIT(r, 0);
+    cr_assert(strstr(r.out, x) && !strstr(r.out, plain), "%s", r.out);
+    cli_result_done(&r);
+
+    /* never touched: rm of the unmanaged name does not remove it */
+    r = CLI("rm", "-f", plain);
+    cli_result_done(&r);
+    r = PODMAN("container", "exists", plain);
+    EXPECT_EXIT(r, 0);
+    cli_result_done(&r);
+}
+
+Test(cli_podman, exec_logs_stop_wait_rm)
+{
+    const char *x = N("x");
+    cli_result r;
+
+    r = CLI("run", "-d", "--name", x, "-l", label, "--no-shield", IMAGE, "sh", "-c",
+            "echo one; echo two; echo three; exec sleep 1000");
+    EXPECT_EXIT(r, 0);
+    cli_result_done(&r);
+
+    r = CLI("exec", x, "sh", "-c", "echo out; echo err >&2; exit 5");
+    EXPECT_EXIT(r, 5);
+    cr_assert_str_eq(r.out, "out\n");
+    cr_assert_str_eq(r.err, "err\n");
+    cli_result_done(&r);
+
+    r = CLI("exec", x, "no-such-command");
+    cr_assert(r.exit_code == 127 || r.exit_code == 126, "exit %d: %s", r.exit_code, r.err);
+    cli_result_done(&r);
+
+    r = CLI("exec", N("nope"), "true");
+    EXPECT_EXIT(r, 125);
+    cr_assert(strstr(r.err, N("nope")), "%s", r.err);
+    cli_result_done(&r);
+
+    r = CLI("logs", x);
+    EXPECT_EXIT(r, 0);
+    cr_assert_str_eq(r.out, "one\ntwo\nthree\n");
+    cli_result_done(&r);
+    r = CLI("logs", "--tail", "1", x);
+    EXPECT_EXIT(r, 0);
+    cr_assert_str_eq(r.out, "three\n");
+    cli_result_done(&r);
+
+    r = CLI("stop", x);
+    EXPECT_EXIT(r, 0);
+    cr_assert(strstr(r.out, x), "stop prints the name: %s", r.out);
+    cli_result_done(&r);
+    r = CLI("wait", x);
+    EXPECT_EXIT(r, 0);
+    cr_assert_str_eq(r.out, "143\n", "SIGTERM forwarded by terok-init: %s", r.out);
+    cli_result_done(&r);
+    r = CLI("ps", "-a", "--json");
+    EXPECT_EXIT(r, 0);
+    {
+        json_object *arr = parse_array(&r);
+        json_object *e = find_named(arr, x);
+        cr_assert(e, "%s", r.out);
+        cr_assert_str_eq(json_object_get_string(jpath(e, "state", NULL)), "exited");
+        cr_assert_eq(json_object_get_int(jpath(e, "exit_code", NULL)), 143);
+        json_object_put(arr);
+    }
+    cli_result_done(&r);
+
+    r = CLI("rm", "-f", x);
+    EXPECT_EXIT(r, 0);
+    cli_result_done(&r);
+    r = CLI("rm", "-f", x);
+    EXPECT_EXIT(r, 0);
+    cli_result_done(&r);
+    r = CLI("rm", "--json", x);
+    EXPECT_EXIT(r, 0);
+    cr_assert(strstr(r.out, "\"existed\": false") || strstr(r.out, "\"existed\":false"), "%s",
+              r.out);
+    cli_result_done(&r);
+    assert_nothing_left();
+}
+
+Test(cli_podman, inspect_shows_hardening_and_relaxation)
+{
+    const char *h = N("hard"), *soft = N("soft");
+    cli_result r;
+    json_object *arr, *hard;
+
+    run_sleeper(h, NULL);
+    run_sleeper(soft, (const char *const[]){"--no-read-only", NULL});
+    r = CLI("inspect", h, soft);
+    EXPECT_EXIT(r, 0);
+    arr = parse_array(&r);
+    hard = jpath(jpath(find_named(arr, h), "spec", NULL), "hardening", NULL);
+    cr_assert(json_object_get_boolean(jpath(hard, "read_only_root", NULL)), "%s", r.out);
+    cr_assert(json_object_get_boolean(jpath(hard, "no_new_privileges", NULL)));
+    cr_assert(json_object_get_boolean(jpath(hard, "cap_drop_all", NULL)));
+    cr_assert(json_object_get_boolean(jpath(hard, "default_seccomp", NULL)));
+    cr_assert_eq(json_object_get_int(jpath(hard, "pids_limit", NULL)), 512);
+    cr_assert_eq(json_object_array_length(
+                     jpath(jpath(find_named(arr, h), "spec", NULL), "relaxations", NULL)) > 0,
+                 true); /* --no-shield is one */
+    {
+        json_object *s = jpath(find_named(arr, soft), "spec", NULL);
+        json_object *rel = jpath(s, "relaxations", NULL);
+        bool found = false;
+
+        cr_assert_not(
+            json_object_get_boolean(jpath(jpath(s, "hardening", NULL), "read_only_root", NULL)));
+        for (size_t i = 0; i < json_object_array_length(rel); i++) {
+            json_object *e = json_object_array_get_idx(rel, i);
+            if (!strcmp(json_object_get_string(jpath(e, "setting", NULL)), "read_only_root")) {
+                found = true;
+                cr_assert(
+                    strstr(json_object_get_string(jpath(e, "source", NULL)), "--no-read-only"));
+            }
+        }
+        cr_assert(found, "no read_only_root relaxation: %s", json_object_to_json_string(rel));
+        cr_assert_str_eq(json_object_get_string(jpath(find_named(arr, soft), "state", NULL)),
+                         "running");
+    }
+    json_object_put(arr);
+    cli_result_done(&r);
+
+    /* and Podman agrees */
+    r = PODMAN("inspect", "--format", "{{.HostConfig.ReadonlyRootfs}}", h, soft);
+    EXPECT_EXIT(r, 0);
+    cr_assert_str_eq(r.out, "true\nfalse\n");
+    cli_result_done(&r);
+}
+
+Test(cli_podman, hardening_from_inside)
+{
+    cli_result r = CLI("run", "--rm", "--no-shield", "-l", label, IMAGE, "sh", "-c",
+                       "grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status; "
+                       "touch /x 2>&1; echo touch=$?; cat /proc/self/uid_map; "
+                       "echo pid1=$(cat /proc/1/cmdline | tr '\\0' ' ')");
+
+    EXPECT_EXIT(r, 0);
+    cr_assert(strstr(r.out, "CapEff:\t0000000000000000"), "%s", r.out);
+    cr_assert(strstr(r.out, "CapBnd:\t0000000000000000"), "%s", r.out);
+    cr_assert(strstr(r.out, "NoNewPrivs:\t1"), "%s", r.out);
+    cr_assert(strstr(r.out, "Read-only file system"), "%s", r.out);
+    cr_assert(strstr(r.out, "touch=1"), "%s", r.out);
+    cr_assert(strstr(r.out, "pid1=/run/terok-init"), "%s", r.out);
+    /* a user namespace: not the identity map of the whole range */
+    cr_assert_null(strstr(r.out, "4294967295"), "no user namespace: %s", r.out);
+    cli_result_done(&r);
+}
+
+Test(cli_podman, ten_concurrent_runs, .timeout = 400)
+{
+    enum { K = 10 };
+    pid_t pids[K];
+    const char *cli = getenv("TEROK_TEST_CLI");
+    cli_result r;
+    json_object *arr;
+
+    for (int i = 0; i < K; i++) {
+        char sfx[16];
+        posix_spawn_file_actions_t fa;
+        const char *argv[] = {cli,   "run",         "-d",  "--name", NULL,   "-l",
+                              label, "--no-shield", IMAGE, "sleep",  "1000", NULL};
+
+        snprintf(sfx, sizeof sfx, "c%d", i);
+        argv[4] = N(sfx);
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+        {
+            char out[64];
+            snprintf(out, sizeof out, "out.%d", i);
+            posix_spawn_file_actions_addopen(&fa, 1, test_path(out), O_WRONLY | O_CREAT, 0644);
+            snprintf(out, sizeof out, "err.%d", i);
+            posix_spawn_file_actions_addopen(&fa, 2, test_path(out), O_WRONLY | O_CREAT, 0644);
+        }
+        cr_assert_eq(posix_spawn(&pids[i], cli, &fa, NULL, (char *const *)argv, environ), 0);
+        posix_spawn_file_actions_destroy(&fa);
+    }
+    for (int i = 0; i < K; i++) {
+        int st;
+        char errf[64];
+        const char *cat[] = {"cat", NULL, NULL};
+
+        while (waitpid(pids[i], &st, 0) < 0 && errno == EINTR)
+            ;
+        snprintf(errf, sizeof errf, "err.%d", i);
+        cat[1] = test_path(errf);
+        r = test_run(NULL, cat);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "run %d failed (status %#x): %s", i, st,
+                  r.out);
+        cli_result_done(&r);
+    }
+    r = CLI("ps", "--json");
+    EXPECT_EXIT(r, 0);
+    arr = parse_array(&r);
+    cr_assert_eq(count_ours(arr), K, "%s", r.out);
+    for (int i = 0; i < K; i++) {
+        char sfx[16];
+        snprintf(sfx, sizeof sfx, "c%d", i);
+        cr_assert(find_named(arr, N(sfx)), "%s missing: %s", N(sfx), r.out);
+        cr_assert_str_eq(json_object_get_string(jpath(find_named(arr, N(sfx)), "state", NULL)),
+                         "running");
+    }
+    json_object_put(arr);
+    cli_result_done(&r);
+    r = PODMAN("ps", "-q", "--filter", label_flt);
+    EXPECT_EXIT(r, 0);
+    {
+        int lines = 0;
+        for (const char *p = r.out; *p; p++)
+            lines += *p == '\n';
+        cr_assert_eq(lines, K, "podman ps: %s", r.out);
+    }
+    cli_result_done(&r);
+}
+
+/* ------------------------------------------------------------------ rejected input */
+
+Test(cli_podman, invalid_name_rejected)
+{
+    cli_result r = CLI("run", "-d", "--name", "a/b", "-l", label, IMAGE, "true");
+
+    cr_assert_neq(r.exit_code, 0);
+    cr_assert(strstr(r.err, "'a/b'"), "value not named: %s", r.err);
+    cli_result_done(&r);
+    r = CLI("run", "--rm", "--name", "a/b", "-l", label, IMAGE, "true");
+    EXPECT_EXIT(r, 125);
+    cr_assert(strstr(r.err, "'a/b'"), "value not named: %s", r.err);
+    cli_result_done(&r);
+    assert_nothing_left();
+}
+
+Test(cli_podman, reserved_volume_target_rejected)
+{
+    char vol[512];
+    cli_result r;
+
+    snprintf(vol, sizeof vol, "%s:/run/terok/x", test_tmp);
+    r = CLI("run", "-d", "--name", N("vol"), "-l", label, "-v", vol, IMAGE, "true");
+    cr_assert_neq(r.exit_code, 0);
+    cr_assert(strstr(r.err, "/run/terok/x"), "value not named: %s", r.err);
+    cli_result_done(&r);
+    assert_nothing_left();
+}
+
+Test(cli_podman, unknown_image_rejected)
+{
+    cli_result r = CLI("run", "-d", "--name", N("img"), "-l", label, "--no-shield",
+                       "localhost/terok-no-such-image:nope", "true");
+
+    cr_assert_neq(r.exit_code, 0);
+    cr_assert(strstr(r.err, "localhost/terok-no-such-image:nope"), "image not named: %s", r.err);
+    cli_result_done(&r);
+    r = CLI("run", "--rm", "--name", N("img"), "-l", label, "--no-shield",
+            "localhost/terok-no-such-image:nope", "true");
+    EXPECT_EXIT(r, 125);
+    cr_assert(strstr(r.err, "localhost/terok-no-such-image:nope"), "image not named: %s", r.err);
+    cli_result_done(&r);
+    assert_nothing_left();
+}
+
+Test(cli_podman, huge_env_file_rejected)
+{
+    enum { LINES = 100000 };
+    char *buf = malloc((size_t)LINES * 16 + 1), *p = buf;
+    const char *path;
+    cli_result r;
+
+    cr_assert(buf);
+    for (int i = 0; i < LINES; i++)
+        p += snprintf(p, 16, "K%d=v\n", i);
+    path = test_write_file("big.env", buf, 0644);
+    free(buf);
+    r = CLI("run", "-d", "--name", N("env"), "-l", label, "--env-file", path, IMAGE, "true");
+    cr_assert_neq(r.exit_code, 0);
+    cr_assert(strstr(r.err, "big.env") || strstr(r.err, "4096"), "nothing named: %s", r.err);
+    cli_result_done(&r);
+    assert_nothing_left();
+}
+
+/* ------------------------------------------------------------ the service dies under us */
+
+Test(cli_podman, service_killed_mid_operation)
+{
+    const char *x = N("svc");
+    const char *cli = getenv("TEROK_TEST_CLI");
+    const char *wargv[] = {cli, "wait", x, NULL};
+    posix_spawn_file_actions_t fa;
+    pid_t svc, waiter;
+    int st;
+    cli_result r;
+
+    run_sleeper(x, NULL);
+    svc = service_pid();
+    cr_assert(svc > 0, "no private service pidfile under %s", test_path("run"));
+    cr_assert_eq(kill(svc, 0), 0, "service %d not running", (int)svc);
+
+    /* `wait` is in flight (blocked in the service) when the service is killed */
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, test_path("wait.out"), O_WRONLY | O_CREAT, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, test_path("wait.err"), O_WRONLY | O_CREAT, 0644);
+    cr_assert_eq(posix_spawn(&waiter, cli, &fa, NULL, (char *const *)wargv, environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    nanosleep(&(struct timespec){.tv_sec = 1}, NULL);
+    cr_assert_eq(kill(svc, SIGKILL), 0);
+    while (waitpid(waiter, &st, 0) < 0 && errno == EINTR)
+        ;
+    {
+        const char *cat[] = {"cat", test_path("wait.err"), NULL};
+        r = test_run(NULL, cat);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "wait: status %#x, stderr %s", st, r.out);
+        cr_assert(strstr(r.out, "stopped answering"), "unclear error: %s", r.out);
+        cli_result_done(&r);
+    }
+
+    /* the next call either says clearly what happened or recovers; the one after works */
+    r = CLI("ps", "--json");
+    if (r.exit_code != 0)
+        cr_assert(strstr(r.err, "podman"), "unclear error: %s", r.err);
+    cli_result_done(&r);
+    r = CLI("exec", x, "echo", "alive");
+    EXPECT_EXIT(r, 0);
+    cr_assert_str_eq(r.out, "alive\n");
+    cli_result_done(&r);
+    cr_assert_neq(service_pid(), svc, "no new service");
+
+    /* killed while idle: the next call recovers at once */
+    cr_assert_eq(kill(service_pid(), SIGKILL), 0);
+    nanosleep(&(struct timespec){.tv_nsec = 200000000}, NULL);
+    r = CLI("ps", "--json");
+    if (r.exit_code != 0)
+        cr_assert(strstr(r.err, "podman"), "unclear error: %s", r.err);
+    cli_result_done(&r);
+    r = CLI("rm", "-f", x);
+    EXPECT_EXIT(r, 0);
+    cli_result_done(&r);
+    assert_nothing_left();
+}
+
+/* ------------------------------------------------------------------ TTY and stdin */
+
+Test(cli_podman, exec_tty_and_stdin_through_pipes)
+{
+    const char *x = N("tty");
+    cli_result r;
+
+    run_sleeper(x, NULL);
+    /* -t without a local terminal: the command still gets one, output raw (\r\n, merged) */
+    r = CLI("exec", "-t", x, "sh", "-c", "tty; echo out; echo err >&2; exit 4");
+    EXPECT_EXIT(r, 4);
+    cr_assert(strstr(r.out, "/dev/pts/"), "%s", r.out);
+    cr_assert(strstr(r.out, "out\r\nerr\r\n"), "%s", r.out);
+    cli_result_done(&r);
+    /* -i: stdin reaches the command and its EOF ends it */
+    r = test_cli("one\ntwo\n", (const char *const[]){"exec", "-i", x, "wc", "-l", NULL});
+    EXPECT_EXIT(r, 0);
+    cr_assert(strstr(r.out, "2"), "%s", r.out);
+    cli_result_done(&r);
+    r = test_cli("hi\n", (const char *const[]){"exec", "-it", x, "sh", "-c",
+                                               "read v; echo got-$v; exit 6", NULL});
+    EXPECT_EXIT(r, 6);
+    cr_assert(strstr(r.out, "got-hi"), "%s", r.out);
+    cli_result_done(&r);
+}
+
+Test(cli_podman, foreground_run_it_refused)
+{
+    static const char *const flags[] = {"-it", "-t", "-i"};
+
+    for (size_t i = 0; i < 3; i++) {
+        cli_result r = CLI("run", flags[i], "--rm", "-l", label, IMAGE, "sh");
+        EXPECT_EXIT(r, 125);
+        cr_assert(strstr(r.err, "exec -it"), "no pointer to exec -it: %s", r.err);
+        cli_result_done(&r);
+    }
+    assert_nothing_left();
+}
+
+/* A real terminal: tmux on a private socket runs `exec -it`, we type into it. */
+Test(cli_podman, exec_it_in_a_real_terminal)
+{
+    const char *x = N("pty");
+    char cmd[1024], sock[512];
+    cli_result r;
+
+    if (access("/usr/bin/tmux", X_OK) != 0)
+        cr_skip_test("needs tmux");
+    run_sleeper(x, NULL);
+    snprintf(sock, sizeof sock, "%s", test_path("tmux.sock"));
+    snprintf(cmd, sizeof cmd,
+             "%s exec -it %s sh; echo rc=$?; stty -a | grep -o -- '-\\?icanon'; sleep 60",
+             getenv("TEROK_TEST_CLI"), x);
+    r = test_run(NULL, (const char *const[]){"tmux", "-S", sock, "new-session", "-d", "-x", "100",
+                                             "-y", "30", "sh", "-c", cmd, NULL});
+    EXPECT_EXIT(r, 0);
+    cli_result_done(&r);
+    nanosleep(&(struct timespec){.tv_sec = 2}, NULL);
+    r = test_run(NULL, (const char *const[]){"tmux", "-S", sock, "send-keys",
+                                             "stty size; echo sum=$((6*7))", "Enter", NULL});
+    cli_result_done(&r);
+    nanosleep(&(struct timespec){.tv_sec = 1}, NULL);
+    r = test_run(NULL,
+                 (const char *const[]){"tmux", "-S", sock, "send-keys", "exit 7", "Enter", NULL});
+    cli_result_done(&r);
+    nanosleep(&(struct timespec){.tv_sec = 2}, NULL);
+    r = test_run(NULL, (const char *const[]){"tmux", "-S", sock, "capture-pane", "-p", NULL});
+    {
+        cli_result k =
+            test_run(NULL, (const char *const[]){"tmux", "-S", sock, "kill-server", NULL});
+        cli_result_done(&k);
+    }
+    EXPECT_EXIT(r, 0);
+    cr_assert(strstr(r.out, "30 100"), "terminal size not passed:\n%s", r.out);
+    cr_assert(strstr(r.out, "sum=42"), "keys not delivered:\n%s", r.out);
+    cr_assert(strstr(r.out, "rc=7"), "exit code:\n%s", r.out);
+    /* the local terminal is back in canonical mode */
+    cr_assert(strstr(r.out, "\nicanon"), "terminal not restored:\n%s", r.out);
+    cli_result_done(&r);
+}

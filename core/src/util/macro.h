@@ -27,14 +27,14 @@
 #define strempty(s) ((s) ? (s) : "")
 
 /* Hand ownership on: returns the value and clears the variable. */
-#define TAKE_PTR(p) __extension__                                                                  \
-    ({                                                                                             \
+#define TAKE_PTR(p)                                                                                \
+    __extension__({                                                                                \
         __typeof__(p) _p_ = (p);                                                                   \
         (p) = NULL;                                                                                \
         _p_;                                                                                       \
     })
-#define TAKE_FD(fd) __extension__                                                                  \
-    ({                                                                                             \
+#define TAKE_FD(fd)                                                                                \
+    __extension__({                                                                                \
         int _fd_ = (fd);                                                                           \
         (fd) = -EBADF;                                                                             \
         _fd_;                                                                                      \

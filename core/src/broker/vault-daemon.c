@@ -54,7 +54,6 @@ typedef struct vault_daemon {
     audit_row *audit;
     size_t n_audit;
     int64_t audit_timer;
-    sqlite3_stmt *check_stmt;
     cred_cache *creds;
 } vault_daemon;
 

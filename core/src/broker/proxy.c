@@ -42,7 +42,7 @@ struct proxy {
 
 typedef struct buf {
     char *data;
-    size_t len, cap;
+    size_t off, len, cap; /* bytes [off, off+len) are pending */
 } buf;
 
 typedef enum wait_reason {
@@ -125,6 +125,11 @@ static size_t buf_room(const buf *b)
 
 static int buf_append(buf *b, const char *data, size_t n)
 {
+    if (b->off + b->len + n > b->cap && b->off > 0) {
+        /* slide the pending bytes to the front once instead of on every take */
+        memmove(b->data, b->data + b->off, b->len);
+        b->off = 0;
+    }
     if (b->len + n > b->cap) {
         size_t cap = MAX(b->cap * 2, (size_t)16384);
         while (cap < b->len + n)
@@ -135,7 +140,7 @@ static int buf_append(buf *b, const char *data, size_t n)
         b->data = d;
         b->cap = cap;
     }
-    memcpy(b->data + b->len, data, n);
+    memcpy(b->data + b->off + b->len, data, n);
     b->len += n;
     return 0;
 }
@@ -144,9 +149,11 @@ static size_t buf_take(buf *b, char *out, size_t max)
 {
     size_t n = MIN(max, b->len);
 
-    memcpy(out, b->data, n);
-    memmove(b->data, b->data + n, b->len - n);
+    memcpy(out, b->data + b->off, n);
+    b->off += n;
     b->len -= n;
+    if (b->len == 0)
+        b->off = 0;
     return n;
 }
 
@@ -171,7 +178,7 @@ static void wake_if(req *q, wait_reason why)
         return;
     q->waiting = WAIT_NONE;
     MHD_resume_connection(q->conn);
-    httpd_wake(q->ls->h);
+    httpd_kick(q->ls->h); /* we are on the loop's thread: no eventfd round trip */
 }
 
 static void wake_any(req *q)
@@ -536,10 +543,25 @@ static enum MHD_Result queue_upstream_response(req *q)
 
     if (no_body)
         resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-    else
+    else if (q->done && q->result == CURLE_OK && q->down.off == 0) {
+        /* The whole body is already here (the common small answer): hand the buffer to MHD
+         * instead of streaming it through a callback block, which MHD calloc()s per response. */
+        size_t n = q->down.len;
+        resp = MHD_create_response_from_buffer(n, n ? q->down.data : NULL,
+                                               n ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+        if (resp && n) {
+            q->down = (buf){0};
+            q->bytes_out += n;
+        }
+    } else {
+        /* MHD's block per response: large for bulk bodies, small when the body is small */
+        size_t block = 64 * 1024;
+        if (q->resp_length >= 0 && q->resp_length < (long long)block)
+            block = MAX((size_t)q->resp_length, (size_t)4096);
         resp = MHD_create_response_from_callback(q->resp_length >= 0 ? (uint64_t)q->resp_length
                                                                      : MHD_SIZE_UNKNOWN,
-                                                 64 * 1024, reader, q, NULL);
+                                                 block, reader, q, NULL);
+    }
     if (!resp)
         return MHD_NO;
     STRV_FOREACH(h, q->resp_headers)

@@ -7,6 +7,8 @@
  * them), never a token or a credential. */
 #include <signal.h>
 #include <sodium.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -40,6 +42,22 @@ typedef struct cred_cache {
     struct cred_cache *next;
 } cred_cache;
 
+/* Phantom tokens found in the store are remembered (by a keyed BLAKE2b of the token, never the
+ * token itself) so the hot path needs no SQL and no system call. The whole cache is dropped
+ * whenever another connection committed to the state database: an inotify watch on the
+ * database's directory (an "urgent" evloop watch, so it is read before any request that arrived
+ * with it) marks the cache suspect on any write to the database or its WAL, and the next check
+ * then asks SQLite (`PRAGMA data_version`, which changes only for commits by *other*
+ * connections, so our own audit writes do not flush it). `vault tokens revoke`, `rm` and a new
+ * `run` therefore take effect on the very next request. Without inotify every check asks SQLite.
+ * Expiry is re-checked against the clock each time. Unknown tokens are not cached: a flood of
+ * made-up tokens cannot grow it. */
+#define TOKEN_CACHE_MAX 4096
+typedef struct token_cache_entry {
+    uint8_t hash[crypto_generichash_BYTES];
+    token_info info;
+} token_cache_entry;
+
 typedef struct vault_daemon {
     sandbox *sb;
     evloop *loop;
@@ -55,17 +73,132 @@ typedef struct vault_daemon {
     size_t n_audit;
     int64_t audit_timer;
     cred_cache *creds;
+    uint8_t tc_key[crypto_generichash_KEYBYTES];
+    token_cache_entry *tc;
+    size_t n_tc;
+    sqlite3_stmt *data_version;
+    int64_t tc_version;
+    int inotify_fd;
+    char *db_base; /* the database's file name: events for <db_base>* mark the cache suspect */
+    bool tc_suspect;
 } vault_daemon;
 
 /* ---- hooks ---- */
+
+static void token_cache_clear(vault_daemon *d)
+{
+    if (d->tc)
+        sodium_memzero(d->tc, d->n_tc * sizeof(*d->tc));
+    d->n_tc = 0;
+}
+
+/* Drop the cache when anyone else wrote the state database since we last looked. */
+static void token_cache_sync(vault_daemon *d)
+{
+    int64_t v = -1;
+
+    if (!d->data_version &&
+        sqlite3_prepare_v3(d->db, "PRAGMA data_version", -1, SQLITE_PREPARE_PERSISTENT,
+                           &d->data_version, NULL) != SQLITE_OK)
+        d->data_version = NULL;
+    if (d->data_version) {
+        if (sqlite3_step(d->data_version) == SQLITE_ROW)
+            v = sqlite3_column_int64(d->data_version, 0);
+        sqlite3_reset(d->data_version);
+    }
+    if (v < 0 || v != d->tc_version)
+        token_cache_clear(d);
+    d->tc_version = v; /* -1 (cannot tell) never matches: nothing is served from the cache */
+}
+
+static int on_db_event(evloop *l, int fd, uint32_t events, void *ud)
+{
+    vault_daemon *d = ud;
+    char b[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    ssize_t n;
+
+    while ((n = read(fd, b, sizeof b)) > 0)
+        for (char *p = b; p < b + n;) {
+            const struct inotify_event *e = (const struct inotify_event *)p;
+            if ((e->mask & IN_Q_OVERFLOW) ||
+                (e->len && strncmp(e->name, d->db_base, strlen(d->db_base)) == 0))
+                d->tc_suspect = true;
+            p += sizeof(*e) + e->len;
+        }
+    return 0;
+}
+
+/* Watch the state database's directory; on failure every token check asks SQLite instead. */
+static void watch_db(vault_daemon *d)
+{
+    const char *path = sqlite3_db_filename(d->db, "main");
+    _cleanup_free_ char *dir = NULL;
+    const char *slash;
+
+    d->inotify_fd = -EBADF;
+    if (!path || !*path || !(slash = strrchr(path, '/')))
+        return;
+    dir = strndup(path, (size_t)(slash - path));
+    d->db_base = strdup(slash + 1);
+    if (!dir || !d->db_base)
+        return;
+    d->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (d->inotify_fd < 0)
+        return;
+    if (inotify_add_watch(d->inotify_fd, dir,
+                          IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | IN_MOVED_TO) < 0 ||
+        evloop_add_io(d->loop, d->inotify_fd, EPOLLIN, on_db_event, d) < 0 ||
+        evloop_set_urgent(d->loop, d->inotify_fd) < 0) {
+        log_warning("vault: cannot watch '%s' (%s); every token check reads the store", dir,
+                    strerror(errno));
+        close(d->inotify_fd);
+        d->inotify_fd = -EBADF;
+    }
+}
+
+static token_verdict verdict_of(const token_info *i, const char *container, const char *target,
+                                int64_t now)
+{
+    if (i->expires_at && now >= i->expires_at)
+        return TOKEN_EXPIRED;
+    if (!container || strcmp(i->container, container) != 0)
+        return TOKEN_WRONG_CONTAINER;
+    if (target && strcmp(i->target, target) != 0)
+        return TOKEN_WRONG_TARGET;
+    return TOKEN_VALID;
+}
 
 static int hook_check(void *ud, const char *container, const char *route_name, const char *token,
                       size_t len, token_verdict *v, terok_error *err)
 {
     vault_daemon *d = ud;
+    uint8_t h[crypto_generichash_BYTES];
+    int64_t now = (int64_t)time(NULL);
+    token_info info;
+    int r;
 
-    return tokens_check(d->db, d->key, TOKEN_KIND_PHANTOM, token, len, container, route_name,
-                        (int64_t)time(NULL), v, NULL, err);
+    if (d->tc_suspect || d->inotify_fd < 0) {
+        d->tc_suspect = false;
+        token_cache_sync(d);
+    }
+    crypto_generichash(h, sizeof h, (const uint8_t *)token, len, d->tc_key, sizeof d->tc_key);
+    for (size_t i = 0; i < d->n_tc; i++)
+        if (sodium_memcmp(d->tc[i].hash, h, sizeof h) == 0) {
+            *v = verdict_of(&d->tc[i].info, container, route_name, now);
+            return 0;
+        }
+    r = tokens_check(d->db, d->key, TOKEN_KIND_PHANTOM, token, len, container, route_name, now, v,
+                     &info, err);
+    if (r < 0 || *v == TOKEN_MALFORMED || *v == TOKEN_UNKNOWN || d->tc_version < 0)
+        return r;
+    if (d->n_tc >= TOKEN_CACHE_MAX)
+        token_cache_clear(d);
+    if (!d->tc && !(d->tc = calloc(TOKEN_CACHE_MAX, sizeof(*d->tc))))
+        return 0; /* no cache, still a correct answer */
+    memcpy(d->tc[d->n_tc].hash, h, sizeof h);
+    d->tc[d->n_tc].info = info;
+    d->n_tc++;
+    return 0;
 }
 
 static int hook_credential(void *ud, const char *name, const terok_secret **ret, terok_error *err)
@@ -293,7 +426,7 @@ static int on_signal(evloop *l, int signo, uint32_t events, void *ud)
 
 int vault_daemon_run(sandbox *sb, const vault_daemon_opts *o, terok_error *err)
 {
-    vault_daemon d = {.sb = sb};
+    vault_daemon d = {.sb = sb, .inotify_fd = -EBADF};
     _cleanup_free_ char *ctl_path = NULL;
     store *st = NULL;
     int r;
@@ -319,6 +452,12 @@ int vault_daemon_run(sandbox *sb, const vault_daemon_opts *o, terok_error *err)
         terok_error_set(err, r, "cannot create the event loop");
         goto out;
     }
+    if (sodium_init() < 0) {
+        r = terok_error_set(err, -EIO, "cannot initialise libsodium");
+        goto out;
+    }
+    randombytes_buf(d.tc_key, sizeof d.tc_key);
+    watch_db(&d);
     d.hooks = (broker_hooks){hook_check, hook_credential, hook_audit, &d};
     r = proxy_new(d.loop, &d.routes, &d.hooks, o->ca_file, &d.proxy, err);
     if (r < 0)
@@ -369,6 +508,14 @@ out:
     }
     ctl_server_free(d.ctl);
     proxy_free(d.proxy);
+    token_cache_clear(&d);
+    free(d.tc);
+    if (d.inotify_fd >= 0) {
+        evloop_remove_io(d.loop, d.inotify_fd);
+        close(d.inotify_fd);
+    }
+    free(d.db_base);
+    sqlite3_finalize(d.data_version);
     evloop_free(d.loop);
     routes_done(&d.routes);
     sodium_memzero(d.key, sizeof d.key);

@@ -13,6 +13,7 @@
 typedef struct io_watch {
     int fd;
     bool removed;
+    bool urgent;
     evloop_io_cb cb;
     void *userdata;
     struct io_watch *next;
@@ -149,6 +150,16 @@ int evloop_set_io_events(evloop *l, int fd, uint32_t events)
     if (!find_watch(l, fd))
         return -ENOENT;
     return epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 ? negative_errno() : 0;
+}
+
+int evloop_set_urgent(evloop *l, int fd)
+{
+    io_watch *w = find_watch(l, fd);
+
+    if (!w)
+        return -ENOENT;
+    w->urgent = true;
+    return 0;
 }
 
 int evloop_remove_io(evloop *l, int fd)
@@ -302,9 +313,33 @@ static int run_due_timers(evloop *l)
     return 0;
 }
 
+static int dispatch(evloop *l, struct epoll_event *evs, int n, bool urgent)
+{
+    for (int i = 0; i < n && !l->exiting; i++) {
+        int fd = evs[i].data.fd, r;
+
+        if (fd == l->wakefd) {
+            if (urgent)
+                continue;
+            uint64_t v;
+            (void)!read(l->wakefd, &v, sizeof v);
+            if (l->wake_cb)
+                l->wake_cb(l, NULL, l->wake_userdata);
+            continue;
+        }
+        io_watch *w = find_watch(l, fd);
+        if (!w || w->urgent != urgent)
+            continue;
+        r = w->cb(l, fd, evs[i].events, w->userdata);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
 int evloop_run(evloop *l)
 {
-    struct epoll_event evs[64];
+    struct epoll_event evs[256];
 
     l->exiting = false;
     l->exit_code = 0;
@@ -330,23 +365,12 @@ int evloop_run(evloop *l)
                 continue;
             return negative_errno();
         }
-        for (int i = 0; i < n && !l->exiting; i++) {
-            int fd = evs[i].data.fd;
-
-            if (fd == l->wakefd) {
-                uint64_t v;
-                (void)!read(l->wakefd, &v, sizeof v);
-                if (l->wake_cb)
-                    l->wake_cb(l, NULL, l->wake_userdata);
-                continue;
-            }
-            io_watch *w = find_watch(l, fd);
-            if (!w)
-                continue;
-            r = w->cb(l, fd, evs[i].events, w->userdata);
-            if (r < 0)
-                return r;
-        }
+        /* urgent watches first: what they report must be known before other fds are served */
+        r = dispatch(l, evs, n, true);
+        if (r >= 0)
+            r = dispatch(l, evs, n, false);
+        if (r < 0)
+            return r;
         reap_removed(l);
     }
     return l->exit_code;

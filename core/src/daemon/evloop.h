@@ -22,6 +22,9 @@ evloop *evloop_free(evloop *l);
 /* Watch fd (not owned) for EPOLLIN/EPOLLOUT...; one watch per fd. */
 int evloop_add_io(evloop *l, int fd, uint32_t events, evloop_io_cb cb, void *userdata);
 int evloop_set_io_events(evloop *l, int fd, uint32_t events);
+/* Dispatch this fd's events before the others of the same wait (e.g. an invalidation signal
+ * that must be seen before the requests that arrived with it). */
+int evloop_set_urgent(evloop *l, int fd);
 /* Safe from inside any callback, including the fd's own. */
 int evloop_remove_io(evloop *l, int fd);
 

@@ -200,6 +200,11 @@ struct MHD_Daemon *httpd_mhd(httpd *h)
     return h->mhd;
 }
 
+void httpd_kick(httpd *h)
+{
+    atomic_store(&h->kick, true);
+}
+
 void httpd_wake(httpd *h)
 {
     atomic_store(&h->kick, true);

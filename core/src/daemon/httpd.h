@@ -2,7 +2,8 @@
 /* daemon/httpd.h: one libmicrohttpd daemon per listening socket, driven by the daemon's evloop
  * (no MHD threads; MACHINE.md §13.5). We create, bind, chmod and listen on the socket ourselves
  * and hand it to MHD; the per-listener `cls` is the container context, so the socket a request
- * arrived on is its identity. After MHD_resume_connection() call httpd_wake(). Never prints:
+ * arrived on is its identity. After MHD_resume_connection() call httpd_kick() (or httpd_wake()
+ * from another thread). Never prints:
  * MHD's own messages go to the log at debug level. */
 #pragma once
 
@@ -39,3 +40,6 @@ uint16_t httpd_port(const httpd *h);
 struct MHD_Daemon *httpd_mhd(httpd *h);
 /* Thread-safe: make the loop run MHD again (after MHD_resume_connection). */
 void httpd_wake(httpd *h);
+/* The same from the loop's own thread (a callback): the prepare hook runs MHD before the loop
+ * waits again, so no eventfd write and wake-up is needed. */
+void httpd_kick(httpd *h);

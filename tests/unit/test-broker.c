@@ -30,7 +30,10 @@ static atomic_int sse_stage;
 typedef struct upload_state {
     size_t bytes;
     char *headers;
+    char body[4096]; /* the first bytes of the request body */
 } upload_state;
+
+static atomic_int token_endpoint_calls;
 
 static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *k,
                                       const char *v)
@@ -74,9 +77,34 @@ static enum MHD_Result upstream(void *cls, struct MHD_Connection *c, const char 
         return MHD_YES;
     }
     if (*size) {
+        size_t have = strnlen(st->body, sizeof st->body - 1);
+        size_t k = *size < sizeof st->body - 1 - have ? *size : sizeof st->body - 1 - have;
+        memcpy(st->body + have, data, k);
         st->bytes += *size;
         *size = 0;
         return MHD_YES;
+    }
+    if (strcmp(url, "/oauth/token") == 0) { /* a fake OAuth token endpoint */
+        bool good = strcmp(method, "POST") == 0 && strstr(st->body, "grant_type=refresh_token") &&
+                    strstr(st->body, "refresh_token=rt-good") && strstr(st->body, "client_id=cid");
+        atomic_fetch_add(&token_endpoint_calls, 1);
+        const char *b = good ? "{\"access_token\":\"at-fresh\",\"token_type\":\"Bearer\","
+                               "\"expires_in\":3600,\"refresh_token\":\"rt-next\"}"
+                             : "{\"error\":\"invalid_grant\"}";
+        resp = MHD_create_response_from_buffer(strlen(b), (void *)b, MHD_RESPMEM_PERSISTENT);
+        r = MHD_queue_response(c, good ? 200 : 400, resp);
+        MHD_destroy_response(resp);
+        return r;
+    }
+    if (strcmp(url, "/auth-check") == 0) { /* 401 unless the fresh access token comes */
+        const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+        if (!a || strcmp(a, "Bearer at-fresh") != 0) {
+            resp = MHD_create_response_from_buffer(13, (void *)"unauthorized\n",
+                                                   MHD_RESPMEM_PERSISTENT);
+            r = MHD_queue_response(c, 401, resp);
+            MHD_destroy_response(resp);
+            return r;
+        }
     }
     if (strcmp(url, "/sse") == 0) {
         atomic_store(&sse_stage, 0);
@@ -148,14 +176,62 @@ static int hook_check(void *ud, const char *container, const char *route_name, c
                         v, NULL, err);
 }
 
+/* The OAuth route's token set, as the vault would hold it; written back by hook_put. */
+static pthread_mutex_t oauth_lock = PTHREAD_MUTEX_INITIALIZER;
+static terok_secret *oauth_set, *oauth_set_old;
+static int oauth_puts;
+
 static terok_secret *cred_secret;
 static int hook_cred(void *ud, const char *name, const terok_secret **ret, terok_error *err)
 {
+    if (strcmp(name, "oauth-cred") == 0) {
+        pthread_mutex_lock(&oauth_lock);
+        *ret = oauth_set;
+        pthread_mutex_unlock(&oauth_lock);
+        return *ret ? 0 : terok_error_set(err, -ENOENT, "no credential '%s'", name);
+    }
     if (strcmp(name, "cred") != 0)
         return terok_error_set(err, -ENOENT, "no credential '%s'", name);
     if (!cred_secret && terok_secret_new(REAL_SECRET, strlen(REAL_SECRET), &cred_secret) < 0)
         return -ENOMEM;
     *ret = cred_secret;
+    return 0;
+}
+
+
+static void oauth_store(const char *json)
+{
+    pthread_mutex_lock(&oauth_lock);
+    terok_secret_free(oauth_set_old);
+    oauth_set_old = oauth_set; /* borrowed by the broker until its next hook call */
+    cr_assert(terok_secret_new(json, strlen(json), &oauth_set) == 0);
+    pthread_mutex_unlock(&oauth_lock);
+}
+
+static char *oauth_stored(void)
+{
+    const void *p;
+    size_t n;
+    char *s;
+
+    pthread_mutex_lock(&oauth_lock);
+    terok_secret_peek(oauth_set, &p, &n);
+    s = strndup(p, n);
+    pthread_mutex_unlock(&oauth_lock);
+    return s;
+}
+
+static int hook_put(void *ud, const char *name, const terok_secret *value, terok_error *err)
+{
+    const void *p;
+    size_t n;
+
+    cr_assert(strcmp(name, "oauth-cred") == 0);
+    terok_secret_peek(value, &p, &n);
+    char *json = strndup(p, n);
+    oauth_store(json);
+    free(json);
+    oauth_puts++;
     return 0;
 }
 
@@ -168,7 +244,7 @@ static void hook_audit(void *ud, const broker_audit *a)
     pthread_mutex_unlock(&audit_lock);
 }
 
-static const broker_hooks hooks = {hook_check, hook_cred, hook_audit, NULL};
+static const broker_hooks hooks = {hook_check, hook_cred, hook_audit, NULL, hook_put};
 
 typedef struct {
     const char *k, *v;
@@ -198,7 +274,7 @@ static char *sock_a, *sock_b;
 static void setup(void)
 {
     terok_error err = TEROK_ERROR_INIT;
-    char url1[64], url2[64], pu[160];
+    char url1[64], url2[64], pu[160], tu[96];
 
     test_tmpdir_setup();
     up1 = start_upstream((void *)1, &up1_port);
@@ -217,12 +293,24 @@ static void setup(void)
                {NULL, NULL}};
     kv r3[] = {{"upstream", url1}, {"credential", "missing"}, {NULL, NULL}};
     kv r4[] = {{"upstream", "http://127.0.0.1:1"}, {"credential", "cred"}, {NULL, NULL}};
-    rts.v = calloc(4, sizeof(route));
+    snprintf(tu, sizeof tu, "http://127.0.0.1:%u/oauth/token", up1_port);
+    kv r5[] = {{"upstream", url1},
+               {"credential", "oauth-cred"},
+               {"auth-header", "Authorization"},
+               {"auth-prefix", "Bearer "},
+               {"token-headers", "x-api-key"},
+               {"oauth-token-url", tu},
+               {"oauth-client-id", "cid"},
+               {NULL, NULL}};
+    rts.v = calloc(5, sizeof(route));
     terok_assert_ok(route_parse("api", kv_get, r1, &rts.v[0], &err), &err);
     terok_assert_ok(route_parse("strict", kv_get, r2, &rts.v[1], &err), &err);
     terok_assert_ok(route_parse("nocred", kv_get, r3, &rts.v[2], &err), &err);
     terok_assert_ok(route_parse("dead", kv_get, r4, &rts.v[3], &err), &err);
-    rts.n = 4;
+    terok_assert_ok(route_parse("oauth", kv_get, r5, &rts.v[4], &err), &err);
+    rts.n = 5;
+    atomic_store(&token_endpoint_calls, 0);
+    oauth_puts = 0;
 
     cr_assert(sqlite3_open(test_path("state.db"), &db) == SQLITE_OK);
     cr_assert(sqlite3_exec(db, tokens_schema_sql, NULL, NULL, NULL) == SQLITE_OK);
@@ -248,6 +336,9 @@ static void teardown(void)
     evloop_free(loop);
     routes_done(&rts);
     sqlite3_close(db);
+    terok_secret_free(oauth_set);
+    terok_secret_free(oauth_set_old);
+    oauth_set = oauth_set_old = NULL;
     MHD_stop_daemon(up1);
     MHD_stop_daemon(up2);
     free(sock_a);
@@ -557,4 +648,98 @@ Test(broker, malformed_http_gets_400_and_the_daemon_keeps_serving)
     resp r = request(sock_a, "GET", "/-/health", NULL, NULL, NULL, 0);
     cr_assert(eq(long, r.status, 200), "still serving");
     resp_done(&r);
+}
+
+/* ---------- OAuth refresh ---------- */
+
+static void set_token_set(const char *access, const char *refresh, long long expires_at)
+{
+    char json[256];
+
+    snprintf(json, sizeof json,
+             "{\"access_token\":\"%s\",\"refresh_token\":\"%s\",\"expires_at\":%lld}", access,
+             refresh, expires_at);
+    oauth_store(json);
+}
+
+Test(broker, oauth_expired_access_token_is_refreshed_and_written_back)
+{
+    char *tok = mint("ctr-a", "oauth", 0), *stored;
+
+    set_token_set("at-old", "rt-good", (long long)time(NULL) - 10);
+    resp r = request(sock_a, "GET", "/oauth/echo", hdr("X-Api-Key", tok), NULL, NULL, 0);
+    cr_assert(eq(long, r.status, 200), "body: %s", r.body);
+    cr_assert(strstr(r.body, "Authorization: Bearer at-fresh\n") != NULL, "upstream saw: %s",
+              r.body);
+    cr_assert(strstr(r.body, "at-old") == NULL);
+    cr_assert(strstr(r.body, "rt-") == NULL, "the refresh token never goes upstream");
+    resp_done(&r);
+    cr_assert(eq(int, atomic_load(&token_endpoint_calls), 1));
+    cr_assert(eq(int, oauth_puts, 1));
+    stored = oauth_stored();
+    cr_assert(strstr(stored, "\"access_token\":\"at-fresh\"") != NULL, "stored: %s", stored);
+    cr_assert(strstr(stored, "\"refresh_token\":\"rt-next\"") != NULL, "stored: %s", stored);
+    long long exp = strtoll(strstr(stored, "\"expires_at\":") + 13, NULL, 10);
+    cr_assert(exp > (long long)time(NULL) + 3000 && exp <= (long long)time(NULL) + 3600,
+              "expires_at %lld", exp);
+    free(stored);
+
+    /* the fresh token is used as it is: no second refresh */
+    r = request(sock_a, "GET", "/oauth/echo", hdr("X-Api-Key", tok), NULL, NULL, 0);
+    cr_assert(eq(long, r.status, 200));
+    cr_assert(strstr(r.body, "Authorization: Bearer at-fresh\n") != NULL);
+    cr_assert(eq(int, atomic_load(&token_endpoint_calls), 1));
+    resp_done(&r);
+    free(tok);
+}
+
+Test(broker, oauth_upstream_401_refreshes_once_and_retries)
+{
+    char *tok = mint("ctr-a", "oauth", 0);
+
+    /* not expired by the clock, but the upstream no longer takes it */
+    set_token_set("at-stale", "rt-good", (long long)time(NULL) + 3600);
+    resp r = request(sock_a, "GET", "/oauth/auth-check", hdr("X-Api-Key", tok), NULL, NULL, 0);
+    cr_assert(eq(long, r.status, 200), "body: %s", r.body);
+    cr_assert(strstr(r.body, "Authorization: Bearer at-fresh\n") != NULL, "upstream saw: %s",
+              r.body);
+    cr_assert(eq(int, atomic_load(&token_endpoint_calls), 1));
+    resp_done(&r);
+
+    /* a second 401 after the refresh is the upstream's answer, passed on: no loop */
+    set_token_set("at-stale", "rt-bad", (long long)time(NULL) + 3600);
+    r = request(sock_a, "GET", "/oauth/auth-check", hdr("X-Api-Key", tok), NULL, NULL, 0);
+    cr_assert(eq(long, r.status, 502), "body: %s", r.body);
+    cr_assert(eq(int, atomic_load(&token_endpoint_calls), 2));
+    resp_done(&r);
+    free(tok);
+}
+
+Test(broker, oauth_refresh_failure_is_502_with_a_reason_and_no_secret)
+{
+    char *tok = mint("ctr-a", "oauth", 0);
+
+    set_token_set("at-old", "rt-bad", (long long)time(NULL) - 10);
+    resp r = request(sock_a, "GET", "/oauth/echo", hdr("X-Api-Key", tok), NULL, NULL, 0);
+    cr_assert(eq(long, r.status, 502), "body: %s", r.body);
+    cr_assert(strstr(r.body, "OAuth token refresh failed: token endpoint answered 400") != NULL,
+              "body: %s", r.body);
+    cr_assert(strstr(r.body, "rt-bad") == NULL && strstr(r.body, "at-old") == NULL);
+    cr_assert(strstr(r.headers, "rt-bad") == NULL && strstr(r.headers, "at-old") == NULL);
+    cr_assert(eq(int, oauth_puts, 0), "nothing is written back after a failure");
+    resp_done(&r);
+    pthread_mutex_lock(&audit_lock);
+    cr_assert(strstr(audit_log, "ctr-a oauth GET /echo 502 oauth-refresh-failed") != NULL, "%s",
+              audit_log);
+    cr_assert(strstr(audit_log, "rt-bad") == NULL);
+    pthread_mutex_unlock(&audit_lock);
+
+    /* a credential that is not a token set is refused with its own reason */
+    oauth_store("sk-plain-not-json");
+    r = request(sock_a, "GET", "/oauth/echo", hdr("X-Api-Key", tok), NULL, NULL, 0);
+    cr_assert(eq(long, r.status, 502));
+    cr_assert(strstr(r.body, "not an OAuth token set") != NULL, "body: %s", r.body);
+    cr_assert(strstr(r.body, "sk-plain") == NULL);
+    resp_done(&r);
+    free(tok);
 }

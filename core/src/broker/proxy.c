@@ -8,6 +8,7 @@
  * line built from it, which is wiped before it is freed. Never prints. */
 #include <ctype.h>
 #include <curl/curl.h>
+#include <json-c/json.h>
 #include <microhttpd.h>
 #include <sodium.h>
 #include <time.h>
@@ -22,6 +23,25 @@
 
 #define BUF_MAX (256 * 1024) /* per direction, per request */
 #define MAX_REDIRECTS 5
+#define OAUTH_MARGIN_S 60    /* refresh this long before the access token expires */
+#define OAUTH_RESP_MAX 65536 /* token endpoint answers are small */
+
+typedef struct req req;
+
+/* One per OAuth route: the refresh in flight and the requests waiting for it. */
+typedef struct oauth_state {
+    struct proxy *p;
+    const route *rt;
+    char msg[160]; /* the last failure, for the waiters' 502 */
+    CURL *easy;
+    struct curl_slist *headers;
+    char *form; /* the POST body (holds the refresh token): wiped before free */
+    char *resp;
+    size_t resp_len;
+    req **waiters;
+    size_t n_waiters;
+    struct oauth_state *next;
+} oauth_state;
 
 typedef struct listener {
     proxy *p;
@@ -38,6 +58,7 @@ struct proxy {
     const broker_hooks *hooks;
     char *ca_file;
     listener *listeners;
+    oauth_state *oauth;
 };
 
 typedef struct buf {
@@ -50,9 +71,10 @@ typedef enum wait_reason {
     WAIT_UPLOAD_FULL, /* MHD has more body than we can hold */
     WAIT_HEADERS,     /* body done, upstream has not answered yet */
     WAIT_BODY,        /* the response reader has nothing to give */
+    WAIT_OAUTH,       /* the route's access token is being refreshed */
 } wait_reason;
 
-typedef struct req {
+struct req {
     listener *ls;
     struct MHD_Connection *conn;
     const route *rt;
@@ -93,7 +115,17 @@ typedef struct req {
 
     wait_reason waiting;
     bool responded;
-} req;
+
+    bool oauth_waiting; /* in its route's oauth_state waiters */
+    bool oauth_retried; /* refreshed once after an upstream 401 */
+    bool retry_401;     /* this transfer's 401 is being swallowed for a retry */
+    int fail_status;    /* answer this when MHD calls next (set while suspended) */
+    const char *fail_outcome, *fail_message;
+};
+
+enum { OAUTH_READY, OAUTH_WAIT, OAUTH_FAIL };
+static int oauth_get(req *q, bool force);
+static void fail_later(req *q, int status, const char *outcome, const char *message);
 
 static const char *const hop_by_hop[] = {
     "connection",
@@ -265,6 +297,10 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *userdata)
             q->redirecting = true; /* followed when this transfer ends */
             return len;
         }
+        if (q->up_status == 401 && q->rt->oauth_token_url && !q->oauth_retried && !q->has_body) {
+            q->retry_401 = true; /* refresh the access token once and ask again */
+            return len;
+        }
         q->headers_done = true;
         wake_if(q, WAIT_HEADERS);
         return len;
@@ -303,8 +339,8 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata)
     req *q = userdata;
     size_t n = size * nmemb;
 
-    if (q->redirecting)
-        return n; /* the body of a redirect we follow */
+    if (q->redirecting || q->retry_401)
+        return n; /* the body of a redirect we follow, or of a 401 we retry */
     if (q->down.len > 0 && n > buf_room(&q->down)) {
         q->write_paused = true;
         return CURL_WRITEFUNC_PAUSE;
@@ -487,6 +523,22 @@ static void on_done(CURL *easy, CURLcode result, void *userdata)
     req *q = userdata;
 
     q->active = false;
+    if (q->retry_401) {
+        q->retry_401 = false;
+        q->oauth_retried = true;
+        end_transfer(q);
+        switch (oauth_get(q, true)) {
+        case OAUTH_WAIT:
+            q->waiting = WAIT_OAUTH; /* still suspended, now for the refresh */
+            return;
+        case OAUTH_READY: /* cannot happen with force; answer as a failure */
+        default:
+            if (!q->fail_status)
+                fail_later(q, 502, "oauth-refresh-failed", "OAuth token refresh failed");
+            wake_any(q);
+            return;
+        }
+    }
     if (result == CURLE_OK && q->redirecting && q->location) {
         char *cur = NULL, *next;
 
@@ -667,6 +719,400 @@ static const char *verdict_message(token_verdict v, int *status)
     }
 }
 
+/* ---- credentials ---- */
+
+/* "<auth-header>: <prefix><secret>", built once per request (redirect hops reuse it); plain
+ * heap, wiped on free: an mlock()ed buffer per request costs more syscalls than the proxying. */
+static int set_cred_line(req *q, const void *secret, size_t slen)
+{
+    size_t n = strlen(q->rt->auth_header) + 2 + strlen(q->rt->auth_prefix) + slen + 1;
+
+    if (q->cred_line) {
+        explicit_bzero(q->cred_line, strlen(q->cred_line));
+        free(q->cred_line);
+    }
+    q->cred_line = malloc(n);
+    if (!q->cred_line)
+        return -ENOMEM;
+    snprintf(q->cred_line, n, "%s: %s%.*s", q->rt->auth_header, q->rt->auth_prefix, (int)slen,
+             (const char *)secret);
+    return 0;
+}
+
+/* ---- OAuth refresh ---- */
+
+static void wipe_free(char *s)
+{
+    if (s) {
+        explicit_bzero(s, strlen(s));
+        free(s);
+    }
+}
+
+static void fail_later(req *q, int status, const char *outcome, const char *message)
+{
+    q->fail_status = status;
+    q->fail_outcome = outcome;
+    q->fail_message = message;
+}
+
+/* A json-c string holding a token: wipe it before the object is freed. */
+static void json_wipe(json_object *o, const char *key)
+{
+    json_object *v;
+
+    if (o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string))
+        sodium_memzero((char *)json_object_get_string(v), (size_t)json_object_get_string_len(v));
+}
+
+static json_object *json_parse_n(const char *data, size_t len)
+{
+    json_tokener *tok = json_tokener_new();
+    json_object *o = NULL;
+
+    if (tok && len <= INT32_MAX)
+        o = json_tokener_parse_ex(tok, data, (int)len);
+    if (tok)
+        json_tokener_free(tok);
+    if (o && !json_object_is_type(o, json_type_object)) {
+        json_object_put(o);
+        o = NULL;
+    }
+    return o;
+}
+
+static char *json_str(json_object *o, const char *key)
+{
+    json_object *v;
+
+    if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string) ||
+        json_object_get_string_len(v) == 0)
+        return NULL;
+    return strdup(json_object_get_string(v));
+}
+
+static void token_set_free(json_object *o)
+{
+    json_wipe(o, "access_token");
+    json_wipe(o, "refresh_token");
+    json_object_put(o);
+}
+
+/* The route's stored token set. *access / *refresh are heap copies to wipe_free(). */
+static int oauth_load(req *q, char **access, char **refresh, int64_t *expires_at)
+{
+    proxy *p = q->ls->p;
+    terok_error err = TEROK_ERROR_INIT;
+    const terok_secret *cred = NULL;
+    const void *data;
+    size_t len;
+    json_object *o, *v;
+
+    if (p->hooks->get_credential(p->hooks->userdata, q->rt->credential, &cred, &err) < 0) {
+        log_warning("vault: credential '%s' for route '%s': %s", q->rt->credential, q->rt->name,
+                    terok_error_message(&err));
+        terok_error_clear(&err);
+        fail_later(q, 502, "credential-missing", "credential unavailable");
+        return -ENOENT;
+    }
+    terok_secret_peek(cred, &data, &len);
+    o = json_parse_n(data, len);
+    *access = o ? json_str(o, "access_token") : NULL;
+    *refresh = o ? json_str(o, "refresh_token") : NULL;
+    *expires_at =
+        o && json_object_object_get_ex(o, "expires_at", &v) ? json_object_get_int64(v) : 0;
+    token_set_free(o);
+    if (!*access && !*refresh) {
+        log_warning("vault: credential '%s' of OAuth route '%s' is not a token set (JSON with "
+                    "access_token / refresh_token / expires_at)",
+                    q->rt->credential, q->rt->name);
+        fail_later(q, 502, "credential-invalid", "credential is not an OAuth token set");
+        return -EBADMSG;
+    }
+    return 0;
+}
+
+static oauth_state *oauth_for(proxy *p, const route *rt)
+{
+    for (oauth_state *s = p->oauth; s; s = s->next)
+        if (s->rt == rt)
+            return s;
+    oauth_state *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->p = p;
+    s->rt = rt;
+    s->next = p->oauth;
+    p->oauth = s;
+    return s;
+}
+
+static void oauth_transfer_free(proxy *p, oauth_state *st)
+{
+    if (st->easy) {
+        curl_loop_remove(p->curl, st->easy);
+        curl_easy_cleanup(st->easy);
+    }
+    st->easy = NULL;
+    curl_slist_free_all(st->headers);
+    st->headers = NULL;
+    wipe_free(st->form);
+    st->form = NULL;
+    if (st->resp)
+        sodium_memzero(st->resp, st->resp_len);
+    free(st->resp);
+    st->resp = NULL;
+    st->resp_len = 0;
+}
+
+static size_t oauth_write(char *data, size_t size, size_t nmemb, void *userdata)
+{
+    oauth_state *st = userdata;
+    size_t n = size * nmemb;
+    char *r;
+
+    if (st->resp_len + n > OAUTH_RESP_MAX)
+        return 0;
+    r = malloc(st->resp_len + n + 1); /* copy, so no stale copy of a token is left by realloc */
+    if (!r)
+        return 0;
+    if (st->resp) {
+        memcpy(r, st->resp, st->resp_len);
+        sodium_memzero(st->resp, st->resp_len);
+        free(st->resp);
+    }
+    memcpy(r + st->resp_len, data, n);
+    st->resp = r;
+    st->resp_len += n;
+    st->resp[st->resp_len] = 0;
+    return n;
+}
+
+/* The refresh ended: let every waiting request go on, or answer them all with a 502. */
+static void oauth_finish(proxy *p, oauth_state *st, const char *access, const char *message)
+{
+    req **w = st->waiters;
+    size_t n = st->n_waiters;
+
+    st->waiters = NULL;
+    st->n_waiters = 0;
+    for (size_t i = 0; i < n; i++) {
+        req *q = w[i];
+        q->oauth_waiting = false;
+        if (!access)
+            fail_later(q, 502, "oauth-refresh-failed", message);
+        else if (set_cred_line(q, access, strlen(access)) < 0 ||
+                 start_transfer(q, q->origin_url) < 0)
+            fail_later(q, 502, "upstream-error", "cannot start the upstream request");
+        if (!q->fail_status && q->up_done)
+            q->waiting = WAIT_HEADERS; /* still suspended: the answer wakes it */
+        else
+            wake_any(q);
+    }
+    free(w);
+}
+
+static void oauth_done(CURL *easy, CURLcode result, void *userdata)
+{
+    oauth_state *st = userdata;
+    proxy *p = st->p;
+    long status = 0;
+    json_object *o = NULL, *set = NULL, *v;
+    char *access = NULL, *refresh = NULL, *old_refresh = NULL;
+    const char *message = "OAuth token refresh failed: token endpoint unreachable";
+
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    if (result == CURLE_OK && status != 200) {
+        snprintf(st->msg, sizeof st->msg, "OAuth token refresh failed: token endpoint answered %ld",
+                 status);
+        message = st->msg;
+    } else if (result == CURLE_OK) {
+        o = st->resp ? json_parse_n(st->resp, st->resp_len) : NULL;
+        access = o ? json_str(o, "access_token") : NULL;
+        refresh = o ? json_str(o, "refresh_token") : NULL;
+        if (!access)
+            message = "OAuth token refresh failed: no access_token in the answer";
+    }
+    if (access) {
+        int64_t expires_at = 0;
+        const char *form_rt = strstr(st->form, "refresh_token=");
+
+        if (o && json_object_object_get_ex(o, "expires_in", &v) && json_object_get_int64(v) > 0)
+            expires_at = (int64_t)time(NULL) + json_object_get_int64(v);
+        if (!refresh && form_rt) { /* no rotation: the old refresh token stays valid */
+            form_rt += strlen("refresh_token=");
+            const char *end = strchr(form_rt, '&');
+            char *enc = strndup(form_rt, end ? (size_t)(end - form_rt) : strlen(form_rt));
+            int n = 0;
+            char *dec = enc ? curl_easy_unescape(NULL, enc, 0, &n) : NULL;
+            old_refresh = dec ? strndup(dec, (size_t)n) : NULL;
+            if (dec) {
+                sodium_memzero(dec, (size_t)n);
+                curl_free(dec);
+            }
+            wipe_free(enc);
+        }
+        set = json_object_new_object();
+        json_object_object_add(set, "access_token", json_object_new_string(access));
+        if (refresh || old_refresh)
+            json_object_object_add(set, "refresh_token",
+                                   json_object_new_string(refresh ? refresh : old_refresh));
+        json_object_object_add(set, "expires_at", json_object_new_int64(expires_at));
+        if (p->hooks->put_credential) {
+            const char *text = json_object_to_json_string_ext(set, JSON_C_TO_STRING_PLAIN);
+            terok_secret *sec = NULL;
+            terok_error err = TEROK_ERROR_INIT;
+            if (terok_secret_new(text, strlen(text), &sec) < 0 ||
+                p->hooks->put_credential(p->hooks->userdata, st->rt->credential, sec, &err) < 0)
+                log_warning("vault: cannot store the refreshed token set '%s' of route '%s': %s",
+                            st->rt->credential, st->rt->name, terok_error_message(&err));
+            else
+                log_info("vault: refreshed the OAuth access token of route '%s'", st->rt->name);
+            terok_error_clear(&err);
+            terok_secret_free(sec);
+            sodium_memzero((char *)text, strlen(text));
+        }
+    } else
+        log_warning("vault: route '%s': %s", st->rt->name, message);
+    /* curl-loop removed the handle from the multi already */
+    curl_easy_cleanup(easy);
+    st->easy = NULL;
+    curl_slist_free_all(st->headers);
+    st->headers = NULL;
+    wipe_free(st->form);
+    st->form = NULL;
+    if (st->resp)
+        sodium_memzero(st->resp, st->resp_len);
+    free(st->resp);
+    st->resp = NULL;
+    st->resp_len = 0;
+    oauth_finish(p, st, access, message);
+    token_set_free(o);
+    token_set_free(set);
+    wipe_free(access);
+    wipe_free(refresh);
+    wipe_free(old_refresh);
+}
+
+static int oauth_start_refresh(proxy *p, oauth_state *st, const char *refresh_token)
+{
+    char *rt = curl_easy_escape(NULL, refresh_token, 0);
+    char *id = curl_easy_escape(NULL, st->rt->oauth_client_id, 0);
+    CURL *e = NULL;
+    int r = -ENOMEM;
+
+    if (!rt || !id ||
+        asprintf(&st->form, "grant_type=refresh_token&refresh_token=%s&client_id=%s", rt, id) < 0) {
+        st->form = NULL;
+        goto out;
+    }
+    e = curl_easy_init();
+    if (!e)
+        goto out;
+    st->headers = curl_slist_append(NULL, "Accept: application/json");
+    curl_easy_setopt(e, CURLOPT_URL, st->rt->oauth_token_url);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, st->form);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(st->form));
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, st->headers);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, oauth_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, st);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 30000L);
+    if (p->ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, p->ca_file);
+    st->easy = e;
+    r = curl_loop_add(p->curl, e, oauth_done, st);
+    if (r < 0) {
+        st->easy = NULL;
+        curl_easy_cleanup(e);
+        curl_slist_free_all(st->headers);
+        st->headers = NULL;
+    }
+out:
+    if (rt) {
+        sodium_memzero(rt, strlen(rt));
+        curl_free(rt);
+    }
+    curl_free(id);
+    if (r < 0) {
+        wipe_free(st->form);
+        st->form = NULL;
+    }
+    return r;
+}
+
+static int oauth_wait(req *q, oauth_state *st)
+{
+    req **w = reallocarray(st->waiters, st->n_waiters + 1, sizeof(*w));
+
+    if (!w)
+        return -ENOMEM;
+    st->waiters = w;
+    w[st->n_waiters++] = q;
+    q->oauth_waiting = true;
+    return 0;
+}
+
+/* Before the transfer: the access token, or a refresh to wait for. force: after a 401. */
+static int oauth_get(req *q, bool force)
+{
+    proxy *p = q->ls->p;
+    oauth_state *st = oauth_for(p, q->rt);
+    char *access = NULL, *refresh = NULL;
+    int64_t expires_at = 0;
+    int r = OAUTH_FAIL;
+
+    if (!st) {
+        fail_later(q, 502, "upstream-error", "out of memory");
+        return OAUTH_FAIL;
+    }
+    if (st->easy) /* a refresh is in flight: its answer is ours too */
+        return oauth_wait(q, st) < 0 ? OAUTH_FAIL : OAUTH_WAIT;
+    if (oauth_load(q, &access, &refresh, &expires_at) < 0)
+        return OAUTH_FAIL;
+    if (!force && access &&
+        (expires_at == 0 || (int64_t)time(NULL) + OAUTH_MARGIN_S < expires_at)) {
+        r = set_cred_line(q, access, strlen(access)) < 0 ? OAUTH_FAIL : OAUTH_READY;
+        if (r == OAUTH_FAIL)
+            fail_later(q, 502, "upstream-error", "out of memory");
+    } else if (!refresh) {
+        fail_later(q, 502, "oauth-refresh-failed",
+                   "OAuth access token expired and the credential has no refresh_token");
+    } else if (oauth_wait(q, st) < 0 || oauth_start_refresh(p, st, refresh) < 0) {
+        if (q->oauth_waiting) {
+            st->n_waiters--;
+            q->oauth_waiting = false;
+        }
+        fail_later(q, 502, "oauth-refresh-failed", "cannot start the OAuth token refresh");
+    } else
+        r = OAUTH_WAIT;
+    wipe_free(access);
+    wipe_free(refresh);
+    return r;
+}
+
+static int oauth_prepare(req *q)
+{
+    return oauth_get(q, false);
+}
+
+static void oauth_forget(req *q)
+{
+    oauth_state *st;
+
+    if (!q->oauth_waiting)
+        return;
+    for (st = q->ls->p->oauth; st; st = st->next)
+        for (size_t i = 0; i < st->n_waiters; i++)
+            if (st->waiters[i] == q) {
+                st->waiters[i] = st->waiters[--st->n_waiters];
+                q->oauth_waiting = false;
+                return;
+            }
+}
+
 static enum MHD_Result begin(req *q, const char *url)
 {
     proxy *p = q->ls->p;
@@ -742,29 +1188,6 @@ static enum MHD_Result begin(req *q, const char *url)
     if (q->has_body && q->content_length == 0)
         q->content_length = -1;
 
-    const terok_secret *cred = NULL;
-    r = p->hooks->get_credential(p->hooks->userdata, q->rt->credential, &cred, &err);
-    if (r >= 0) {
-        const void *secret;
-        size_t slen, n;
-
-        /* Built once per request (redirect hops reuse it); plain heap, wiped on free: an
-         * mlock()ed buffer per request costs more syscalls than the whole proxying. */
-        terok_secret_peek(cred, &secret, &slen);
-        n = strlen(q->rt->auth_header) + 2 + strlen(q->rt->auth_prefix) + slen + 1;
-        q->cred_line = malloc(n);
-        if (!q->cred_line)
-            return MHD_NO;
-        snprintf(q->cred_line, n, "%s: %s%.*s", q->rt->auth_header, q->rt->auth_prefix, (int)slen,
-                 (const char *)secret);
-    }
-    if (r < 0) {
-        log_warning("vault: credential '%s' for route '%s': %s", q->rt->credential, q->rt->name,
-                    terok_error_message(&err));
-        terok_error_clear(&err);
-        return respond_json(q, 502, "credential-missing", "credential unavailable");
-    }
-
     buf qs = {0};
     if (MHD_get_connection_values_n(q->conn, MHD_GET_ARGUMENT_KIND, arg_iter, &qs) < 0) {
         buf_done(&qs);
@@ -781,6 +1204,32 @@ static enum MHD_Result begin(req *q, const char *url)
         return MHD_NO;
     }
     buf_done(&qs);
+    if (q->rt->oauth_token_url) {
+        switch (oauth_prepare(q)) {
+        case OAUTH_READY:
+            break;
+        case OAUTH_WAIT:
+            wait_for(q, WAIT_OAUTH);
+            return MHD_YES;
+        default:
+            return respond_json(q, q->fail_status, q->fail_outcome, q->fail_message);
+        }
+    } else {
+        const terok_secret *cred = NULL;
+        const void *secret;
+        size_t slen;
+
+        r = p->hooks->get_credential(p->hooks->userdata, q->rt->credential, &cred, &err);
+        if (r < 0) {
+            log_warning("vault: credential '%s' for route '%s': %s", q->rt->credential, q->rt->name,
+                        terok_error_message(&err));
+            terok_error_clear(&err);
+            return respond_json(q, 502, "credential-missing", "credential unavailable");
+        }
+        terok_secret_peek(cred, &secret, &slen);
+        if (set_cred_line(q, secret, slen) < 0)
+            return MHD_NO;
+    }
     if (start_transfer(q, q->origin_url) < 0)
         return respond_json(q, 502, "upstream-error", "cannot start the upstream request");
     return MHD_YES;
@@ -806,6 +1255,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!q->method)
             return MHD_NO;
         return begin(q, url);
+    }
+    if (q->fail_status && !q->responded) {
+        *upload_size = 0;
+        return respond_json(q, q->fail_status, q->fail_outcome, q->fail_message);
     }
     if (*upload_size > 0) {
         if (q->responded || q->done) { /* answered early: drop the rest of the body */
@@ -872,6 +1325,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         };
         ls->p->hooks->audit(ls->p->hooks->userdata, &a);
     }
+    oauth_forget(q);
     end_transfer(q);
     if (q->cred_line) {
         explicit_bzero(q->cred_line, strlen(q->cred_line));
@@ -930,6 +1384,13 @@ proxy *proxy_free(proxy *p)
         listener *n = p->listeners->next;
         listener_free(p->listeners);
         p->listeners = n;
+    }
+    while (p->oauth) {
+        oauth_state *n = p->oauth->next;
+        oauth_transfer_free(p, p->oauth);
+        free(p->oauth->waiters);
+        free(p->oauth);
+        p->oauth = n;
     }
     curl_loop_free(p->curl);
     free(p->ca_file);

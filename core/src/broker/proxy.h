@@ -7,7 +7,14 @@
  * safe methods followed with the credential dropped on a cross-origin hop. Every request is
  * audited through the hooks. Statuses: 401 missing/invalid/expired token, 403 token of another
  * container or route or a request the route does not allow, 404 no such route, 413 body over
- * the route's cap, 502 credential missing or upstream failure, 400 malformed. Never prints. */
+ * the route's cap, 502 credential missing or upstream failure, 400 malformed. Never prints.
+ *
+ * OAuth routes (oauth-token-url + oauth-client-id): the credential is a JSON token set
+ * {"access_token", "refresh_token", "expires_at"} (docs/vault.md). The access token is injected;
+ * it is refreshed (grant_type=refresh_token, on the same libcurl loop, requests waiting for it
+ * suspended) OAUTH_MARGIN_S before expires_at and once after an upstream 401 for a request
+ * without a body, and the new set is written back through put_credential. A failed refresh is
+ * a 502 naming the token endpoint's status, never a token. */
 #pragma once
 
 #include <stdint.h>
@@ -38,6 +45,10 @@ typedef struct broker_hooks {
                           terok_error *err);
     void (*audit)(void *userdata, const broker_audit *a); /* may be NULL */
     void *userdata;
+    /* Store a refreshed OAuth token set (routes with oauth-token-url); NULL: refreshed tokens
+     * are used but not kept. */
+    int (*put_credential)(void *userdata, const char *name, const terok_secret *value,
+                          terok_error *err);
 } broker_hooks;
 
 typedef struct proxy proxy;

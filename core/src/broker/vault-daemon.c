@@ -241,6 +241,32 @@ static int hook_credential(void *ud, const char *name, const terok_secret **ret,
     return 0;
 }
 
+static void cred_cache_drop(vault_daemon *d, const char *name)
+{
+    for (cred_cache **i = &d->creds; *i;) {
+        if (!name || streq((*i)->name, name)) {
+            cred_cache *x = *i;
+            *i = x->next;
+            terok_secret_free(x->secret);
+            free(x->name);
+            free(x);
+        } else
+            i = &(*i)->next;
+    }
+}
+
+/* A refreshed OAuth token set: written to the vault (one transaction in vault-sqlite), and the
+ * cached copy dropped so the next request reads it back. */
+static int hook_put(void *ud, const char *name, const terok_secret *value, terok_error *err)
+{
+    vault_daemon *d = ud;
+
+    if (!d->have_vault)
+        return terok_error_set(err, -ENODEV, "no vault backend configured");
+    cred_cache_drop(d, name);
+    return vault_put(&d->vault, name, value, "oauth", NULL, err);
+}
+
 static int flush_audit(vault_daemon *d)
 {
     sqlite3_stmt *st = NULL;
@@ -458,7 +484,7 @@ int vault_daemon_run(sandbox *sb, const vault_daemon_opts *o, terok_error *err)
     }
     randombytes_buf(d.tc_key, sizeof d.tc_key);
     watch_db(&d);
-    d.hooks = (broker_hooks){hook_check, hook_credential, hook_audit, &d};
+    d.hooks = (broker_hooks){hook_check, hook_credential, hook_audit, &d, hook_put};
     r = proxy_new(d.loop, &d.routes, &d.hooks, o->ca_file, &d.proxy, err);
     if (r < 0)
         goto out;
@@ -499,13 +525,7 @@ int vault_daemon_run(sandbox *sb, const vault_daemon_opts *o, terok_error *err)
 out:
     flush_audit(&d);
     free(d.audit);
-    while (d.creds) {
-        cred_cache *x = d.creds;
-        d.creds = x->next;
-        terok_secret_free(x->secret);
-        free(x->name);
-        free(x);
-    }
+    cred_cache_drop(&d, NULL);
     ctl_server_free(d.ctl);
     proxy_free(d.proxy);
     token_cache_clear(&d);

@@ -29,6 +29,7 @@ typedef struct timer {
 typedef struct prepare {
     int id;
     evloop_prepare_cb cb;
+    evloop_idle_cb idle;
     void *userdata;
     struct prepare *next;
 } prepare;
@@ -226,6 +227,18 @@ int evloop_add_prepare(evloop *l, evloop_prepare_cb cb, void *userdata)
     return p->id;
 }
 
+int evloop_add_idle(evloop *l, evloop_idle_cb cb, void *userdata)
+{
+    prepare *p = calloc(1, sizeof(*p));
+
+    if (!p)
+        return -ENOMEM;
+    *p = (prepare){
+        .id = ++l->next_prepare_id, .idle = cb, .userdata = userdata, .next = l->prepares};
+    l->prepares = p;
+    return p->id;
+}
+
 void evloop_remove_prepare(evloop *l, int id)
 {
     for (prepare **p = &l->prepares; *p; p = &(*p)->next)
@@ -351,8 +364,20 @@ int evloop_run(evloop *l)
             return r;
         if (l->exiting)
             break;
+        /* Idle hooks until none has work left (bounded, so fds are not starved), then the
+         * prepare hooks, which may only lower the timeout. */
+        bool busy = true;
+        for (int round = 0; busy && round < 8 && !l->exiting; round++) {
+            busy = false;
+            for (prepare *p = l->prepares; p; p = p->next)
+                if (p->idle && p->idle(l, p->userdata))
+                    busy = true;
+        }
+        if (busy)
+            timeout = 0;
         for (prepare *p = l->prepares; p; p = p->next)
-            p->cb(l, &timeout, p->userdata);
+            if (p->cb)
+                p->cb(l, &timeout, p->userdata);
         if (l->timers) {
             int64_t d = l->timers->due - evloop_now_ms();
             d = MAX(d, 0);

@@ -32,6 +32,12 @@ int evloop_remove_io(evloop *l, int fd);
 int64_t evloop_add_timer(evloop *l, int64_t ms, evloop_timer_cb cb, void *userdata);
 void evloop_cancel_timer(evloop *l, int64_t id);
 
+/* Called before each wait, repeatedly (up to 8 rounds) while any idle hook returns true ("I did
+ * work, and may have made work for others"): how same-thread wake-ups (a resumed MHD connection,
+ * a transfer libcurl wants run at once) happen without an eventfd or an extra epoll_wait(0). */
+typedef bool (*evloop_idle_cb)(evloop *l, void *userdata);
+int evloop_add_idle(evloop *l, evloop_idle_cb cb, void *userdata); /* removed like a prepare hook */
+
 /* One prepare hook per owner; returns an id for removal. */
 int evloop_add_prepare(evloop *l, evloop_prepare_cb cb, void *userdata);
 void evloop_remove_prepare(evloop *l, int id);

@@ -18,7 +18,7 @@ struct httpd {
     struct MHD_Daemon *mhd;
     int listen_fd;
     int epoll_fd; /* MHD's, watched by our loop */
-    int prepare_id;
+    int prepare_id, idle_id;
     char *path;
     uint16_t port;
     atomic_bool kick; /* set by httpd_wake(): run MHD even without an fd event */
@@ -38,17 +38,30 @@ static int on_ready(evloop *l, int fd, uint32_t events, void *userdata)
     return 0;
 }
 
+/* Work MHD has without an fd event: a connection resumed on this thread (httpd_kick) or one
+ * MHD already knows to be ready (timeout 0: its edge-triggered epoll will not report it again). */
+static bool on_idle(evloop *l, void *userdata)
+{
+    httpd *h = userdata;
+    MHD_UNSIGNED_LONG_LONG t;
+
+    if (atomic_exchange(&h->kick, false) || (MHD_get_timeout(h->mhd, &t) == MHD_YES && t == 0)) {
+        (void)MHD_run(h->mhd);
+        return true;
+    }
+    return false;
+}
+
 static void on_prepare(evloop *l, int *timeout_ms, void *userdata)
 {
     httpd *h = userdata;
     MHD_UNSIGNED_LONG_LONG t;
 
-    /* Work MHD has without an fd event (resumed connections, expired timeouts) runs here. */
-    if (atomic_exchange(&h->kick, false) || (MHD_get_timeout(h->mhd, &t) == MHD_YES && t == 0)) {
-        (void)MHD_run(h->mhd);
-        if (MHD_get_timeout(h->mhd, &t) != MHD_YES)
-            return;
-    } else if (MHD_get_timeout(h->mhd, &t) != MHD_YES)
+    if (atomic_load(&h->kick)) { /* woken from another thread between the idle rounds */
+        *timeout_ms = 0;
+        return;
+    }
+    if (MHD_get_timeout(h->mhd, &t) != MHD_YES)
         return;
     if (t > INT32_MAX)
         t = INT32_MAX;
@@ -65,6 +78,7 @@ static int start(evloop *l, int fd, const httpd_config *c, httpd *h, terok_error
     h->listen_fd = fd;
     h->epoll_fd = -EBADF;
     h->prepare_id = 0;
+    h->idle_id = 0;
     h->mhd = MHD_start_daemon(
         MHD_USE_ERROR_LOG | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, c->handler,
         c->cls,
@@ -91,6 +105,10 @@ static int start(evloop *l, int fd, const httpd_config *c, httpd *h, terok_error
     if (r < 0)
         return terok_error_set(err, r, "out of memory");
     h->prepare_id = r;
+    r = evloop_add_idle(l, on_idle, h);
+    if (r < 0)
+        return terok_error_set(err, r, "out of memory");
+    h->idle_id = r;
     return 0;
 }
 
@@ -176,6 +194,8 @@ httpd *httpd_free(httpd *h)
         return NULL;
     if (h->prepare_id > 0)
         evloop_remove_prepare(h->loop, h->prepare_id);
+    if (h->idle_id > 0)
+        evloop_remove_prepare(h->loop, h->idle_id);
     if (h->epoll_fd >= 0)
         evloop_remove_io(h->loop, h->epoll_fd);
     if (h->mhd)

@@ -1171,6 +1171,11 @@ static enum MHD_Result begin(req *q, const char *url)
                                           : "invalid phantom token");
     if (!route_allows(q->rt, q->method, q->path))
         return respond_json(q, 403, "not-allowed", "request not allowed by the route");
+    /* Protocol upgrades (WebSocket) are refused plainly rather than half-proxied: see
+     * docs/architecture.md, "WebSocket". */
+    if (MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Upgrade"))
+        return respond_json(q, 501, "upgrade-unsupported",
+                            "protocol upgrades (WebSocket) are not proxied by the vault broker");
 
     te = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Transfer-Encoding");
     cl = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Content-Length");

@@ -523,11 +523,11 @@ int vault_daemon_run(sandbox *sb, const vault_daemon_opts *o, terok_error *err)
     if (r < 0)
         terok_error_set(err, r, "event loop failed: %s", strerror(-r));
 out:
+    ctl_server_free(d.ctl);
+    proxy_free(d.proxy); /* MHD reports the requests it closes: audit rows still come */
     flush_audit(&d);
     free(d.audit);
     cred_cache_drop(&d, NULL);
-    ctl_server_free(d.ctl);
-    proxy_free(d.proxy);
     token_cache_clear(&d);
     free(d.tc);
     if (d.inotify_fd >= 0) {

@@ -5,6 +5,7 @@
  * loopback TCP listeners, and libcurl. It only reads tokens and credentials and writes audit
  * rows: it never touches git, never starts containers. Logs go to stderr (the caller redirects
  * them), never a token or a credential. */
+#include <malloc.h>
 #include <signal.h>
 #include <sodium.h>
 #include <sys/epoll.h>
@@ -457,6 +458,11 @@ int vault_daemon_run(sandbox *sb, const vault_daemon_opts *o, terok_error *err)
     store *st = NULL;
     int r;
 
+    /* Memory (docs/vault.md, performance): one malloc arena per thread would give libcurl's
+     * resolver threads arenas of their own; and buffers of 128 KiB and more (streaming bodies)
+     * go to mmap so they are returned when the transfer ends instead of pinning the heap. */
+    mallopt(M_ARENA_MAX, 2);
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     r = sandbox_store(sb, &st, err);
     if (r < 0)
         return r;

@@ -11,6 +11,7 @@
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -23,8 +24,8 @@
 
 /* ---------- the upstream: MHD with its own threads ---------- */
 
-static struct MHD_Daemon *up1, *up2;
-static uint16_t up1_port, up2_port;
+static struct MHD_Daemon *up1, *up2, *up3;
+static uint16_t up1_port, up2_port, up3_port;
 static atomic_int sse_stage;
 
 typedef struct upload_state {
@@ -144,13 +145,14 @@ static void upstream_done(void *cls, struct MHD_Connection *c, void **con_cls,
     }
 }
 
-static struct MHD_Daemon *start_upstream(void *tag, uint16_t *port)
+/* idle_timeout: seconds after which the upstream closes an idle keep-alive connection (0: never) */
+static struct MHD_Daemon *start_upstream(void *tag, uint16_t *port, unsigned idle_timeout)
 {
     struct MHD_Daemon *d = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0, NULL, NULL, upstream,
         tag, MHD_OPTION_NOTIFY_COMPLETED, upstream_done, NULL, MHD_OPTION_SOCK_ADDR,
         &(struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)},
-        MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_TIMEOUT, idle_timeout, MHD_OPTION_END);
 
     cr_assert(d != NULL);
     *port = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)->port;
@@ -276,8 +278,9 @@ static void setup(void)
     char url1[64], url2[64], pu[160], tu[96];
 
     test_tmpdir_setup();
-    up1 = start_upstream((void *)1, &up1_port);
-    up2 = start_upstream((void *)2, &up2_port);
+    up1 = start_upstream((void *)1, &up1_port, 0);
+    up2 = start_upstream((void *)2, &up2_port, 0);
+    up3 = start_upstream((void *)3, &up3_port, 1);
     snprintf(url1, sizeof url1, "http://127.0.0.1:%u", up1_port);
     snprintf(url2, sizeof url2, "http://127.0.0.1:%u/", up2_port);
     snprintf(pu, sizeof pu, "/files=http://127.0.0.1:%u", up2_port);
@@ -301,13 +304,17 @@ static void setup(void)
                {"oauth-token-url", tu},
                {"oauth-client-id", "cid"},
                {NULL, NULL}};
-    rts.v = calloc(5, sizeof(route));
+    char url3[64];
+    snprintf(url3, sizeof url3, "http://127.0.0.1:%u", up3_port);
+    kv r6[] = {{"upstream", url3}, {"credential", "cred"}, {NULL, NULL}};
+    rts.v = calloc(6, sizeof(route));
     terok_assert_ok(route_parse("api", kv_get, r1, &rts.v[0], &err), &err);
     terok_assert_ok(route_parse("strict", kv_get, r2, &rts.v[1], &err), &err);
     terok_assert_ok(route_parse("nocred", kv_get, r3, &rts.v[2], &err), &err);
     terok_assert_ok(route_parse("dead", kv_get, r4, &rts.v[3], &err), &err);
     terok_assert_ok(route_parse("oauth", kv_get, r5, &rts.v[4], &err), &err);
-    rts.n = 5;
+    terok_assert_ok(route_parse("idle", kv_get, r6, &rts.v[5], &err), &err);
+    rts.n = 6;
     atomic_store(&token_endpoint_calls, 0);
     oauth_puts = 0;
 
@@ -340,6 +347,7 @@ static void teardown(void)
     oauth_set = oauth_set_old = NULL;
     MHD_stop_daemon(up1);
     MHD_stop_daemon(up2);
+    MHD_stop_daemon(up3);
     free(sock_a);
     free(sock_b);
     test_tmpdir_teardown();
@@ -768,5 +776,33 @@ Test(broker, websocket_upgrade_is_refused_with_501_and_a_reason)
     r = request(sock_a, "GET", "/api/echo", hdr("X-Api-Key", tok), NULL, NULL, 0);
     cr_assert(eq(long, r.status, 200));
     resp_done(&r);
+    free(tok);
+}
+
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec / 1e6;
+}
+
+/* Pooled upstream connections stay in the loop's epoll while idle (no DEL/ADD per request):
+ * when the upstream closes one, the broker must neither spin on it nor fail the next request. */
+Test(broker, an_upstream_closing_idle_connections_costs_no_cpu_and_no_request)
+{
+    char *tok = mint("ctr-a", "idle", 0);
+
+    for (int round = 0; round < 3; round++) {
+        resp r = request(sock_a, "GET", "/idle/echo", hdr("X-Api-Key", tok), NULL, NULL, 0);
+        cr_assert(eq(long, r.status, 200), "round %d: %s", round, r.body);
+        cr_assert(strstr(r.body, "authorization: Bearer " REAL_SECRET) != NULL, "%s", r.body);
+        resp_done(&r);
+        double t0 = cpu_seconds();
+        usleep(2500 * 1000); /* the upstream drops the idle connection after 1 s */
+        double used = cpu_seconds() - t0;
+        cr_assert(used < 0.5, "round %d: %.2f s of CPU while idle: the loop spins", round, used);
+    }
     free(tok);
 }

@@ -163,7 +163,8 @@ static int buf_append(buf *b, const char *data, size_t n)
         b->off = 0;
     }
     if (b->len + n > b->cap) {
-        size_t cap = MAX(b->cap * 2, (size_t)16384);
+        /* small answers get a small buffer; streams double up to BUF_MAX */
+        size_t cap = b->cap ? b->cap * 2 : MAX(n, (size_t)4096);
         while (cap < b->len + n)
             cap *= 2;
         char *d = realloc(b->data, cap);

@@ -89,6 +89,7 @@ static enum MHD_Result upstream(void *cls, struct MHD_Connection *c, const char 
         bool good = strcmp(method, "POST") == 0 && strstr(st->body, "grant_type=refresh_token") &&
                     strstr(st->body, "refresh_token=rt-good") && strstr(st->body, "client_id=cid");
         atomic_fetch_add(&token_endpoint_calls, 1);
+        usleep(300 * 1000); /* a slow provider: requests pile up behind one refresh */
         const char *b = good ? "{\"access_token\":\"at-fresh\",\"token_type\":\"Bearer\","
                                "\"expires_in\":3600,\"refresh_token\":\"rt-next\"}"
                              : "{\"error\":\"invalid_grant\"}";
@@ -804,5 +805,52 @@ Test(broker, an_upstream_closing_idle_connections_costs_no_cpu_and_no_request)
         double used = cpu_seconds() - t0;
         cr_assert(used < 0.5, "round %d: %.2f s of CPU while idle: the loop spins", round, used);
     }
+    free(tok);
+}
+
+typedef struct conc {
+    const char *tok;
+    resp r;
+} conc;
+
+static void *conc_request(void *arg)
+{
+    conc *c = arg;
+    c->r = request(sock_a, "GET", "/oauth/echo", hdr("X-Api-Key", c->tok), NULL, NULL, 0);
+    return NULL;
+}
+
+Test(broker, oauth_concurrent_requests_share_one_refresh_and_bodies_wait_for_it)
+{
+    char *tok = mint("ctr-a", "oauth", 0);
+    pthread_t th[4];
+    conc c[4];
+
+    set_token_set("at-old", "rt-good", (long long)time(NULL) - 10);
+    for (int i = 0; i < 4; i++) {
+        c[i] = (conc){.tok = tok};
+        pthread_create(&th[i], NULL, conc_request, &c[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        cr_assert(eq(long, c[i].r.status, 200), "request %d: %s", i, c[i].r.body);
+        cr_assert(strstr(c[i].r.body, "Authorization: Bearer at-fresh\n") != NULL);
+        resp_done(&c[i].r);
+    }
+    cr_assert(eq(int, atomic_load(&token_endpoint_calls), 1), "one refresh for all of them");
+
+    /* a request with a body waits for the refresh before its body is read, then streams it */
+    set_token_set("at-old", "rt-good", (long long)time(NULL) - 10);
+    size_t n = 300 * 1024;
+    char *body = malloc(n);
+    memset(body, 'b', n);
+    resp r =
+        request(sock_a, "POST", "/oauth/upload", hdr("X-Api-Key", tok), NULL, body, (long long)n);
+    cr_assert(eq(long, r.status, 200), "body: %.200s", r.body);
+    cr_assert(strstr(r.body, "bytes=307200\n") != NULL, "upstream got: %.200s", r.body);
+    cr_assert(strstr(r.body, "Authorization: Bearer at-fresh\n") != NULL);
+    cr_assert(eq(int, atomic_load(&token_endpoint_calls), 2));
+    resp_done(&r);
+    free(body);
     free(tok);
 }

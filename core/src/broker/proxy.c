@@ -1217,7 +1217,12 @@ static enum MHD_Result begin(req *q, const char *url)
         case OAUTH_READY:
             break;
         case OAUTH_WAIT:
-            wait_for(q, WAIT_OAUTH);
+            /* A request with a body is not suspended here: MHD calls the handler again after
+             * a resume in this state as if the headers had just arrived (upload_size 0, like
+             * the final call), so its body would be taken as empty. It is buffered (up to
+             * BUF_MAX, then suspended as usual) until the refresh starts the transfer. */
+            if (!q->has_body)
+                wait_for(q, WAIT_OAUTH);
             return MHD_YES;
         default:
             return respond_json(q, q->fail_status, q->fail_outcome, q->fail_message);

@@ -467,6 +467,9 @@ int vault_daemon_run(sandbox *sb, const vault_daemon_opts *o, terok_error *err)
     if (r < 0)
         return r;
     d.db = store_sqlite(st);
+    /* The daemon only probes tokens (cached) and appends audit rows: SQLite's default 2 MiB
+     * page cache would fill with audit pages it never reads again. */
+    (void)sqlite3_exec(d.db, "PRAGMA cache_size = -256", NULL, NULL, NULL);
     r = tokens_key_load(sb->paths.state_dir, d.key, err);
     if (r < 0)
         return r;

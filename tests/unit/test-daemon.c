@@ -2,11 +2,12 @@
 /* test-daemon.c: the daemon plumbing: event loop timers and wake-ups, the control socket
  * (round trip, malformed and oversized requests, foreign peers dropped), and libmicrohttpd on
  * our own Unix socket driven by the loop, including a suspended connection resumed from
- * another thread. */
+ * another thread; idle hooks (same-thread wake-ups without a wait) and urgent fds. */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <pthread.h>
 #include <pwd.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -335,4 +336,107 @@ Test(daemon, sigterm_ends_the_loop)
     kill(getpid(), SIGTERM);
     cr_assert(eq(int, evloop_run(l), SIGTERM));
     evloop_free(l);
+}
+
+/* Idle hooks: one hook's work makes work for another (as a resumed MHD connection does for
+ * libcurl); both run, round after round, before the loop waits — a pending 10 s timer never
+ * delays them — and the rounds are bounded when a hook always has work. */
+static int idle_a, idle_b, busy_calls;
+static bool b_has_work;
+static bool hook_a(evloop *l, void *ud)
+{
+    if (idle_a >= 3)
+        return false;
+    idle_a++;
+    b_has_work = true; /* work for b */
+    return true;
+}
+static bool hook_b(evloop *l, void *ud)
+{
+    if (!b_has_work)
+        return false;
+    b_has_work = false;
+    if (++idle_b == 3)
+        evloop_exit(l, 5);
+    return true;
+}
+static bool hook_busy(evloop *l, void *ud)
+{
+    if (++busy_calls >= 20)
+        evloop_exit(l, 6);
+    return true; /* always has work: the loop must still poll its fds between rounds */
+}
+static int never(evloop *l, void *ud)
+{
+    return -1;
+}
+
+Test(daemon, idle_hooks_run_before_waiting_and_in_bounded_rounds)
+{
+    evloop *l = NULL;
+    int64_t t0;
+
+    cr_assert(eq(int, evloop_new(&l), 0));
+    evloop_add_timer(l, 10000, never, NULL);
+    cr_assert(evloop_add_idle(l, hook_a, NULL) > 0);
+    cr_assert(evloop_add_idle(l, hook_b, NULL) > 0);
+    t0 = evloop_now_ms();
+    cr_assert(eq(int, evloop_run(l), 5));
+    cr_assert(evloop_now_ms() - t0 < 2000, "the loop waited although hooks had work");
+    cr_assert(eq(int, idle_a, 3));
+    cr_assert(eq(int, idle_b, 3));
+    evloop_free(l);
+
+    cr_assert(eq(int, evloop_new(&l), 0));
+    evloop_add_timer(l, 10000, never, NULL);
+    int id = evloop_add_idle(l, hook_busy, NULL);
+    cr_assert(id > 0);
+    cr_assert(eq(int, evloop_run(l), 6));
+    cr_assert(eq(int, busy_calls, 20), "8 rounds, a zero wait, 8 more...");
+    evloop_remove_prepare(l, id);
+    evloop_free(l);
+}
+
+/* An urgent fd is dispatched before the others that became ready in the same wait (the vault
+ * daemon's database watch must be seen before the requests that arrived with it). */
+static char order[8];
+static int on_fd(evloop *l, int fd, uint32_t ev, void *ud)
+{
+    char c;
+
+    (void)!read(fd, &c, 1);
+    strncat(order, ud, sizeof order - strlen(order) - 1);
+    if (strlen(order) == 2)
+        evloop_exit(l, 0);
+    return 0;
+}
+
+Test(daemon, urgent_fds_are_dispatched_first)
+{
+    for (int round = 0; round < 2; round++) {
+        evloop *l = NULL;
+        int a[2], b[2];
+
+        order[0] = 0;
+        cr_assert(eq(int, evloop_new(&l), 0));
+        cr_assert(pipe(a) == 0 && pipe(b) == 0);
+        /* registration order differs per round; the urgent one must win both times */
+        if (round == 0) {
+            cr_assert(evloop_add_io(l, a[0], EPOLLIN, on_fd, "n") == 0);
+            cr_assert(evloop_add_io(l, b[0], EPOLLIN, on_fd, "u") == 0);
+        } else {
+            cr_assert(evloop_add_io(l, b[0], EPOLLIN, on_fd, "u") == 0);
+            cr_assert(evloop_add_io(l, a[0], EPOLLIN, on_fd, "n") == 0);
+        }
+        cr_assert(evloop_set_urgent(l, b[0]) == 0);
+        cr_assert(eq(int, evloop_set_urgent(l, 12345), -ENOENT));
+        cr_assert(write(a[1], "x", 1) == 1 && write(b[1], "x", 1) == 1);
+        cr_assert(eq(int, evloop_run(l), 0));
+        cr_assert(eq(str, order, "un"), "round %d", round);
+        evloop_free(l);
+        close(a[0]);
+        close(a[1]);
+        close(b[0]);
+        close(b[1]);
+    }
 }

@@ -7,8 +7,10 @@
  * (the store's connection is single-threaded). It never sees a credential: upstream work is
  * the CLI's. Logs go to stderr, never a token. */
 #include <pthread.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <sodium.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "daemon/ctl.h"
@@ -312,6 +314,13 @@ int gate_daemon_run(sandbox *sb, const gate_daemon_opts *o, terok_error *err)
 
     pthread_mutex_init(&d.db_mu, NULL);
     pthread_mutex_init(&d.audit_mu, NULL);
+    /* Every thread (MHD's, the workers) inherits this mask: the loop's signalfd alone takes
+     * SIGTERM/SIGINT, never a connection thread's default action. */
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &mask, NULL);
     r = sandbox_store(sb, &st, err);
     if (r < 0)
         goto out;

@@ -473,8 +473,8 @@ static ssize_t reader(void *cls, uint64_t pos, char *out, size_t max)
 
 static bool managed_header(const char *name, size_t n)
 {
-    static const char *const ours[] = {"content-length", "transfer-encoding", "connection",
-                                       "keep-alive", "date", NULL};
+    static const char *const ours[] = {
+        "content-length", "transfer-encoding", "connection", "keep-alive", "date", NULL};
     for (const char *const *h = ours; *h; h++)
         if (strlen(*h) == n && strncasecmp(name, *h, n) == 0)
             return true;
@@ -598,8 +598,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         pthread_mutex_lock(&x->mu);
         if (cs->outcome && streq(cs->outcome, "ok") &&
             (why != MHD_REQUEST_TERMINATED_COMPLETED_OK || !x->worker_done || x->worker_rc < 0))
-            outcome = why != MHD_REQUEST_TERMINATED_COMPLETED_OK ? "client-aborted"
-                                                                 : "backend-error";
+            outcome =
+                why != MHD_REQUEST_TERMINATED_COMPLETED_OK ? "client-aborted" : "backend-error";
         x->aborted = true; /* a worker still running gets -EPIPE from now on */
         in = x->bytes_in;
         out = x->bytes_out;
@@ -639,8 +639,7 @@ static size_t unescape_nothing(void *cls, struct MHD_Connection *c, char *s)
     return strlen(s);
 }
 
-int gate_http_new(const gate_hooks *hooks, unsigned max_workers, gate_http **ret,
-                  terok_error *err)
+int gate_http_new(const gate_hooks *hooks, unsigned max_workers, gate_http **ret, terok_error *err)
 {
     gate_http *g = calloc(1, sizeof(*g));
 
@@ -711,10 +710,10 @@ static int add_listener(gate_http *g, const char *container, int fd, const char 
         NULL, on_request, ls,
         /* 0.9.75: the logger must be the first option */
         MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
-        MHD_OPTION_CONNECTION_LIMIT, CONNECTIONS_PER_LISTENER, MHD_OPTION_CONNECTION_TIMEOUT,
-        300u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024),
-        MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_NOTIFY_COMPLETED, on_completed, ls,
-        MHD_OPTION_UNESCAPE_CALLBACK, unescape_nothing, NULL, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_LIMIT, CONNECTIONS_PER_LISTENER, MHD_OPTION_CONNECTION_TIMEOUT, 300u,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024), MHD_OPTION_STRICT_FOR_CLIENT, 1,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, ls, MHD_OPTION_UNESCAPE_CALLBACK,
+        unescape_nothing, NULL, MHD_OPTION_END);
     if (!ls->mhd) {
         close(fd);
         listener_free(ls);

@@ -45,8 +45,7 @@ typedef struct gate_hooks {
 typedef struct gate_http gate_http;
 
 /* hooks is borrowed and must outlive the server. max_workers 0: 8. */
-int gate_http_new(const gate_hooks *hooks, unsigned max_workers, gate_http **ret,
-                  terok_error *err);
+int gate_http_new(const gate_hooks *hooks, unsigned max_workers, gate_http **ret, terok_error *err);
 /* Stops every listener, then waits for running serve() calls to return. */
 gate_http *gate_http_free(gate_http *g);
 

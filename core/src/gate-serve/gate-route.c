@@ -27,8 +27,7 @@ bool gate_route_repo_is_valid(const char *name, size_t n)
         return false;
     for (size_t i = 0; i < n; i++) {
         char c = name[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-              c == '-'))
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
             return false;
         if (c == '.' && i + 1 < n && name[i + 1] == '.')
             return false;
@@ -95,8 +94,8 @@ int gate_route_parse(const char *method, const char *path, const char *service_a
         if (n_args != 0)
             return 400;
         ret->service = rest[4] == 'u' ? GATE_SVC_UPLOAD_PACK : GATE_SVC_RECEIVE_PACK;
-        ret->service_path = ret->service == GATE_SVC_UPLOAD_PACK ? "git-upload-pack"
-                                                                  : "git-receive-pack";
+        ret->service_path =
+            ret->service == GATE_SVC_UPLOAD_PACK ? "git-upload-pack" : "git-receive-pack";
         ret->is_post = true;
     } else
         return 404;

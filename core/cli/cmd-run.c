@@ -11,6 +11,7 @@
 #include "log.h"
 #include "spec.h"
 #include "util/strv.h"
+#include "wiring.h"
 
 /* A string vector that grows geometrically: a command line may carry many -e options. */
 typedef struct vec {
@@ -73,6 +74,7 @@ enum {
     OPT_NO_SHIELD,
     OPT_ROUTE,
     OPT_NO_ROUTES,
+    OPT_REPO,
     OPT_SHIELD_ALLOW,
     OPT_SHIELD_DENY,
     OPT_JSON,
@@ -115,6 +117,9 @@ static void help(const char *cmd)
            "      --runtime NAME         OCI runtime: crun or krun\n"
            "  -t, --tty                  allocate a TTY\n"
            "  -i, --interactive          keep stdin open\n"
+           "      --repo PROJECT[:rw]    reach the gate's PROJECT (read-only; ':rw' may push)\n"
+           "                             as $TEROK_GATE_REPO_<PROJECT> (repeatable; see\n"
+           "                             'terok-sandbox gate --help')\n"
            "      --json                 print {\"name\", \"id\"} instead of the name\n"
            "\n"
            "Egress shield (default deny; see 'terok-sandbox shield --help'):\n"
@@ -209,6 +214,7 @@ static int parse(cli *c, const char *cmd, int argc, char **argv, run_opts *o)
         {"no-shield", no_argument, NULL, OPT_NO_SHIELD},
         {"route", required_argument, NULL, OPT_ROUTE},
         {"no-routes", no_argument, NULL, OPT_NO_ROUTES},
+        {"repo", required_argument, NULL, OPT_REPO},
         {"allow", required_argument, NULL, OPT_SHIELD_ALLOW},
         {"deny", required_argument, NULL, OPT_SHIELD_DENY},
         {"tty", no_argument, NULL, 't'},
@@ -373,6 +379,18 @@ static int parse(cli *c, const char *cmd, int argc, char **argv, run_opts *o)
         case OPT_NO_ROUTES:
             r->no_routes = true;
             break;
+        case OPT_REPO: {
+            _cleanup_error_ terok_error err = TEROK_ERROR_INIT;
+            char project[128];
+            uint32_t rights;
+            if (wiring_parse_repo(optarg, project, sizeof project, &rights, &err) < 0) {
+                code = cli_usage_error_pt(c, cmd, pt, "%s", terok_error_message(&err));
+                goto out;
+            }
+            if (strv_extend(&r->repos, optarg) < 0)
+                goto oom;
+            break;
+        }
         case OPT_SHIELD_ALLOW:
         case OPT_SHIELD_DENY:
             if (isempty(optarg)) {

@@ -145,6 +145,7 @@ void run_request_done(run_request *r)
     strv_free(r->devices);
     strv_free(r->gpus);
     strv_free(r->routes);
+    strv_free(r->repos);
     strv_free(r->shield_allow);
     strv_free(r->shield_deny);
     for (size_t i = 0; i < r->n_volumes; i++) {
@@ -431,8 +432,8 @@ int sandbox_create(sandbox *s, const run_request *req, sandbox_notes *notes, cha
     }
 
     /* 4. Wire it to the host services: runtime dir, phantom tokens, the broker's socket. */
-    r = wiring_setup(s, name, req->no_routes ? (char *[]){NULL} : req->routes, s->config_file, &w,
-                     err);
+    r = wiring_setup(s, name, req->no_routes ? (char *[]){NULL} : req->routes, req->repos,
+                     s->config_file, &w, err);
     if (r < 0) {
         (void)store_container_remove(st, name, NULL);
         if (shielded)

@@ -230,7 +230,10 @@ static char *slurp(const char *path)
 
     if (!f)
         return strdup("");
-    cr_assert(getdelim(&b, &n, 0, f) >= 0 || feof(f));
+    if (getdelim(&b, &n, 0, f) < 0) {
+        free(b);
+        b = NULL;
+    }
     fclose(f);
     return b ? b : strdup("");
 }
@@ -608,4 +611,140 @@ Test(gate_daemon, audited_and_no_token_in_the_log)
     cr_assert(strstr(log, "gate: serving"), "daemon log: %s", log);
     cr_assert(!strstr(log, W.tok_a) && !strstr(log, W.tok_b) && !strstr(log, "terok-g-"),
               "a token reached the daemon log");
+}
+
+/* ---------- run --repo / rm through the CLI (runtime-null: no container engine) ---------- */
+
+/* The value of K in the env the null runtime recorded for the container. */
+static char *recorded_env(const char *key)
+{
+    char pattern[128];
+    cli_result r;
+    char *v = NULL;
+
+    snprintf(pattern, sizeof pattern, "%s=[^\"]*", key);
+    const char *argv[] = {"grep", "-rhoE", pattern, W.sb->paths.state_dir, NULL};
+    r = test_run(NULL, argv);
+    if (r.exit_code == 0) {
+        char *nl = strchr(r.out, '\n');
+        if (nl)
+            *nl = 0;
+        v = strdup(r.out + strlen(key) + 1);
+    }
+    cli_result_done(&r);
+    return v;
+}
+
+static int count_tokens(void *ud, const token_info *info, int kind, const char *masked,
+                        int64_t created_at)
+{
+    (*(int *)ud)++;
+    return 0;
+}
+
+static int tokens_of(const char *container)
+{
+    terok_error err = TEROK_ERROR_INIT;
+    int n = 0;
+    store *s;
+
+    terok_assert_ok(sandbox_store(W.sb, &s, &err), &err);
+    terok_assert_ok(tokens_list(store_sqlite(s), container, count_tokens, &n, &err), &err);
+    return n;
+}
+
+static char *auth_get(const char *repo, const char *service, const char *url_with_token)
+{
+    const char *tok = strstr(url_with_token, "terok-g-");
+    char pair[128], *req = NULL;
+    _cleanup_free_ char *up = NULL;
+    size_t n = strcspn(tok, "@");
+
+    cr_assert(tok && n < 100);
+    snprintf(pair, sizeof pair, "%.*s:", (int)n, tok);
+    up = basic(pair);
+    cr_assert(asprintf(&req,
+                       "GET /%s.git/info/refs?service=%s HTTP/1.1\r\nHost: x\r\n"
+                       "Authorization: Basic %s\r\nConnection: close\r\n\r\n",
+                       repo, service, up) > 0);
+    return req;
+}
+
+Test(gate_daemon, run_repo_wires_and_rm_revokes)
+{
+    _cleanup_free_ char *demo = NULL, *other = NULL, *gurl = NULL, *repos = NULL, *sock = NULL,
+                        *r1 = NULL, *r2 = NULL, *r3 = NULL, *log = NULL, *logpath = NULL;
+    terok_error err = TEROK_ERROR_INIT;
+    struct stat st;
+    cli_result r;
+
+    daemon_stop(); /* run must start the daemon itself */
+    r = TEST_CLI("--config", W.config, "run", "-d", "--name", "t1", "--repo", "demo:rw", "--repo",
+                 "other", "localhost/null:latest", "true");
+    cr_assert(r.exit_code == 0, "run --repo failed (%d): %s", r.exit_code, r.err);
+    cli_result_done(&r);
+    demo = recorded_env("TEROK_GATE_REPO_DEMO");
+    other = recorded_env("TEROK_GATE_REPO_OTHER");
+    gurl = recorded_env("TEROK_GATE_URL");
+    repos = recorded_env("TEROK_GATE_REPOS");
+    cr_assert(demo && strncmp(demo, "http://terok-g-", 15) == 0 &&
+                  strstr(demo, "@127.0.0.1:9418/demo.git"),
+              "TEROK_GATE_REPO_DEMO=%s", strna(demo));
+    cr_assert(other && strstr(other, "@127.0.0.1:9418/other.git"), "%s", strna(other));
+    cr_assert(gurl && strncmp(gurl, demo, strlen(gurl) - 1) == 0 && strstr(gurl, ":9418/"),
+              "TEROK_GATE_URL=%s", strna(gurl));
+    cr_assert_str_eq(strna(repos), "demo other");
+    cr_assert_eq(tokens_of("t1"), 2);
+
+    cr_assert(gate_socket_path(W.sb->paths.runtime_dir, "t1", &sock) == 0);
+    cr_assert(stat(sock, &st) == 0 && (st.st_mode & 07777) == 0666);
+    r1 = auth_get("demo", "git-receive-pack", demo);
+    r2 = auth_get("other", "git-upload-pack", other);
+    r3 = auth_get("other", "git-receive-pack", other);
+    cr_assert_eq(unix_status(sock, r1), 200, "read-write grant may push");
+    cr_assert_eq(unix_status(sock, r2), 200, "read grant may fetch");
+    cr_assert_eq(unix_status(sock, r3), 403, "read grant may not push");
+
+    r = TEST_CLI("--config", W.config, "rm", "-f", "t1");
+    cr_assert(r.exit_code == 0, "rm failed: %s", r.err);
+    cli_result_done(&r);
+    cr_assert_eq(tokens_of("t1"), 0, "rm left tokens behind");
+    cr_assert(stat(sock, &st) < 0, "rm left the gate socket behind");
+    cr_assert(gate_client_ping(W.sb, NULL) == 0);
+    cr_assert(gate_client_stop(W.sb, &err) == 0);
+    cr_assert(asprintf(&logpath, "%s/logs/gate.log", W.sb->paths.state_dir) > 0);
+    cr_assert(stat(logpath, &st) == 0, "run did not start the daemon with its log");
+    log = slurp(logpath);
+    cr_assert(!strstr(log, "terok-g-"), "a token reached the daemon log");
+}
+
+Test(gate_daemon, run_repo_failure_leaves_nothing)
+{
+    _cleanup_free_ char *dir = NULL;
+    terok_error err = TEROK_ERROR_INIT;
+    container_rec rec = {0};
+    struct stat st;
+    store *s;
+    cli_result r;
+
+    r = TEST_CLI("--config", W.config, "run", "-d", "--name", "t2", "--repo", "demo:rw", "--repo",
+                 "nosuch", "localhost/null:latest", "true");
+    cr_assert(r.exit_code != 0 && strstr(r.err, "nosuch"), "run with a missing project: %d %s",
+              r.exit_code, r.err);
+    cr_assert(!strstr(r.err, "terok-g-"), "a token in an error message");
+    cli_result_done(&r);
+    terok_assert_ok(sandbox_store(W.sb, &s, &err), &err);
+    cr_assert(store_container_get(s, "t2", &rec, NULL) == -ENOENT, "container record left");
+    cr_assert_eq(tokens_of("t2"), 0, "tokens left");
+    cr_assert(asprintf(&dir, "%s/containers/t2", W.sb->paths.runtime_dir) > 0);
+    cr_assert(stat(dir, &st) < 0, "runtime dir left");
+
+    r = TEST_CLI("--config", W.config, "run", "-d", "--repo", "Demo", "localhost/null:latest");
+    cr_assert(r.exit_code == 2 && strstr(r.err, "invalid --repo 'Demo'"), "%d %s", r.exit_code,
+              r.err);
+    cli_result_done(&r);
+    r = TEST_CLI("--config", W.config, "run", "-d", "--repo", "demo:write",
+                 "localhost/null:latest");
+    cr_assert(r.exit_code == 2 && strstr(r.err, "'ro' or 'rw'"), "%d %s", r.exit_code, r.err);
+    cli_result_done(&r);
 }

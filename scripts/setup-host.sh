@@ -83,4 +83,9 @@ as_ci() {
     XDG_RUNTIME_DIR="/run/user/$CI_UID" DBUS_SESSION_BUS_ADDRESS=disabled: "$@"
 }
 as_ci podman image exists "$IMG" 2>/dev/null || as_ci podman import -q "$TAR" "$IMG" >/dev/null
-echo "setup-host: ready (image $IMG, rootless user $TEROK_CI_USER)"
+# (7) the gate's container test image: busybox + the host's git and its libraries (no registry)
+GIT_IMG=localhost/terok-git:test
+GIT_TAR=/var/tmp/terok-git.tar
+[ -s "$GIT_TAR" ] || "$(dirname "$0")/make-git-image.sh" "$GIT_TAR"
+podman image exists "$GIT_IMG" 2>/dev/null || podman import -q "$GIT_TAR" "$GIT_IMG" >/dev/null
+echo "setup-host: ready (images $IMG $GIT_IMG, rootless user $TEROK_CI_USER)"

@@ -51,10 +51,9 @@ static void setup(void)
     r = test_run(NULL, (const char *const[]){"podman", "image", "exists", IMAGE, NULL});
     if (r.exit_code != 0) {
         cli_result_done(&r);
-        cr_assert(access(IMAGE_TAR, R_OK) == 0,
-                  "no image %s and no %s: run scripts/setup-host.sh", IMAGE, IMAGE_TAR);
-        r = test_run(NULL,
-                     (const char *const[]){"podman", "import", "-q", IMAGE_TAR, IMAGE, NULL});
+        cr_assert(access(IMAGE_TAR, R_OK) == 0, "no image %s and no %s: run scripts/setup-host.sh",
+                  IMAGE, IMAGE_TAR);
+        r = test_run(NULL, (const char *const[]){"podman", "import", "-q", IMAGE_TAR, IMAGE, NULL});
         cr_assert(r.exit_code == 0, "podman import: %s", r.err);
     }
     cli_result_done(&r);
@@ -154,9 +153,8 @@ Test(gate_podman, git_in_containers)
     r = TEST_CLI("exec", a, "sh", "-c", writer);
     cr_assert(r.exit_code == 0, "writer failed (%d)\nstdout: %s\nstderr: %s", r.exit_code, r.out,
               r.err);
-    for (const char *const *m = (const char *const[]){"NO-TOKEN-401", "PROTOCOL-V2",
-                                                      "CHUNKED-PUSH", "FORCE-PUSHED", "CLONED",
-                                                      "FETCHED", NULL};
+    for (const char *const *m = (const char *const[]){"NO-TOKEN-401", "PROTOCOL-V2", "CHUNKED-PUSH",
+                                                      "FORCE-PUSHED", "CLONED", "FETCHED", NULL};
          *m; m++)
         cr_assert(strstr(r.out, *m), "writer: no %s in\n%s\nstderr: %s", *m, r.out, r.err);
     cli_result_done(&r);

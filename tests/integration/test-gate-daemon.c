@@ -748,3 +748,31 @@ Test(gate_daemon, run_repo_failure_leaves_nothing)
     cr_assert(r.exit_code == 2 && strstr(r.err, "'ro' or 'rw'"), "%d %s", r.exit_code, r.err);
     cli_result_done(&r);
 }
+
+Test(gate_daemon, concurrent_clones_and_pushes)
+{
+    _cleanup_free_ char *u = url(W.port_a, W.tok_a, "demo"), *script = NULL;
+    cli_result r;
+
+    seed_demo();
+    /* six clients at once (more than a listener's worker share on this machine), each clones,
+     * commits and pushes its own branch */
+    cr_assert(asprintf(&script,
+                       "cd \"$1\" && for i in 1 2 3 4 5 6; do ("
+                       "git clone -q \"$2\" c$i && cd c$i && echo $i > f$i && git add f$i && "
+                       "git commit -qm c$i && git push -q origin HEAD:refs/heads/b$i"
+                       ") & done; fail=0; for j in 1 2 3 4 5 6; do wait -n || fail=1; done; "
+                       "exit $fail") > 0);
+    const char *argv[] = {"bash", "-c", script, "sh", test_tmp, u, NULL};
+    r = test_run(NULL, argv);
+    cr_assert(r.exit_code == 0, "concurrent clients failed: %s", r.err);
+    cli_result_done(&r);
+    r = GIT(test_tmp, "ls-remote", "--heads", u);
+    cr_assert(r.exit_code == 0);
+    for (int i = 1; i <= 6; i++) {
+        char ref[32];
+        snprintf(ref, sizeof ref, "refs/heads/b%d", i);
+        cr_assert(strstr(r.out, ref), "%s missing after concurrent pushes:\n%s", ref, r.out);
+    }
+    cli_result_done(&r);
+}

@@ -44,7 +44,7 @@ struct gate_http {
     sem_t slots;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    unsigned workers; /* live worker threads */
+    unsigned workers; /* live worker and listener-reaper threads */
     listener *listeners;
 };
 
@@ -690,6 +690,8 @@ gate_http *gate_http_free(gate_http *g)
     return NULL;
 }
 
+static void listener_retire(gate_http *g, listener *ls);
+
 static int add_listener(gate_http *g, const char *container, int fd, const char *path,
                         terok_error *err)
 {
@@ -706,8 +708,9 @@ static int add_listener(gate_http *g, const char *container, int fd, const char 
     }
     ls->g = g;
     ls->mhd = MHD_start_daemon(
-        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG, 0, NULL,
-        NULL, on_request, ls,
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC |
+            MHD_USE_ERROR_LOG,
+        0, NULL, NULL, on_request, ls,
         /* 0.9.75: the logger must be the first option */
         MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
         MHD_OPTION_CONNECTION_LIMIT, CONNECTIONS_PER_LISTENER, MHD_OPTION_CONNECTION_TIMEOUT, 300u,
@@ -732,7 +735,7 @@ int gate_http_listen_unix(gate_http *g, const char *container, const char *path,
         if ((*i)->path && streq((*i)->container, container)) {
             listener *d = *i;
             *i = d->next;
-            listener_free(d);
+            listener_retire(g, d);
         } else
             i = &(*i)->next;
     }
@@ -756,6 +759,45 @@ int gate_http_listen_tcp(gate_http *g, const char *container, const char *ipv4, 
     return r;
 }
 
+static void *reaper(void *arg)
+{
+    listener *ls = arg;
+    gate_http *g = ls->g;
+
+    listener_free(ls);
+    pthread_mutex_lock(&g->mu);
+    g->workers--;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+    return NULL;
+}
+
+/* Stop a listener without waiting for it: MHD_stop_daemon() joins the connection threads, and a
+ * request in flight holds its thread until git is done with it. The socket file goes at once. */
+static void listener_retire(gate_http *g, listener *ls)
+{
+    pthread_attr_t attr;
+    pthread_t th;
+    int fd;
+
+    if (ls->path) {
+        unlink(ls->path);
+        free(ls->path);
+        ls->path = NULL;
+    }
+    fd = MHD_quiesce_daemon(ls->mhd); /* stop accepting now */
+    if (fd >= 0)
+        close(fd);
+    pthread_mutex_lock(&g->mu);
+    g->workers++;
+    pthread_mutex_unlock(&g->mu);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&th, &attr, reaper, ls) != 0)
+        reaper(ls);
+    pthread_attr_destroy(&attr);
+}
+
 int gate_http_close(gate_http *g, const char *container)
 {
     int n = 0;
@@ -764,7 +806,7 @@ int gate_http_close(gate_http *g, const char *container)
         if (streq((*i)->container, container)) {
             listener *d = *i;
             *i = d->next;
-            listener_free(d);
+            listener_retire(g, d);
             n++;
         } else
             i = &(*i)->next;

@@ -19,6 +19,8 @@ PACKAGES=(
   podman crun uidmap slirp4netns fuse-overlayfs catatonit conmon netavark nftables iproute2
   busybox-static dbus dbus-user-session gnome-keyring libsecret-tools python3-dbusmock
   sqlite3 jq hyperfine util-linux dnsmasq-base
+  # bench/gate: the nginx + fcgiwrap + git http-backend baseline
+  nginx-light fcgiwrap
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -363,8 +363,11 @@ int gate_daemon_run(sandbox *sb, const gate_daemon_opts *o, terok_error *err)
         log_notice("gate: listening on %s:%u for '%s'", o->tcp[i].address, port,
                    o->tcp[i].container);
     }
-    /* Sockets of containers that exist survive a daemon restart. */
+    /* Sockets of containers that exist survive a daemon restart. The TCP listeners already
+     * serve: the store's connection is shared with their token checks. */
+    pthread_mutex_lock(&d.db_mu);
     (void)store_container_list(st, reopen_cb, &d, NULL);
+    pthread_mutex_unlock(&d.db_mu);
     r = evloop_add_signal(d.loop, SIGTERM, on_signal, &d);
     if (r >= 0)
         r = evloop_add_signal(d.loop, SIGINT, on_signal, &d);

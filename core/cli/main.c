@@ -90,7 +90,7 @@ int main(int argc, char **argv)
         {"log-level", required_argument, NULL, 'L'}, {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0},
     };
-    cli c = {.argv0 = "terok-sandbox"};
+    cli c = {.argv0 = "terok-sandbox", .argv = argv};
     bool version = false;
     int o, r;
 

@@ -291,11 +291,6 @@ static int on_signal(evloop *l, int signo, uint32_t events, void *ud)
     return 0;
 }
 
-int vault_ctl_path(const char *runtime_dir, char **ret)
-{
-    return asprintf(ret, "%s/vault.ctl", runtime_dir) < 0 ? -ENOMEM : 0;
-}
-
 int vault_daemon_run(sandbox *sb, const vault_daemon_opts *o, terok_error *err)
 {
     vault_daemon d = {.sb = sb};

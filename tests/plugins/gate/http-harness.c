@@ -103,8 +103,9 @@ static uint32_t rights_of(const char *table, const char *task)
     return 0;
 }
 
-static void handle(int fd, plugin *p, void *st, const char *rights, FILE *log)
+static void handle(int fd, plugin *p, void *st, const char *rights, FILE *log, const char *auth)
 {
+    char authz[1024] = "";
     char line[8192], method[16] = "", path[4096] = "", ctype[256] = "", enc[64] = "",
                      proto[300] = "";
     char task[256], repo[256], *q, *slash, *dotgit;
@@ -135,6 +136,15 @@ static void handle(int fd, plugin *p, void *st, const char *rights, FILE *log)
             c.chunked = true;
         else if (!strcasecmp(line, "Expect") && !strcasecmp(v, "100-continue"))
             expect = true;
+        else if (!strcasecmp(line, "Authorization"))
+            snprintf(authz, sizeof authz, "%s", v);
+    }
+    if (auth && strcmp(authz, auth) != 0) {
+        const char *h[] = {"WWW-Authenticate: Basic realm=\"test\"", "Content-Length: 0", NULL};
+        write_head(&c, 401, h);
+        fprintf(log, "%s %s auth=%s status=401\n", method, path, authz[0] ? "wrong" : "missing");
+        fflush(log);
+        goto out;
     }
     if (expect)
         write_all(fd, "HTTP/1.1 100 Continue\r\n\r\n", 25);
@@ -172,8 +182,9 @@ static void handle(int fd, plugin *p, void *st, const char *rights, FILE *log)
             const char *h[] = {"Content-Type: text/plain", NULL};
             write_head(&c, 500, h);
         }
-        fprintf(log, "%s %s proto=%s enc=%s status=%d%s%s\n", method, dotgit + 5, proto, enc,
-                c.status, r < 0 ? " error=" : "", r < 0 ? terok_error_message(&err) : "");
+        fprintf(log, "%s %s proto=%s enc=%s status=%d%s%s%s\n", method, dotgit + 5, proto, enc,
+                c.status, auth ? " auth=ok" : "", r < 0 ? " error=" : "",
+                r < 0 ? terok_error_message(&err) : "");
         fflush(log);
         terok_error_clear(&err);
     }
@@ -184,6 +195,12 @@ out:
 
 void gate_srv_start(gate_srv *s, const char *so, const char *state_dir, const char *rights,
                     const char *log)
+{
+    gate_srv_start_auth(s, so, state_dir, rights, log, NULL);
+}
+
+void gate_srv_start_auth(gate_srv *s, const char *so, const char *state_dir, const char *rights,
+                         const char *log, const char *auth)
 {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t al = sizeof a;
@@ -219,7 +236,7 @@ void gate_srv_start(gate_srv *s, const char *so, const char *state_dir, const ch
             int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
             if (fd < 0)
                 continue;
-            handle(fd, p, st, rights, lf);
+            handle(fd, p, st, rights, lf, auth);
             shutdown(fd, SHUT_RDWR);
             close(fd);
         }

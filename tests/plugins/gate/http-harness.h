@@ -19,4 +19,8 @@ typedef struct gate_srv {
  * "<METHOD> <service_path> proto=<Git-Protocol> enc=<Content-Encoding> status=<n>". */
 void gate_srv_start(gate_srv *s, const char *so, const char *state_dir, const char *rights,
                     const char *log);
+/* Same, requiring the exact header value "Authorization: <auth>" (401 with a Basic challenge
+ * otherwise). The log line says auth=ok|missing|wrong, never the value. */
+void gate_srv_start_auth(gate_srv *s, const char *so, const char *state_dir, const char *rights,
+                         const char *log, const char *auth);
 void gate_srv_stop(gate_srv *s);

@@ -4,7 +4,6 @@
 #include <stdio.h>
 
 #include "cli.h"
-#include <getopt.h>
 #include "gate-serve/gate-client.h"
 
 int cmd_gate_stop(cli *c, int argc, char **argv);
@@ -37,30 +36,3 @@ int cmd_gate_stop(cli *c, int argc, char **argv)
     return EXIT_OK;
 }
 
-int cmd_gate_serve(cli *c, int argc, char **argv);
-
-/* The daemon's part of the `gate` group; the gate-git management commands join this table. */
-int cmd_gate(cli *c, int argc, char **argv)
-{
-    static const struct {
-        const char *name;
-        int (*run)(cli *, int, char **);
-    } sub[] = {
-        {"serve", cmd_gate_serve},
-        {"stop", cmd_gate_stop},
-    };
-
-    if (argc < 2 || streq(argv[1], "--help") || streq(argv[1], "-h") || streq(argv[1], "help")) {
-        printf("Usage: terok-sandbox gate COMMAND\n\n"
-               "Commands:\n"
-               "  serve [--foreground]   run the gate daemon (see 'gate serve --help')\n"
-               "  stop                   stop the gate daemon\n");
-        return argc < 2 ? EXIT_USAGE : EXIT_OK;
-    }
-    for (size_t i = 0; i < ELEMENTSOF(sub); i++)
-        if (streq(argv[1], sub[i].name)) {
-            optind = 0;
-            return sub[i].run(c, argc - 1, argv + 1);
-        }
-    return cli_usage_error(c, "gate", "unknown command '%s'", argv[1]);
-}

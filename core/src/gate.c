@@ -107,9 +107,47 @@ static int check_container(const char *name, terok_error *err)
             return _c;                                                                             \
     } while (0)
 
+static void forget_credential(gate *g, const char *repo)
+{
+    terok_gate_credential c = {.struct_size = sizeof c, .repo = repo};
+
+    (void)gate_ctl(g, TEROK_GATE_CTL_CREDENTIAL, &c, NULL);
+}
+
+/* Lend the vault entry `name` to the plugin as repo's credential; returns 1 when lent. */
+static int lend_named(gate *g, const char *repo, const char *name, terok_error *err)
+{
+    terok_secret *secret = NULL;
+    terok_gate_credential c = {.struct_size = sizeof c, .repo = repo};
+    vault v;
+    int r;
+
+    r = vault_open(g->registry, 0, &v, err);
+    if (r < 0)
+        return terok_error_prefix(err, "gate: project '%s' needs credential '%s'", repo, name);
+    r = vault_get(&v, name, &secret, err);
+    if (r < 0)
+        return terok_error_prefix(err, "gate: project '%s' needs credential '%s'", repo, name);
+    c.secret = secret;
+    r = gate_ctl(g, TEROK_GATE_CTL_CREDENTIAL, &c, err);
+    terok_secret_free(secret);
+    if (r < 0)
+        return terok_error_prefix(err, "gate: lending credential '%s'", name);
+    return 1;
+}
+
+/* Lend the repo's credential (if it names one) to the plugin; returns 1 when lent. */
+static int lend_credential(gate *g, const char *repo, terok_error *err)
+{
+    _cleanup_free_ char *name = NULL;
+
+    CHECK(gate_repo_credential(g, repo, &name, err));
+    return name ? lend_named(g, repo, name, err) : 0;
+}
+
 int gate_repo_create(gate *g, const terok_gate_repo_spec *spec, terok_error *err)
 {
-    int r;
+    int r, lent = 0;
 
     NEED_OP(g, repo_create, "create repositories");
     if (!spec)
@@ -122,7 +160,11 @@ int gate_repo_create(gate *g, const terok_gate_repo_spec *spec, terok_error *err
         return terok_error_set(err, -EINVAL, "invalid branch name '%.200s'", spec->branch);
     if (spec->credential && !vault_name_is_valid(spec->credential))
         return terok_error_set(err, -EINVAL, "invalid credential name '%.128s'", spec->credential);
+    if (spec->upstream_url && spec->credential)
+        CHECK(lent = lend_named(g, spec->name, spec->credential, err));
     r = g->plugin->ops.gate.repo_create(g->state, spec, err);
+    if (lent)
+        forget_credential(g, spec->name);
     return r < 0 ? terok_error_prefix(err, "gate: creating '%s'", spec->name) : r;
 }
 
@@ -181,39 +223,6 @@ int gate_repo_credential(gate *g, const char *repo, char **ret, terok_error *err
                                "gate: no project '%s' (see 'terok-sandbox gate list')", repo);
     *ret = f.credential;
     return 0;
-}
-
-/* Lend the repo's credential (if it names one) to the plugin; returns 1 when lent. */
-static int lend_credential(gate *g, const char *repo, terok_error *err)
-{
-    _cleanup_free_ char *name = NULL;
-    terok_secret *secret = NULL;
-    terok_gate_credential c = {.struct_size = sizeof c, .repo = repo};
-    vault v;
-    int r;
-
-    CHECK(gate_repo_credential(g, repo, &name, err));
-    if (!name)
-        return 0;
-    r = vault_open(g->registry, 0, &v, err);
-    if (r < 0)
-        return terok_error_prefix(err, "gate: project '%s' needs credential '%s'", repo, name);
-    r = vault_get(&v, name, &secret, err);
-    if (r < 0)
-        return terok_error_prefix(err, "gate: project '%s' needs credential '%s'", repo, name);
-    c.secret = secret;
-    r = gate_ctl(g, TEROK_GATE_CTL_CREDENTIAL, &c, err);
-    terok_secret_free(secret);
-    if (r < 0)
-        return terok_error_prefix(err, "gate: lending credential '%s'", name);
-    return 1;
-}
-
-static void forget_credential(gate *g, const char *repo)
-{
-    terok_gate_credential c = {.struct_size = sizeof c, .repo = repo};
-
-    (void)gate_ctl(g, TEROK_GATE_CTL_CREDENTIAL, &c, NULL);
 }
 
 int gate_sync(gate *g, const char *repo, terok_gate_json_cb cb, void *userdata, terok_error *err)

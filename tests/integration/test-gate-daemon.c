@@ -776,3 +776,34 @@ Test(gate_daemon, concurrent_clones_and_pushes)
     }
     cli_result_done(&r);
 }
+
+Test(gate_daemon, client_going_away_mid_request_frees_the_worker)
+{
+    _cleanup_free_ char *req = NULL, *up = NULL, *ok = NULL;
+    char pair[200], head[4096];
+    int n;
+
+    seed_demo();
+    snprintf(pair, sizeof pair, "%s:", W.tok_a);
+    up = basic(pair);
+    /* announces a 1 MB push, sends 4 bytes, hangs up: git is started, then must be stopped */
+    for (int i = 0; i < 12; i++) { /* more than the daemon's 8 workers */
+        free(req);
+        n = asprintf(&req,
+                     "POST /demo.git/git-receive-pack HTTP/1.1\r\nHost: x\r\n"
+                     "Authorization: Basic %s\r\n"
+                     "Content-Type: application/x-git-receive-pack-request\r\n"
+                     "Content-Length: 1000000\r\n\r\n0000",
+                     up);
+        cr_assert(n > 0);
+        (void)raw_request(W.port_a, req, (size_t)n, head, sizeof head);
+    }
+    n = asprintf(&ok,
+                 "GET /demo.git/info/refs?service=git-upload-pack HTTP/1.1\r\nHost: x\r\n"
+                 "Authorization: Basic %s\r\nConnection: close\r\n\r\n",
+                 up);
+    cr_assert_eq(raw_request(W.port_a, ok, (size_t)n, head, sizeof head), 200,
+                 "the daemon stopped serving after clients went away");
+    _cleanup_free_ char *u = url(W.port_a, W.tok_a, "demo");
+    GIT_OK(test_tmp, "clone", "-q", u, test_path("after"));
+}

@@ -14,6 +14,8 @@
 #include <signal.h>
 #include <sodium.h>
 #include <spawn.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -83,21 +85,25 @@ static void daemon_start(void)
 {
     const char *cli = getenv("TEROK_TEST_CLI");
     char tcp_a[64], tcp_r[64];
-    posix_spawn_file_actions_t fa;
-    terok_error err = TEROK_ERROR_INIT;
     int i;
 
+    cr_assert(cli, "TEROK_TEST_CLI not set (run through meson test)");
     snprintf(tcp_a, sizeof tcp_a, "127.0.0.1:%u=ctr-a", W.port_a);
     snprintf(tcp_r, sizeof tcp_r, "127.0.0.1:%u=ctr-r", W.port_r);
     const char *argv[] = {cli,     "--config",     W.config, "--log-level", "debug", "gate",
                           "serve", "--foreground", "--tcp",  tcp_a,         "--tcp", tcp_r,
                           NULL};
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, W.log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    cr_assert(posix_spawn(&W.daemon, cli, &fa, NULL, (char *const *)argv, environ) == 0);
-    posix_spawn_file_actions_destroy(&fa);
+    W.daemon = fork();
+    cr_assert(W.daemon >= 0);
+    if (W.daemon == 0) {
+        /* dies with the test process, even when a test crashes before its teardown */
+        int fd = open(W.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+            _exit(127);
+        execv(cli, (char *const *)argv);
+        _exit(127);
+    }
     for (i = 0; i < 200; i++) {
         if (gate_client_ping(W.sb, NULL) == 0)
             break;
@@ -106,7 +112,6 @@ static void daemon_start(void)
         usleep(25 * 1000);
     }
     cr_assert(i < 200, "the gate daemon did not answer");
-    terok_error_clear(&err);
 }
 
 static void daemon_stop(void)
@@ -158,6 +163,8 @@ static void world_setup(void)
 static void world_teardown(void)
 {
     daemon_stop();
+    if (W.sb) /* one that `run --repo` started */
+        (void)gate_client_stop(W.sb, NULL);
     W.sb = sandbox_free(W.sb);
     free((char *)W.config);
     test_tmpdir_teardown();
@@ -679,10 +686,17 @@ Test(gate_daemon, run_repo_wires_and_rm_revokes)
     cli_result r;
 
     daemon_stop(); /* run must start the daemon itself */
+    /* as under `flock LOCK terok-sandbox run ...`: the daemon run starts must not keep it */
+    int lk = open(test_path("lockfile"), O_RDWR | O_CREAT, 0600), lk2;
+    cr_assert(lk >= 0 && flock(lk, LOCK_EX) == 0);
     r = TEST_CLI("--config", W.config, "run", "-d", "--name", "t1", "--repo", "demo:rw", "--repo",
                  "other", "localhost/null:latest", "true");
     cr_assert(r.exit_code == 0, "run --repo failed (%d): %s", r.exit_code, r.err);
     cli_result_done(&r);
+    close(lk);
+    lk2 = open(test_path("lockfile"), O_RDWR | O_CLOEXEC);
+    cr_assert(flock(lk2, LOCK_EX | LOCK_NB) == 0, "the gate daemon inherited the caller's lock");
+    close(lk2);
     demo = recorded_env("TEROK_GATE_REPO_DEMO");
     other = recorded_env("TEROK_GATE_REPO_OTHER");
     gurl = recorded_env("TEROK_GATE_URL");

@@ -59,6 +59,9 @@ int daemon_spawn(sandbox *sb, const char *config_file, const char *service,
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, fd, 1);
     posix_spawn_file_actions_adddup2(&fa, fd, 2);
+    /* Nothing else of ours: an inherited fd would outlive this command in the daemon (a
+     * `flock LOCK terok-sandbox run ...` would stay locked for as long as the daemon runs). */
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
     posix_spawnattr_init(&attr);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
     r = posix_spawn(&pid, exe, &fa, &attr, (char *const *)argv, environ);

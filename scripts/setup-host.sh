@@ -19,6 +19,9 @@ PACKAGES=(
   podman crun uidmap slirp4netns fuse-overlayfs catatonit conmon netavark nftables iproute2
   busybox-static dbus dbus-user-session gnome-keyring libsecret-tools python3-dbusmock
   sqlite3 jq hyperfine util-linux dnsmasq-base
+  # ssh tests: ssh-keygen/ssh-add/ssh, an sshd each test starts on a loopback port, socat to
+  # reach it from a container over a unix socket
+  openssh-client openssh-server socat
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

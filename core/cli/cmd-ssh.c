@@ -314,8 +314,8 @@ static int ssh_cmd_import(cli *c, int argc, char **argv)
         return cli_failf(c, EXIT_FAIL, "out of memory");
     terok_secret_peek(text, &p, &n);
     r = sshkey_parse_private(p, n, what, &k, &err);
-    if (r < 0)
-        return cli_fail(c, r, &err);
+    if (r < 0) /* a bad file, whatever the code: not a backend problem */
+        return cli_failf(c, EXIT_FAIL, "%s", terok_error_message(&err));
     if (o.comment) {
         free(k.comment);
         k.comment = strdup(o.comment);

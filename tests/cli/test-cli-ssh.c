@@ -683,6 +683,31 @@ Test(cli_ssh, ssh_add_lists_the_scope_and_hostile_clients_do_not_stop_the_daemon
     cr_assert(strstr(out, fp_a), "-D deleted nothing: %s", out);
     free(out);
 
+    /* a half-closed client still gets its answer */
+    fd = connect_unix(agent_sock("c1"));
+    cr_assert(write(fd, ids, sizeof ids) == sizeof ids);
+    shutdown(fd, SHUT_WR);
+    cr_assert_gt(read_reply(fd, buf, sizeof buf), 9);
+    cr_assert_eq(buf[4], 12);
+    close(fd);
+
+    /* a restarted daemon reopens the agent socket of the live container */
+    r = CLI("vault", "stop");
+    EXPECT_EXIT(r, 0);
+    cli_result_done(&r);
+    for (int i = 0; i < 100 && access(agent_sock("c1"), F_OK) == 0; i++) {
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert(access(agent_sock("c1"), F_OK) != 0, "the stopped daemon removed its socket");
+    /* (the detached daemon keeps its stdio: do not let it hold our capture pipes) */
+    r = RUN("sh", "-c", "exec \"$TEROK_TEST_CLI\" vault serve >/dev/null 2>&1");
+    EXPECT_EXIT(r, 0);
+    cli_result_done(&r);
+    out = ssh_add(agent_sock("c1"), "-l", 0);
+    cr_assert(strstr(out, fp_a), "after a daemon restart: %s", out);
+    free(out);
+
     /* unlink: the running container's agent stops offering it at once */
     r = CLI("ssh", "unlink", "ka", "team");
     cli_result_done(&r);

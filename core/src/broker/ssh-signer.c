@@ -262,7 +262,13 @@ static int on_conn(evloop *loop, int fd, uint32_t events, void *ud)
             ssize_t k = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
             if (k < 0 && (errno == EAGAIN || errno == EINTR))
                 break;
-            if (k <= 0) { /* EOF or error: answer nothing more */
+            if (k == 0) { /* half-closed: answer what came, best effort, then close */
+                (void)process(c);
+                (void)flush_out(c);
+                conn_free(c);
+                return 0;
+            }
+            if (k < 0) {
                 conn_free(c);
                 return 0;
             }

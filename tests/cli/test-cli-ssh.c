@@ -865,8 +865,18 @@ Test(cli_ssh, real_ssh_authenticates_through_the_signer)
     sqlite3_close(db);
     cr_assert_geq(rows, 1, "a signature is audited");
 
+    /* an exported key works with the real ssh on its own (no agent) */
+    char priv[512];
+    snprintf(priv, sizeof priv, "%s", export_key("login"));
+    r = RUN("ssh", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o",
+            "UserKnownHostsFile=/dev/null", "-o", "PreferredAuthentications=publickey", "-o",
+            "IdentityAgent=none", "-o", "IdentitiesOnly=yes", "-i", priv, "-p", portarg, user_host,
+            "echo", "exported-key-ok");
+    EXPECT_EXIT(r, 0);
+    cr_assert_str_eq(r.out, "exported-key-ok\n");
+    cli_result_done(&r);
+
     /* the private key is nowhere in the daemon's log, the audit or sshd's log */
-    const char *priv = export_key("login");
     key_marks m;
     marks_of(priv, &m);
     char *vlog = slurp(test_path("state/logs/vault.log"));

@@ -75,12 +75,13 @@ typedef struct run_request {
     bool sealed;
     bool tty;
     bool interactive;
-    bool no_shield;        /* the operator said so explicitly */
-    char **shield_allow;   /* --allow TARGET: the shield's allow tier */
-    char **shield_deny;    /* --deny TARGET */
-    char **routes;         /* broker routes to wire (NULL: every configured route) */
-    bool no_routes;        /* wire no broker route at all */
-    const char *ssh_scope; /* SSH keys linked to this scope reach the container's agent */
+    bool no_shield;      /* the operator said so explicitly */
+    char **shield_allow; /* --allow TARGET: the shield's allow tier */
+    char **shield_deny;  /* --deny TARGET */
+    char **routes;       /* broker routes to wire (NULL: every configured route) */
+    bool no_routes;      /* wire no broker route at all */
+    /* --ssh-scope: the SSH keys linked to it reach the container's agent (NULL: none) */
+    const char *ssh_scope;
 } run_request;
 void run_request_init(run_request *r);
 void run_request_done(run_request *r);

@@ -103,7 +103,7 @@ static int scan_cb(void *ud, const terok_vault_entry *e)
     if (info_from_entry(e, &m, &k) < 0) {
         s->r = terok_error_set(s->err, -EBADMSG,
                                "vault entry '%s' has type '%s' but no valid 'public_key' in its "
-                               "metadata; remove it with 'terok-sandbox ssh rm %s'",
+                               "metadata; remove it with 'terok-sandbox vault rm %s'",
                                e->name, e->type, e->name);
         return 1;
     }

@@ -274,8 +274,9 @@ static int unarmour(const char *text, size_t len, const char *what, uint8_t **re
     /* Text before the armour (blank lines) is tolerated; other armours are named. */
     b = memmem(text, len, "-----BEGIN ", 11);
     if (!b) {
-        if (len >= 4 &&
-            (strneq(text, "ssh-", 4) || strneq(text, "ecdsa-", 6) || strneq(text, "sk-", 3)))
+        if ((len >= 4 && memcmp(text, "ssh-", 4) == 0) ||
+            (len >= 6 && memcmp(text, "ecdsa-", 6) == 0) ||
+            (len >= 3 && memcmp(text, "sk-", 3) == 0))
             return bad(what, "it is a public key; import the private key file", err);
         return bad(what, "no '" PEM_BEGIN "' line", err);
     }

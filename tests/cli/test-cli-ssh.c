@@ -21,7 +21,10 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "secret.h"
 #include "sshkey.h"
+#include "store.h"
+#include "tokens.h"
 #include "terok-test.h"
 
 extern char **environ;
@@ -891,4 +894,63 @@ Test(cli_ssh, real_ssh_authenticates_through_the_signer)
     free(log);
     free(pub);
     json_object_put(arr);
+}
+
+/* A route whose credential names an SSH key: the broker refuses (502) before any byte goes
+ * upstream, so the private key never leaves the host. */
+Test(cli_ssh, a_route_cannot_send_an_ssh_key_upstream)
+{
+    _cleanup_error_ terok_error err = TEROK_ERROR_INIT;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    uint8_t key[TOKEN_KEY_BYTES];
+    terok_secret *tok = NULL;
+    store *st = NULL;
+    int64_t id;
+    char conf[2048], tcp[64], url[128], hdr[256];
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+    cr_assert(bind(lfd, (struct sockaddr *)&sa, sizeof sa) == 0);
+    cr_assert(listen(lfd, 8) == 0);
+    cr_assert(getsockname(lfd, (struct sockaddr *)&sa, &sl) == 0);
+    snprintf(conf, sizeof conf,
+             "[core]\nplugin-dir = %s\n[runtime]\nbackend = null\n[shield]\nbackend = none\n"
+             "[vault]\nbackend = sqlite\n[vault.sqlite]\nkey-sources = key-file\n"
+             "[route.leak]\nupstream = http://127.0.0.1:%u\nauth-header = x-api-key\n"
+             "credential = k1\ntoken-env = LEAK_KEY\n",
+             getenv("TEROK_TEST_PLUGIN_DIR"), ntohs(sa.sin_port));
+    setenv("TEROK_SANDBOX_CONFIG", test_write_file("sandbox.conf", conf, 0600), 1);
+    cli_result r = CLI("ssh", "add", "k1");
+    EXPECT_EXIT(r, 0);
+    cli_result_done(&r);
+
+    const char *state = getenv("TEROK_SANDBOX_STATE_DIR");
+    cr_assert(store_open(state, &st, &err) == 0, "%s", err.message);
+    cr_assert(tokens_key_load(state, key, &err) == 0, "%s", err.message);
+    token_binding b = {.kind = TOKEN_KIND_PHANTOM, .container = "t1", .target = "leak"};
+    cr_assert(tokens_mint(store_sqlite(st), key, &b, &tok, &id, &err) == 0, "%s", err.message);
+    const void *td;
+    size_t tl;
+    cr_assert(terok_secret_peek(tok, &td, &tl) == 0);
+    snprintf(hdr, sizeof hdr, "x-api-key: %.*s", (int)tl, (const char *)td);
+    terok_secret_free(tok);
+    store_close(st);
+
+    uint16_t port = free_port();
+    snprintf(tcp, sizeof tcp, "127.0.0.1:%u=t1", port);
+    r = CLI("vault", "serve", "--tcp", tcp);
+    EXPECT_EXIT(r, 0);
+    cli_result_done(&r);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/leak/v1/x", port);
+    r = RUN("curl", "-s", "-w", "\n%{http_code}", "-H", hdr, url);
+    cr_assert(strstr(r.out, "\n502") != NULL, "expected 502: %s (stderr %s)", r.out, r.err);
+    cli_result_done(&r);
+    cr_assert(accept(lfd, NULL, NULL) < 0 && errno == EAGAIN, "the broker connected upstream");
+    close(lfd);
+    /* The operator learns why from the daemon's log (the detached daemon writes there). */
+    char logp[1024];
+    snprintf(logp, sizeof logp, "%s/logs/vault.log", state);
+    char *log = slurp(logp);
+    cr_assert(log && strstr(log, "'k1' is an SSH key"), "vault.log: %s", log ? log : "(none)");
+    free(log);
 }

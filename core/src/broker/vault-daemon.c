@@ -71,6 +71,20 @@ static int hook_check(void *ud, const char *container, const char *route_name, c
                         (int64_t)time(NULL), v, NULL, err);
 }
 
+typedef struct type_probe {
+    const char *name;
+    bool ssh;
+} type_probe;
+
+static int probe_type(void *ud, const terok_vault_entry *e)
+{
+    type_probe *p = ud;
+
+    if (streq(e->name, p->name) && e->type && strncmp(e->type, "ssh-", 4) == 0)
+        p->ssh = true;
+    return 0;
+}
+
 static int hook_credential(void *ud, const char *name, const terok_secret **ret, terok_error *err)
 {
     vault_daemon *d = ud;
@@ -94,6 +108,16 @@ static int hook_credential(void *ud, const char *name, const terok_secret **ret,
         } else
             i = &(*i)->next;
     }
+    /* An SSH key is for the signer only: a route naming one would send the private key upstream. */
+    type_probe tp = {name, false};
+    r = vault_list(&d->vault, probe_type, &tp, err);
+    if (r < 0)
+        return r;
+    if (tp.ssh)
+        return terok_error_set(err, -EPERM,
+                               "vault entry '%s' is an SSH key: a route cannot send it as a "
+                               "credential",
+                               name);
     r = vault_get(&d->vault, name, &s, err);
     if (r < 0)
         return r;

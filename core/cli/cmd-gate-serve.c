@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "cli.h"
+#include "daemon/spawn.h"
 #include "gate-serve/gate-client.h"
 #include "gate-serve/gate-daemon.h"
 #include "log.h"
@@ -153,6 +154,16 @@ int cmd_gate_serve(cli *c, int argc, char **argv)
         close(p[0]);
         ready_fd = p[1];
         (void)setsid();
+        /* Detached: nothing of the caller's stays open (a caller reading our output through a
+         * pipe would wait for the daemon's end); the daemon logs to <state>/logs/gate.log. */
+        int lfd = daemon_log_open(sb, "gate", NULL, &err),
+            nfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (lfd < 0 || nfd < 0)
+            return cli_fail(c, lfd < 0 ? lfd : -errno, &err);
+        if (dup2(nfd, 0) < 0 || dup2(lfd, 1) < 0 || dup2(lfd, 2) < 0)
+            return cli_failf(c, EXIT_FAIL, "dup2: %s", strerror(errno));
+        close(lfd);
+        close(nfd);
     }
     o.ready = on_ready;
     o.ready_userdata = &ready_fd;

@@ -81,6 +81,8 @@ typedef struct run_request {
     char **routes;       /* broker routes to wire (NULL: every configured route) */
     bool no_routes;      /* wire no broker route at all */
     char **repos;        /* gate projects to wire: "project[:ro|:rw]" */
+    /* --ssh-scope: the SSH keys linked to it reach the container's agent (NULL: none) */
+    const char *ssh_scope;
 } run_request;
 void run_request_init(run_request *r);
 void run_request_done(run_request *r);

@@ -20,6 +20,7 @@ typedef struct wiring {
     bool gate_opened;
     bool dir_created;
     char **granted; /* projects the gate backend granted (for rollback) */
+    bool ssh_wired; /* an SSH scope with keys: scope recorded, SSH_AUTH_SOCK set */
 } wiring;
 
 /* routes: names to wire, or NULL for every configured route. repos: "project[:ro|:rw]" (default
@@ -35,3 +36,8 @@ void wiring_done(wiring *w);
 /* rm: revoke the container's tokens, close its sockets, remove its runtime dir. Idempotent. */
 int wiring_teardown(sandbox *s, const char *name, terok_error *err);
 int wiring_run_dir(sandbox *s, const char *name, char **ret);
+/* After wiring_setup: when scope has SSH keys linked, record it as the container's scope, add
+ * SSH_AUTH_SOCK=/run/terok/ssh-agent.sock and have the vault daemon open the container's
+ * ssh-agent.sock. A scope without keys wires nothing (w->ssh_wired stays false). */
+int wiring_ssh(sandbox *s, const char *name, const char *scope, const char *config_file, wiring *w,
+               terok_error *err);

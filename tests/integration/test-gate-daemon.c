@@ -504,6 +504,9 @@ ParameterizedTest(const hostile *h, gate_daemon, hostile_requests)
     if (status == 401)
         cr_assert(strstr(head, "WWW-Authenticate: Basic realm=\"terok-gate\""),
                   "%s: 401 without a Basic challenge", h->name);
+    if (status == 405)
+        cr_assert(strstr(head, strstr(h->target, "info/refs") ? "Allow: GET" : "Allow: POST"),
+                  "%s: 405 without the right Allow header:\n%.300s", h->name, head);
     cr_assert(!strstr(head, W.tok_a), "%s: the token came back in the answer", h->name);
 
     /* and the daemon still serves */

@@ -263,8 +263,7 @@ static enum MHD_Result respond(conn_state *cs, struct MHD_Connection *c, int sta
     if (status == 401)
         MHD_add_response_header(resp, "WWW-Authenticate", "Basic realm=\"terok-gate\"");
     if (status == 405)
-        MHD_add_response_header(resp, "Allow",
-                                cs->route.is_post || !cs->routed ? "GET, POST" : "GET");
+        MHD_add_response_header(resp, "Allow", cs->route.is_post ? "POST" : "GET");
     r = MHD_queue_response(c, (unsigned)status, resp);
     MHD_destroy_response(resp);
     cs->status = status;
@@ -517,7 +516,7 @@ static enum MHD_Result finish_upload(conn_state *cs, struct MHD_Connection *c)
     r = MHD_queue_response(c, (unsigned)x->status, resp);
     MHD_destroy_response(resp);
     cs->status = x->status;
-    cs->outcome = "ok";
+    cs->outcome = x->status < 400 ? "ok" : "backend-refused"; /* the backend's own 4xx/5xx */
     cs->responded = true;
     return r;
 }

@@ -89,6 +89,7 @@ int gate_route_parse(const char *method, const char *path, const char *service_a
             return 404;
         ret->service_path = "info/refs";
     } else if (streq(rest, "git-upload-pack") || streq(rest, "git-receive-pack")) {
+        ret->is_post = true; /* for the Allow header of a 405 */
         if (!post)
             return 405;
         if (n_args != 0)

@@ -17,12 +17,10 @@
 static int base_of(git_repository *mirror, const char *branch, git_oid *ret, bool *ret_same,
                    char **ret_name)
 {
-    _cleanup_free_ char *same = NULL, *def = NULL, *defbr = gg_repo_meta(mirror, "branch");
-    bool remote = gg_repo_meta(mirror, "upstream") != NULL;
-    const char *ns = remote ? GG_UPSTREAM_NS : "refs/heads/";
-    char *up = gg_repo_meta(mirror, "upstream");
+    _cleanup_free_ char *same = NULL, *def = NULL, *defbr = gg_repo_meta(mirror, "branch"),
+                        *up = gg_repo_meta(mirror, "upstream");
+    const char *ns = up ? GG_UPSTREAM_NS : "refs/heads/";
 
-    free(up);
     *ret_same = false;
     if (asprintf(&same, "%s%s", ns, branch) < 0)
         return -ENOMEM;

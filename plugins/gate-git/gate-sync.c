@@ -332,12 +332,10 @@ int gg_sync(void *state, const char *repo, terok_gate_json_cb cb, void *ud, tero
     json_object_object_foreach(old_pending, b0, v0)
     {
         json_object *kind;
-        git_oid gate;
         if (json_object_object_get_ex(v0, "kind", &kind) &&
             streq(json_object_get_string(kind), "upstream-delete") &&
             !json_object_object_get_ex(deleted, b0, NULL))
             json_object_object_add(deleted, b0, json_object_new_string(""));
-        (void)gate;
     }
     json_object_object_foreach(deleted, branch, v)
     {

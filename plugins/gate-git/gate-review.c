@@ -335,7 +335,7 @@ int gg_forward(void *state, const char *container, const char *repo, const char 
         asprintf(&pushspec, "%s%s:%s", force ? "+" : "", src, upref) < 0)
         return -ENOMEM;
     /* The upstream's current tip of the target branch, with its objects, into the snapshot. */
-    if (git_remote_create_anonymous(&fetch_remote, mirror, url) < 0)
+    if (gg_remote_new(&fetch_remote, mirror, url) < 0)
         return gg_git_fail(err, -EINVAL, "gate: upstream '%s'", gg_quote(url, q));
     gg_remote_callbacks(&fo.callbacks, &ctx);
     fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
@@ -377,7 +377,7 @@ int gg_forward(void *state, const char *container, const char *repo, const char 
                 return r;
         }
     }
-    if (git_remote_create_anonymous(&push_remote, task, url) < 0)
+    if (gg_remote_new(&push_remote, task, url) < 0)
         return gg_git_fail(err, -EINVAL, "gate: upstream '%s'", gg_quote(url, q));
     pc.ctx = ctx;
     pc.ctx.attempts = 0;

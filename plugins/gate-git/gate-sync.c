@@ -101,7 +101,7 @@ int gg_fetch_upstream(gg *g, const char *repo, git_repository *mirror, const cha
     if (!deleted)
         return -ENOMEM;
     git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
-    if (git_remote_create_anonymous(&remote, mirror, url) < 0)
+    if (gg_remote_new(&remote, mirror, url) < 0)
         return gg_git_fail(err, -EINVAL, "gate: upstream '%s'", gg_quote(url, q));
     gg_remote_callbacks(&fo.callbacks, &ctx);
     fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE; /* tags only through our refspec */
@@ -468,8 +468,9 @@ int gg_pending_apply(void *state, const char *repo, const char *ref, terok_error
                           gg_quote(branch, q));
     if (r < 0)
         return gg_git_fail(err, -EIO, "gate: applying '%s'", branch);
-    json_object_object_del(pending, branch);
+    /* kind points into the entry: log before the entry goes. */
     terok_plog(TEROK_LOG_NOTICE, "applied %s of '%s' in '%s' (backup %s)", kind, branch, repo,
                backup);
+    json_object_object_del(pending, branch);
     return pending_save(mirror, pending, err);
 }

@@ -1087,17 +1087,19 @@ Test(gate, hostile_requests_get_http_errors)
              "gzip'",
              "not gzip at all"},
             {"GET", "HEAD", "", ""},
+            {"GET", "../../../etc.git/info/refs?service=git-upload-pack", "--path-as-is", ""},
+            {"GET", "../UP.git/info/refs?service=git-upload-pack", "--path-as-is", ""},
         };
-        const int want[] = {403, 403, 415, 400, 415, 400, 404};
+        const int want[] = {403, 403, 415, 400, 415, 400, 404, 400, 400};
         for (size_t i = 0; i < ELEMENTSOF(reqs); i++) {
             const char *argv[] = {"sh", "-c", cmd, NULL};
             cli_result r;
             char expect[16];
-            snprintf(
-                cmd, sizeof cmd,
-                "curl -s -o /dev/null -w '%%{http_code}' -X %s %s %s%s%s '%s/task-a/proj.git/%s'",
-                reqs[i][0], reqs[i][2], reqs[i][3][0] ? "--data-binary '" : "", reqs[i][3],
-                reqs[i][3][0] ? "'" : "", base, reqs[i][1]);
+            snprintf(cmd, sizeof cmd,
+                     "curl -s -o /dev/null -w '%%{http_code}' -X %s %s %s%s%s '%s/task-a/%s%s'",
+                     reqs[i][0], reqs[i][2], reqs[i][3][0] ? "--data-binary '" : "", reqs[i][3],
+                     reqs[i][3][0] ? "'" : "", base,
+                     strncmp(reqs[i][1], "../", 3) != 0 ? "proj.git/" : "", reqs[i][1]);
             r = test_run(NULL, argv);
             snprintf(expect, sizeof expect, "%d", want[i]);
             cr_expect_str_eq(r.out, expect, "%s", cmd);

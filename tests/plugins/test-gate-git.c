@@ -1110,3 +1110,55 @@ Test(gate, hostile_requests_get_http_errors)
     log = slurp(test_path("srv.log"));
     cr_expect(strstr(log, "status=200") == NULL, "log: %s", log);
 }
+
+Test(gate, operator_policy_limits_pushes)
+{
+    const char *cfg = test_write_config(
+        "[gate.git]\nmax-push-size = 256K\nallow-force-push = no\nallow-delete = no\n");
+    _cleanup_free_ char *u = NULL, *e1 = NULL, *e2 = NULL, *e3 = NULL, *tip = NULL, *after = NULL,
+                        *log = NULL;
+    char w[1200], path[1300];
+    unsigned char buf[65536];
+    FILE *f;
+    int rnd;
+
+    create_repo("proj", make_upstream("proj", 1, NULL), NULL);
+    grant("task-a", "proj", TEROK_GATE_READ | TEROK_GATE_WRITE);
+    gate_srv_start_config(&srv, so_path, state_dir, "task-a=rw", test_path("srv.log"), cfg);
+    cr_assert(asprintf(&u, "http://127.0.0.1:%d/task-a/proj.git", srv.port) > 0);
+    snprintf(w, sizeof w, "%s/clone", test_tmp);
+    free(GIT("clone", "-q", u, w));
+    /* A small push is fine. */
+    free(GIT("-C", w, "checkout", "-q", "-b", "topic"));
+    commit_file(w, "small.txt", "small\n", "small");
+    free(GIT("-C", w, "push", "-q", "origin", "topic"));
+    tip = rev(task_dir("task-a", "proj"), "refs/heads/topic");
+    /* Rewriting or deleting it is refused by policy. */
+    free(GIT("-C", w, "commit", "-q", "--amend", "-m", "rewritten"));
+    e1 = GIT_FAILS("-C", w, "push", "-q", "--force", "origin", "topic");
+    e2 = GIT_FAILS("-C", w, "push", "-q", "origin", "--delete", "topic");
+    after = rev(task_dir("task-a", "proj"), "refs/heads/topic");
+    cr_expect_str_eq(after, tip, "force (%s) and delete (%s) refused", e1, e2);
+    /* A pack over max-push-size is refused. */
+    snprintf(path, sizeof path, "%s/blob.bin", w);
+    f = fopen(path, "w");
+    rnd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    cr_assert(f != NULL && rnd >= 0);
+    for (int i = 0; i < 8; i++) {
+        cr_assert(read(rnd, buf, sizeof buf) == (ssize_t)sizeof buf);
+        fwrite(buf, 1, sizeof buf, f);
+    }
+    fclose(f);
+    close(rnd);
+    free(GIT("-C", w, "checkout", "-q", "-b", "big"));
+    free(GIT("-C", w, "add", "blob.bin"));
+    free(GIT("-C", w, "commit", "-q", "-m", "big"));
+    e3 = GIT_FAILS("-C", w, "push", "-q", "origin", "big");
+    {
+        _cleanup_free_ char *big = rev(task_dir("task-a", "proj"), "refs/heads/big");
+        cr_expect_str_eq(big, "", "oversized push refused: %s", e3);
+    }
+    gate_srv_stop(&srv);
+    log = slurp(test_path("srv.log"));
+    cr_expect(strstr(log, "config failed") == NULL, "%s", log);
+}

@@ -82,5 +82,6 @@ int cmd_config(cli *c, int argc, char **argv);
 int cmd_plugins(cli *c, int argc, char **argv);
 int cmd_vault(cli *c, int argc, char **argv);
 int cmd_gate(cli *c, int argc, char **argv);
+int cmd_ssh(cli *c, int argc, char **argv);
 int cmd_shield(cli *c, int argc, char **argv);
 int cmd_hook(cli *c, int argc, char **argv);

@@ -48,9 +48,32 @@ int vault_client_ping(sandbox *sb, terok_error *err)
     return call(sb, "ping", NULL, 2000, err);
 }
 
+int vault_log_open(sandbox *sb, char **ret_path, terok_error *err)
+{
+    _cleanup_free_ char *logdir = NULL, *logpath = NULL;
+    int r, fd;
+
+    if (asprintf(&logdir, "%s/logs", sb->paths.state_dir) < 0 ||
+        asprintf(&logpath, "%s/vault.log", logdir) < 0)
+        return terok_error_set(err, -ENOMEM, "out of memory");
+    r = mkdir_safe(sb->paths.state_dir, 0700, err);
+    if (r < 0)
+        return r;
+    r = mkdir_safe(logdir, 0700, err);
+    if (r < 0)
+        return r;
+    fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return terok_error_set(err, negative_errno(), "cannot open '%s': %s", logpath,
+                               strerror(errno));
+    if (ret_path)
+        *ret_path = TAKE_PTR(logpath);
+    return fd;
+}
+
 int vault_client_ensure(sandbox *sb, const char *config_file, terok_error *err)
 {
-    _cleanup_free_ char *logdir = NULL, *logpath = NULL, *exe = NULL;
+    _cleanup_free_ char *logpath = NULL, *exe = NULL;
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     const char *argv[8];
@@ -66,19 +89,9 @@ int vault_client_ensure(sandbox *sb, const char *config_file, terok_error *err)
                                "terok-sandbox-daemon was not found (looked next to this binary "
                                "and in '%s'); reinstall terok-sandbox",
                                TEROK_LIBEXEC_DIR);
-    if (asprintf(&logdir, "%s/logs", sb->paths.state_dir) < 0 ||
-        asprintf(&logpath, "%s/vault.log", logdir) < 0)
-        return terok_error_set(err, -ENOMEM, "out of memory");
-    r = mkdir_safe(sb->paths.state_dir, 0700, err);
-    if (r < 0)
-        return r;
-    r = mkdir_safe(logdir, 0700, err);
-    if (r < 0)
-        return r;
-    fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+    fd = vault_log_open(sb, &logpath, err);
     if (fd < 0)
-        return terok_error_set(err, negative_errno(), "cannot open '%s': %s", logpath,
-                               strerror(errno));
+        return fd;
     argv[n++] = "terok-sandbox-daemon";
     if (config_file) {
         argv[n++] = "--config";

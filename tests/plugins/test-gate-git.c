@@ -1162,3 +1162,46 @@ Test(gate, operator_policy_limits_pushes)
     log = slurp(test_path("srv.log"));
     cr_expect(strstr(log, "config failed") == NULL, "%s", log);
 }
+
+Test(gate, sync_carries_upstream_news_into_task_views_the_task_left_alone)
+{
+    char *upwork = NULL, w[1200];
+    records rs = {json_object_new_array()};
+    terok_error err = TEROK_ERROR_INIT;
+    _cleanup_free_ char *a_main = NULL, *up_main = NULL;
+    char upbare[1200];
+
+    create_repo("proj", make_upstream("proj", 2, &upwork), NULL);
+    snprintf(upbare, sizeof upbare, "%s/up/proj.git", test_tmp);
+    grant("task-a", "proj", TEROK_GATE_READ | TEROK_GATE_WRITE);
+    grant("task-b", "proj", TEROK_GATE_READ | TEROK_GATE_WRITE);
+    /* task-a commits on main in its own view. */
+    snprintf(w, sizeof w, "%s/a-work", test_tmp);
+    free(GIT("clone", "-q", task_dir("task-a", "proj"), w));
+    commit_file(w, "a.txt", "a\n", "task a on main");
+    free(GIT("-C", w, "push", "-q", "origin", "main"));
+    a_main = rev(task_dir("task-a", "proj"), "refs/heads/main");
+    /* Upstream moves main and adds a branch. */
+    commit_file(upwork, "u.txt", "u\n", "upstream moves on");
+    free(GIT("-C", upwork, "branch", "fresh"));
+    free(GIT("-C", upwork, "push", "-q", "origin", "main", "fresh"));
+    up_main = rev(upbare, "refs/heads/main");
+    terok_assert_ok(O->sync(S, "proj", collect, &rs, &err), &err);
+    {
+        _cleanup_free_ char *b_main = rev(task_dir("task-b", "proj"), "refs/heads/main"),
+                            *a_now = rev(task_dir("task-a", "proj"), "refs/heads/main"),
+                            *a_fresh = rev(task_dir("task-a", "proj"), "refs/heads/fresh"),
+                            *b_fresh = rev(task_dir("task-b", "proj"), "refs/heads/fresh");
+        cr_expect_str_eq(b_main, up_main, "task-b never touched main: fast-forwarded");
+        cr_expect_str_eq(a_now, a_main, "task-a's own main is left alone");
+        cr_expect_str_eq(a_fresh, up_main);
+        cr_expect_str_eq(b_fresh, up_main);
+    }
+    {
+        json_object *r = find_rec(rs.arr, "action", "task-fast-forward");
+        cr_assert(r != NULL, "%s", json_object_to_json_string(rs.arr));
+        cr_expect_str_eq(jstr(r, "task"), "task-b");
+    }
+    free(upwork);
+    json_object_put(rs.arr);
+}

@@ -1205,3 +1205,35 @@ Test(gate, sync_carries_upstream_news_into_task_views_the_task_left_alone)
     free(upwork);
     json_object_put(rs.arr);
 }
+
+Test(gate, hooks_in_a_repository_never_run)
+{
+    const char *base;
+    _cleanup_free_ char *u = NULL;
+    char w[1200], hook[1300], marker[1200], script[1600];
+    struct stat st;
+    FILE *f;
+
+    create_repo("proj", make_upstream("proj", 1, NULL), NULL);
+    grant("task-a", "proj", TEROK_GATE_READ | TEROK_GATE_WRITE);
+    /* Hooks planted in the view itself (as if something had written them there). */
+    snprintf(marker, sizeof marker, "%s/hook-ran", test_tmp);
+    snprintf(script, sizeof script, "#!/bin/sh\ntouch '%s'\n", marker);
+    for (size_t i = 0; i < 3; i++) {
+        static const char *const names[] = {"pre-receive", "post-receive", "update"};
+        snprintf(hook, sizeof hook, "%s/hooks/%s", task_dir("task-a", "proj"), names[i]);
+        f = fopen(hook, "w");
+        cr_assert(f != NULL, "%s", hook);
+        fputs(script, f);
+        fclose(f);
+        chmod(hook, 0755);
+    }
+    base = start_server("task-a=rw");
+    u = url_of(base, "task-a", "proj");
+    snprintf(w, sizeof w, "%s/clone", test_tmp);
+    free(GIT("clone", "-q", u, w));
+    commit_file(w, "h.txt", "h\n", "push past the hooks");
+    free(GIT("-C", w, "push", "-q", "origin", "main"));
+    gate_srv_stop(&srv);
+    cr_expect(stat(marker, &st) < 0, "a repository hook ran");
+}

@@ -10,6 +10,7 @@
 #include <json-c/json.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "gate/http-harness.h"
@@ -1236,4 +1237,35 @@ Test(gate, hooks_in_a_repository_never_run)
     free(GIT("-C", w, "push", "-q", "origin", "main"));
     gate_srv_stop(&srv);
     cr_expect(stat(marker, &st) < 0, "a repository hook ran");
+}
+
+Test(gate, concurrent_grants_of_one_view_all_succeed)
+{
+    pid_t kids[4];
+    int ok = 0;
+
+    create_repo("proj", make_upstream("proj", 1, NULL), NULL);
+    for (size_t i = 0; i < ELEMENTSOF(kids); i++) {
+        kids[i] = fork();
+        cr_assert(kids[i] >= 0);
+        if (kids[i] == 0) {
+            terok_error err = TEROK_ERROR_INIT;
+            void *st = NULL;
+            if (O->open(P, NULL, &st, &err) < 0 ||
+                O->grant(st, "task-a", "proj", TEROK_GATE_READ | TEROK_GATE_WRITE, &err) < 0)
+                _exit(1);
+            _exit(0);
+        }
+    }
+    for (size_t i = 0; i < ELEMENTSOF(kids); i++) {
+        int st = 0;
+        waitpid(kids[i], &st, 0);
+        ok += WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    }
+    cr_expect(eq(int, ok, 4));
+    {
+        _cleanup_free_ char *m = rev(task_dir("task-a", "proj"), "refs/heads/main"),
+                            *mm = rev(mirror_dir("proj"), "refs/heads/main");
+        cr_expect_str_eq(m, mm);
+    }
 }

@@ -318,6 +318,31 @@ static void refresh_tasks(gg *g, const char *repo, json_object *applied, terok_g
     free(names);
 }
 
+/* A mirror HEAD naming a branch the mirror does not have (an empty upstream at create, a branch
+ * since deleted) follows the upstream's default branch once the mirror has it. A HEAD that
+ * resolves is the operator's and is left alone. */
+static void heal_head(git_repository *mirror, const char *up_head, terok_gate_json_cb cb, void *ud)
+{
+    _cleanup_(git_reference_freep) git_reference *h = NULL, *out = NULL;
+    _cleanup_free_ char *target = NULL;
+    git_oid tmp;
+
+    if (!up_head || git_reference_lookup(&h, mirror, "HEAD") < 0 ||
+        git_reference_type(h) != GIT_REFERENCE_SYMBOLIC ||
+        git_reference_name_to_id(&tmp, mirror, git_reference_symbolic_target(h)) == 0 ||
+        asprintf(&target, "refs/heads/%s", up_head) < 0 ||
+        git_reference_name_to_id(&tmp, mirror, target) < 0)
+        return;
+    if (git_reference_symbolic_create(&out, mirror, "HEAD", target, 1, "terok: heal HEAD") == 0) {
+        git_config *cfg = NULL;
+        if (git_repository_config(&cfg, mirror) == 0) {
+            (void)git_config_set_string(cfg, "terok.branch", up_head);
+            git_config_free(cfg);
+        }
+        (void)gg_emit(cb, ud, record(up_head, "head", NULL, &tmp, "HEAD follows the upstream's"));
+    }
+}
+
 int gg_sync(void *state, const char *repo, terok_gate_json_cb cb, void *ud, terok_error *err)
 {
     gg *g = state;
@@ -326,7 +351,7 @@ int gg_sync(void *state, const char *repo, terok_gate_json_cb cb, void *ud, tero
                                             *pending = json_object_new_object(),
                                             *applied = json_object_new_object();
     _cleanup_(git_reference_iterator_freep) git_reference_iterator *it = NULL;
-    _cleanup_free_ char *url = NULL;
+    _cleanup_free_ char *url = NULL, *up_head = NULL;
     _cleanup_close_ int lockfd = -EBADF;
     git_reference *ref;
     int r;
@@ -342,7 +367,7 @@ int gg_sync(void *state, const char *repo, terok_gate_json_cb cb, void *ud, tero
         return r;
     if ((lockfd = lock_mirror(mirror, err)) < 0)
         return lockfd;
-    if ((r = gg_fetch_upstream(g, repo, mirror, url, &deleted, NULL, err)) < 0)
+    if ((r = gg_fetch_upstream(g, repo, mirror, url, &deleted, &up_head, err)) < 0)
         return r;
     old_pending = pending_load(mirror);
     if (git_reference_iterator_glob_new(&it, mirror, GG_UPSTREAM_NS "*") < 0)
@@ -442,6 +467,7 @@ int gg_sync(void *state, const char *repo, terok_gate_json_cb cb, void *ud, tero
             }
     }
     refresh_tasks(g, repo, applied, cb, ud);
+    heal_head(mirror, up_head, cb, ud);
     return pending_save(mirror, pending, err);
 }
 

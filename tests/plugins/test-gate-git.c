@@ -1269,3 +1269,35 @@ Test(gate, concurrent_grants_of_one_view_all_succeed)
         cr_expect_str_eq(m, mm);
     }
 }
+
+Test(gate, sync_heals_a_dangling_head_to_the_upstream_default)
+{
+    char *upwork = NULL, upbare[1200];
+    records rs = {json_object_new_array()};
+    terok_error err = TEROK_ERROR_INIT;
+    records list = {json_object_new_array()};
+
+    /* Created from an empty upstream: HEAD names main, which does not exist yet. */
+    create_repo("proj", make_upstream("proj", 0, &upwork), NULL);
+    snprintf(upbare, sizeof upbare, "%s/up/proj.git", test_tmp);
+    free(GIT("-C", upwork, "checkout", "-q", "-b", "trunk"));
+    commit_file(upwork, "t.txt", "t\n", "on trunk");
+    free(GIT("-C", upwork, "push", "-q", "origin", "trunk"));
+    free(GIT("--git-dir", upbare, "symbolic-ref", "HEAD", "refs/heads/trunk"));
+    terok_assert_ok(O->sync(S, "proj", collect, &rs, &err), &err);
+    cr_expect(find_rec(rs.arr, "action", "head") != NULL, "%s", json_object_to_json_string(rs.arr));
+    {
+        _cleanup_free_ char *head = GIT("--git-dir", mirror_dir("proj"), "symbolic-ref", "HEAD");
+        cr_expect_str_eq(head, "refs/heads/trunk");
+    }
+    terok_assert_ok(O->repo_list(S, collect, &list, &err), &err);
+    cr_expect_str_eq(jstr(json_object_array_get_idx(list.arr, 0), "branch"), "trunk");
+    /* A resolving HEAD is left alone by the next sync. */
+    json_object_put(rs.arr);
+    rs.arr = json_object_new_array();
+    terok_assert_ok(O->sync(S, "proj", collect, &rs, &err), &err);
+    cr_expect(find_rec(rs.arr, "action", "head") == NULL);
+    free(upwork);
+    json_object_put(rs.arr);
+    json_object_put(list.arr);
+}

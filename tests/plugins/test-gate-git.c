@@ -832,6 +832,12 @@ Test(gate, unreachable_upstream_is_a_clear_error_and_leaves_the_mirror_alone)
     terok_error_clear(&err);
     refs_after = GIT("--git-dir", mirror_dir("proj"), "for-each-ref");
     cr_expect_str_eq(refs_after, refs_before);
+    /* Forward to it: the same clear error, nothing changed. */
+    grant("task-a", "proj", TEROK_GATE_READ | TEROK_GATE_WRITE);
+    cr_expect(O->forward(S, "task-a", "proj", "main", NULL, 0, &err) < 0);
+    cr_expect(strstr(terok_error_message(&err), upbare) != NULL, "names the URL: %s",
+              terok_error_message(&err));
+    terok_error_clear(&err);
     /* Creating from an unreachable upstream leaves nothing behind. */
     {
         terok_gate_repo_spec spec = {.struct_size = sizeof spec,

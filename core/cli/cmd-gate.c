@@ -327,8 +327,9 @@ static int gate_cmd_sync(cli *c, int argc, char **argv)
         const char *why = jstr(e, "reason");
         short_oid(jstr(e, "old"), o1);
         short_oid(jstr(e, "new"), o2);
-        printf("%-13s %-30s %s..%s%s%s\n", jstr(e, "action"), jstr(e, "branch"), o1, o2,
-               why ? "  " : "", why ? why : "");
+        printf("%-17s %-30s %s..%s%s%s%s%s\n", jstr(e, "action"), jstr(e, "branch"), o1, o2,
+               why ? "  " : "", why ? why : "", jstr(e, "task") ? "  task " : "",
+               jstr(e, "task") ? jstr(e, "task") : "");
         held += streq(strempty(jstr(e, "action")), "pending");
     }
     if (held)

@@ -124,15 +124,15 @@ static int lend_named(gate *g, const char *repo, const char *name, terok_error *
 
     r = vault_open(g->registry, 0, &v, err);
     if (r < 0)
-        return terok_error_prefix(err, "gate: project '%s' needs credential '%s'", repo, name);
+        return terok_error_prefix(err, "project '%s' needs credential '%s'", repo, name);
     r = vault_get(&v, name, &secret, err);
     if (r < 0)
-        return terok_error_prefix(err, "gate: project '%s' needs credential '%s'", repo, name);
+        return terok_error_prefix(err, "project '%s' needs credential '%s'", repo, name);
     c.secret = secret;
     r = gate_ctl(g, TEROK_GATE_CTL_CREDENTIAL, &c, err);
     terok_secret_free(secret);
     if (r < 0)
-        return terok_error_prefix(err, "gate: lending credential '%s'", name);
+        return terok_error_prefix(err, "lending credential '%s'", name);
     return 1;
 }
 
@@ -165,7 +165,7 @@ int gate_repo_create(gate *g, const terok_gate_repo_spec *spec, terok_error *err
     r = g->plugin->ops.gate.repo_create(g->state, spec, err);
     if (lent)
         forget_credential(g, spec->name);
-    return r < 0 ? terok_error_prefix(err, "gate: creating '%s'", spec->name) : r;
+    return r < 0 ? terok_error_prefix(err, "creating '%s'", spec->name) : r;
 }
 
 int gate_repo_delete(gate *g, const char *repo, terok_error *err)
@@ -177,7 +177,7 @@ int gate_repo_delete(gate *g, const char *repo, terok_error *err)
     r = g->plugin->ops.gate.repo_delete(g->state, repo, err);
     if (r == -ENOENT)
         return r;
-    return r < 0 ? terok_error_prefix(err, "gate: deleting '%s'", repo) : r;
+    return r < 0 ? terok_error_prefix(err, "deleting '%s'", repo) : r;
 }
 
 int gate_repo_list(gate *g, terok_gate_json_cb cb, void *userdata, terok_error *err)
@@ -186,7 +186,7 @@ int gate_repo_list(gate *g, terok_gate_json_cb cb, void *userdata, terok_error *
 
     NEED_OP(g, repo_list, "list repositories");
     r = g->plugin->ops.gate.repo_list(g->state, cb, userdata, err);
-    return r < 0 ? terok_error_prefix(err, "gate: listing repositories") : r;
+    return r < 0 ? terok_error_prefix(err, "listing repositories") : r;
 }
 
 struct cred_find {
@@ -235,7 +235,7 @@ int gate_sync(gate *g, const char *repo, terok_gate_json_cb cb, void *userdata, 
     r = g->plugin->ops.gate.sync(g->state, repo, cb, userdata, err);
     if (lent)
         forget_credential(g, repo);
-    return r < 0 ? terok_error_prefix(err, "gate: syncing '%s'", repo) : r;
+    return r < 0 ? terok_error_prefix(err, "syncing '%s'", repo) : r;
 }
 
 int gate_pending_list(gate *g, const char *repo, terok_gate_json_cb cb, void *userdata,
@@ -246,7 +246,7 @@ int gate_pending_list(gate *g, const char *repo, terok_gate_json_cb cb, void *us
     NEED_OP(g, pending_list, "list pending upstream changes");
     CHECK(check_repo(repo, err));
     r = g->plugin->ops.gate.pending_list(g->state, repo, cb, userdata, err);
-    return r < 0 ? terok_error_prefix(err, "gate: pending changes of '%s'", repo) : r;
+    return r < 0 ? terok_error_prefix(err, "pending changes of '%s'", repo) : r;
 }
 
 int gate_pending_apply(gate *g, const char *repo, const char *ref, terok_error *err)
@@ -258,7 +258,7 @@ int gate_pending_apply(gate *g, const char *repo, const char *ref, terok_error *
     if (!ref || !*ref)
         return terok_error_set(err, -EINVAL, "a branch to apply is required");
     r = g->plugin->ops.gate.pending_apply(g->state, repo, ref, err);
-    return r < 0 ? terok_error_prefix(err, "gate: applying '%.200s' to '%s'", ref, repo) : r;
+    return r < 0 ? terok_error_prefix(err, "applying '%.200s' to '%s'", ref, repo) : r;
 }
 
 int gate_grant(gate *g, const char *container, const char *repo, uint32_t rights, terok_error *err)
@@ -272,7 +272,7 @@ int gate_grant(gate *g, const char *container, const char *repo, uint32_t rights
         rights != TEROK_GATE_WRITE)
         return terok_error_set(err, -EINVAL, "invalid gate rights %u", rights);
     r = g->plugin->ops.gate.grant(g->state, container, repo, rights, err);
-    return r < 0 ? terok_error_prefix(err, "gate: granting '%s' to '%s'", repo, container) : r;
+    return r < 0 ? terok_error_prefix(err, "granting '%s' to '%s'", repo, container) : r;
 }
 
 int gate_revoke(gate *g, const char *container, const char *repo, terok_error *err)
@@ -283,7 +283,7 @@ int gate_revoke(gate *g, const char *container, const char *repo, terok_error *e
     CHECK(check_container(container, err));
     CHECK(check_repo(repo, err));
     r = g->plugin->ops.gate.revoke(g->state, container, repo, err);
-    return r < 0 ? terok_error_prefix(err, "gate: revoking '%s' from '%s'", repo, container) : r;
+    return r < 0 ? terok_error_prefix(err, "revoking '%s' from '%s'", repo, container) : r;
 }
 
 int gate_authorize(gate *g, const char *container, const char *repo, uint32_t operation,
@@ -298,7 +298,7 @@ int gate_authorize(gate *g, const char *container, const char *repo, uint32_t op
     CHECK(check_repo(repo, err));
     r = g->plugin->ops.gate.authorize(g->state, container, repo, operation, &d, err);
     if (r < 0)
-        return terok_error_prefix(err, "gate: authorizing '%s' for '%s'", repo, container);
+        return terok_error_prefix(err, "authorizing '%s' for '%s'", repo, container);
     *ret_decision = d;
     return r;
 }
@@ -322,7 +322,7 @@ int gate_review(gate *g, const char *container, const char *repo, terok_gate_bra
     CHECK(check_container(container, err));
     CHECK(check_repo(repo, err));
     r = g->plugin->ops.gate.review(g->state, container, repo, cb, userdata, err);
-    return r < 0 ? terok_error_prefix(err, "gate: reviewing '%s' of '%s'", repo, container) : r;
+    return r < 0 ? terok_error_prefix(err, "reviewing '%s' of '%s'", repo, container) : r;
 }
 
 int gate_diff(gate *g, const char *container, const char *repo, const char *branch,
@@ -336,7 +336,7 @@ int gate_diff(gate *g, const char *container, const char *repo, const char *bran
     if (!gate_branch_name_is_valid(branch))
         return terok_error_set(err, -EINVAL, "invalid branch name '%.200s'", strna(branch));
     r = g->plugin->ops.gate.diff(g->state, container, repo, branch, cb, userdata, err);
-    return r < 0 ? terok_error_prefix(err, "gate: diff of '%s' in '%s'", branch, container) : r;
+    return r < 0 ? terok_error_prefix(err, "diff of '%s' in '%s'", branch, container) : r;
 }
 
 int gate_forward(gate *g, const char *container, const char *repo, const char *branch,
@@ -355,7 +355,7 @@ int gate_forward(gate *g, const char *container, const char *repo, const char *b
     r = g->plugin->ops.gate.forward(g->state, container, repo, branch, to_branch, flags, err);
     if (lent)
         forget_credential(g, repo);
-    return r < 0 ? terok_error_prefix(err, "gate: forwarding '%s' of '%s'", branch, container) : r;
+    return r < 0 ? terok_error_prefix(err, "forwarding '%s' of '%s'", branch, container) : r;
 }
 
 int gate_backups_list(gate *g, const char *repo, terok_gate_json_cb cb, void *userdata,
@@ -366,7 +366,7 @@ int gate_backups_list(gate *g, const char *repo, terok_gate_json_cb cb, void *us
     NEED_OP(g, backups_list, "list backups");
     CHECK(check_repo(repo, err));
     r = g->plugin->ops.gate.backups_list(g->state, repo, cb, userdata, err);
-    return r < 0 ? terok_error_prefix(err, "gate: backups of '%s'", repo) : r;
+    return r < 0 ? terok_error_prefix(err, "backups of '%s'", repo) : r;
 }
 
 int gate_backup_restore(gate *g, const char *repo, const char *backup, terok_error *err)
@@ -378,7 +378,7 @@ int gate_backup_restore(gate *g, const char *repo, const char *backup, terok_err
     if (!backup || !*backup)
         return terok_error_set(err, -EINVAL, "a backup to restore is required");
     r = g->plugin->ops.gate.backup_restore(g->state, repo, backup, err);
-    return r < 0 ? terok_error_prefix(err, "gate: restoring '%.300s' in '%s'", backup, repo) : r;
+    return r < 0 ? terok_error_prefix(err, "restoring '%.300s' in '%s'", backup, repo) : r;
 }
 
 int gate_backups_prune(gate *g, const char *repo, int64_t older_than_seconds, uint64_t *ret_pruned,
@@ -393,7 +393,7 @@ int gate_backups_prune(gate *g, const char *repo, int64_t older_than_seconds, ui
         return terok_error_set(err, -EINVAL, "a negative age");
     r = gate_ctl(g, TEROK_GATE_CTL_BACKUPS_PRUNE, &p, err);
     if (r < 0)
-        return terok_error_prefix(err, "gate: pruning backups of '%s'", repo);
+        return terok_error_prefix(err, "pruning backups of '%s'", repo);
     if (ret_pruned)
         *ret_pruned = p.ret_pruned;
     return r;

@@ -324,6 +324,8 @@ static int gg_repo_create(void *state, const terok_gate_repo_spec *spec, terok_e
     if (rename(tmp, path) < 0) {
         r = negative_errno();
         (void)gg_rmtree(tmp);
+        if (r == -ENOTEMPTY || r == -EEXIST)
+            return gg_repo_create(state, spec, err); /* made concurrently: same spec is fine */
         return terok_perr(err, r == -ENOTEMPTY || r == -EEXIST ? -EEXIST : r,
                           "gate: cannot create project '%s': %s", gg_quote(spec->name, q),
                           strerror(-r));
@@ -604,6 +606,14 @@ static int gg_grant(void *state, const char *container, const char *repo, uint32
         goto fail;
     git_repository_free(TAKE_PTR(task));
     if (rename(tmp, path) < 0) {
+        if (errno == ENOTEMPTY || errno == EEXIST) {
+            /* A concurrent grant made the view first: keep its, set the rights. */
+            const char *kv[] = {"terok.rights", rights_s, NULL};
+            (void)gg_rmtree(tmp);
+            if ((r = gg_open_task(g, container, repo, &task, err)) < 0)
+                return r;
+            return set_config(task, kv, err);
+        }
         r = terok_perr(err, negative_errno(), "gate: creating the view of '%s' for '%s': %s",
                        gg_quote(repo, q), container, strerror(errno));
         goto fail;

@@ -17,12 +17,10 @@
 static int base_of(git_repository *mirror, const char *branch, git_oid *ret, bool *ret_same,
                    char **ret_name)
 {
-    _cleanup_free_ char *same = NULL, *def = NULL, *defbr = gg_repo_meta(mirror, "branch");
-    bool remote = gg_repo_meta(mirror, "upstream") != NULL;
-    const char *ns = remote ? GG_UPSTREAM_NS : "refs/heads/";
-    char *up = gg_repo_meta(mirror, "upstream");
+    _cleanup_free_ char *same = NULL, *def = NULL, *defbr = gg_repo_meta(mirror, "branch"),
+                        *up = gg_repo_meta(mirror, "upstream");
+    const char *ns = up ? GG_UPSTREAM_NS : "refs/heads/";
 
-    free(up);
     *ret_same = false;
     if (asprintf(&same, "%s%s", ns, branch) < 0)
         return -ENOMEM;
@@ -337,7 +335,7 @@ int gg_forward(void *state, const char *container, const char *repo, const char 
         asprintf(&pushspec, "%s%s:%s", force ? "+" : "", src, upref) < 0)
         return -ENOMEM;
     /* The upstream's current tip of the target branch, with its objects, into the snapshot. */
-    if (git_remote_create_anonymous(&fetch_remote, mirror, url) < 0)
+    if (gg_remote_new(&fetch_remote, mirror, url) < 0)
         return gg_git_fail(err, -EINVAL, "gate: upstream '%s'", gg_quote(url, q));
     gg_remote_callbacks(&fo.callbacks, &ctx);
     fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
@@ -379,7 +377,7 @@ int gg_forward(void *state, const char *container, const char *repo, const char 
                 return r;
         }
     }
-    if (git_remote_create_anonymous(&push_remote, task, url) < 0)
+    if (gg_remote_new(&push_remote, task, url) < 0)
         return gg_git_fail(err, -EINVAL, "gate: upstream '%s'", gg_quote(url, q));
     pc.ctx = ctx;
     pc.ctx.attempts = 0;

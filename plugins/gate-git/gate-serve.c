@@ -477,9 +477,13 @@ int gg_serve(void *state, const terok_gate_http *req, terok_error *err)
         return terok_perr(err, -E2BIG, "gate: request has fields this plugin lacks");
     if (!req->read_body || !req->write_head || !req->write_body)
         return terok_perr(err, -EINVAL, "gate: request without I/O callbacks");
-    if ((r = gg_check_container(req->container, err)) < 0 ||
-        (r = gg_check_repo(req->repo, err)) < 0)
-        return r;
+    /* A name the core should have refused: answer 400 rather than fail. */
+    if (gg_check_container(req->container, NULL) < 0 || gg_check_repo(req->repo, NULL) < 0) {
+        char q1[200], q2[200];
+        terok_plog(TEROK_LOG_WARNING, "refused a request for task '%s', repo '%s': bad name",
+                   gg_quote(req->container, q1), gg_quote(req->repo, q2));
+        return respond(req, 400, "bad repository name\n");
+    }
     if (classify(req, &s, &reason, &status) < 0)
         return respond(req, status, reason);
     if (req->git_protocol && *req->git_protocol && !protocol_is_valid(req->git_protocol))

@@ -86,6 +86,8 @@ typedef struct gg_remote_ctx {
     int attempts;
 } gg_remote_ctx;
 void gg_remote_callbacks(git_remote_callbacks *cb, gg_remote_ctx *ctx);
+/* An anonymous remote for url on repo, with no URL rewriting from any config. */
+int gg_remote_new(git_remote **ret, git_repository *repo, const char *url);
 /* Whether the repo's upstream needs a credential that was not lent (fail closed). */
 int gg_need_credential(gg *g, const char *repo, git_repository *mirror, terok_error *err);
 

@@ -6,6 +6,7 @@
  * operator applies it. Every ref update is a compare-and-swap against the tip we read, so a
  * concurrent update wins; every destructive change is preceded by a backup ref. Upstream
  * credentials are only those the core lent for this call, never the operator's own. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/file.h>
@@ -101,7 +102,7 @@ int gg_fetch_upstream(gg *g, const char *repo, git_repository *mirror, const cha
     if (!deleted)
         return -ENOMEM;
     git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
-    if (git_remote_create_anonymous(&remote, mirror, url) < 0)
+    if (gg_remote_new(&remote, mirror, url) < 0)
         return gg_git_fail(err, -EINVAL, "gate: upstream '%s'", gg_quote(url, q));
     gg_remote_callbacks(&fo.callbacks, &ctx);
     fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE; /* tags only through our refspec */
@@ -259,14 +260,98 @@ static int head_oid(git_repository *repo, const char *branch, git_oid *ret)
     return git_reference_name_to_id(ret, repo, name) == 0 ? 1 : 0;
 }
 
+/* Carry what sync applied to the mirror into every task view of the project, where the task
+ * has not moved the branch itself: a branch the task never had is created, one still at the
+ * mirror's old tip is fast-forwarded (compare-and-swap). A branch the task pushed to is left
+ * alone. */
+static void refresh_tasks(gg *g, const char *repo, json_object *applied, terok_gate_json_cb cb,
+                          void *ud)
+{
+    _cleanup_free_ char *dir = NULL;
+    struct dirent **names = NULL;
+    int n;
+
+    if (json_object_object_length(applied) == 0 || asprintf(&dir, "%s/tasks", g->root) < 0)
+        return;
+    n = scandir(dir, &names, NULL, alphasort);
+    for (int i = 0; i < n; i++) {
+        const char *task = names[i]->d_name;
+        git_repository *t = NULL;
+
+        if (task[0] != '.' && gg_check_container(task, NULL) == 0 &&
+            gg_open_task(g, task, repo, &t, NULL) == 0 && gg_task_rights(t)) {
+            json_object_object_foreach(applied, branch, rec)
+            {
+                _cleanup_free_ char *name = NULL;
+                git_reference *out = NULL;
+                git_oid old, new, cur;
+                bool has_old = false;
+                int c = -1;
+                json_object *v;
+
+                if (asprintf(&name, "refs/heads/%s", branch) < 0 ||
+                    !json_object_object_get_ex(rec, "new", &v) ||
+                    git_oid_fromstr(&new, json_object_get_string(v)) < 0)
+                    continue;
+                if (json_object_object_get_ex(rec, "old", &v) && v &&
+                    git_oid_fromstr(&old, json_object_get_string(v)) == 0)
+                    has_old = true;
+                if (git_reference_name_to_id(&cur, t, name) < 0)
+                    c = has_old ? -1
+                                : git_reference_create(&out, t, name, &new, 0,
+                                                       "terok: sync from upstream");
+                else if (has_old && git_oid_equal(&cur, &old))
+                    c = git_reference_create_matching(&out, t, name, &new, 1, &old,
+                                                      "terok: sync from upstream");
+                git_reference_free(out);
+                if (c == 0 && cb) {
+                    json_object *o = record(branch, has_old ? "task-fast-forward" : "task-create",
+                                            has_old ? &old : NULL, &new, NULL);
+                    json_object_object_add(o, "task", json_object_new_string(task));
+                    (void)gg_emit(cb, ud, o);
+                }
+            }
+        }
+        git_repository_free(t);
+        free(names[i]);
+    }
+    free(names);
+}
+
+/* A mirror HEAD naming a branch the mirror does not have (an empty upstream at create, a branch
+ * since deleted) follows the upstream's default branch once the mirror has it. A HEAD that
+ * resolves is the operator's and is left alone. */
+static void heal_head(git_repository *mirror, const char *up_head, terok_gate_json_cb cb, void *ud)
+{
+    _cleanup_(git_reference_freep) git_reference *h = NULL, *out = NULL;
+    _cleanup_free_ char *target = NULL;
+    git_oid tmp;
+
+    if (!up_head || git_reference_lookup(&h, mirror, "HEAD") < 0 ||
+        git_reference_type(h) != GIT_REFERENCE_SYMBOLIC ||
+        git_reference_name_to_id(&tmp, mirror, git_reference_symbolic_target(h)) == 0 ||
+        asprintf(&target, "refs/heads/%s", up_head) < 0 ||
+        git_reference_name_to_id(&tmp, mirror, target) < 0)
+        return;
+    if (git_reference_symbolic_create(&out, mirror, "HEAD", target, 1, "terok: heal HEAD") == 0) {
+        git_config *cfg = NULL;
+        if (git_repository_config(&cfg, mirror) == 0) {
+            (void)git_config_set_string(cfg, "terok.branch", up_head);
+            git_config_free(cfg);
+        }
+        (void)gg_emit(cb, ud, record(up_head, "head", NULL, &tmp, "HEAD follows the upstream's"));
+    }
+}
+
 int gg_sync(void *state, const char *repo, terok_gate_json_cb cb, void *ud, terok_error *err)
 {
     gg *g = state;
     _cleanup_(git_repository_freep) git_repository *mirror = NULL;
     _cleanup_(json_object_putp) json_object *deleted = NULL, *old_pending = NULL,
-                                            *pending = json_object_new_object();
+                                            *pending = json_object_new_object(),
+                                            *applied = json_object_new_object();
     _cleanup_(git_reference_iterator_freep) git_reference_iterator *it = NULL;
-    _cleanup_free_ char *url = NULL;
+    _cleanup_free_ char *url = NULL, *up_head = NULL;
     _cleanup_close_ int lockfd = -EBADF;
     git_reference *ref;
     int r;
@@ -282,7 +367,7 @@ int gg_sync(void *state, const char *repo, terok_gate_json_cb cb, void *ud, tero
         return r;
     if ((lockfd = lock_mirror(mirror, err)) < 0)
         return lockfd;
-    if ((r = gg_fetch_upstream(g, repo, mirror, url, &deleted, NULL, err)) < 0)
+    if ((r = gg_fetch_upstream(g, repo, mirror, url, &deleted, &up_head, err)) < 0)
         return r;
     old_pending = pending_load(mirror);
     if (git_reference_iterator_glob_new(&it, mirror, GG_UPSTREAM_NS "*") < 0)
@@ -305,6 +390,8 @@ int gg_sync(void *state, const char *repo, terok_gate_json_cb cb, void *ud, tero
             c = git_reference_create(&out, mirror, name, up, 0, "terok: sync create");
             rec = c == 0 ? record(branch, "create", NULL, up, NULL)
                          : record(branch, "skipped", NULL, up, "created concurrently");
+            if (c == 0)
+                json_object_object_add(applied, branch, record(branch, "create", NULL, up, NULL));
         } else if (git_oid_equal(&gate, up)) {
             rec = NULL; /* in sync */
         } else if (git_graph_descendant_of(mirror, up, &gate) == 1) {
@@ -313,6 +400,9 @@ int gg_sync(void *state, const char *repo, terok_gate_json_cb cb, void *ud, tero
             rec = c == 0 ? record(branch, "fast-forward", &gate, up, NULL)
                          : record(branch, "skipped", &gate, up,
                                   "the branch changed concurrently; the concurrent update wins");
+            if (c == 0)
+                json_object_object_add(applied, branch,
+                                       record(branch, "fast-forward", &gate, up, NULL));
         } else if (git_graph_descendant_of(mirror, &gate, up) == 1) {
             rec = record(branch, "gate-ahead", &gate, up, "the gate has commits upstream lacks");
         } else {
@@ -332,12 +422,10 @@ int gg_sync(void *state, const char *repo, terok_gate_json_cb cb, void *ud, tero
     json_object_object_foreach(old_pending, b0, v0)
     {
         json_object *kind;
-        git_oid gate;
         if (json_object_object_get_ex(v0, "kind", &kind) &&
             streq(json_object_get_string(kind), "upstream-delete") &&
             !json_object_object_get_ex(deleted, b0, NULL))
             json_object_object_add(deleted, b0, json_object_new_string(""));
-        (void)gate;
     }
     json_object_object_foreach(deleted, branch, v)
     {
@@ -378,6 +466,8 @@ int gg_sync(void *state, const char *repo, terok_gate_json_cb cb, void *ud, tero
                 git_reference_free(ref);
             }
     }
+    refresh_tasks(g, repo, applied, cb, ud);
+    heal_head(mirror, up_head, cb, ud);
     return pending_save(mirror, pending, err);
 }
 
@@ -470,8 +560,9 @@ int gg_pending_apply(void *state, const char *repo, const char *ref, terok_error
                           gg_quote(branch, q));
     if (r < 0)
         return gg_git_fail(err, -EIO, "gate: applying '%s'", branch);
-    json_object_object_del(pending, branch);
+    /* kind points into the entry: log before the entry goes. */
     terok_plog(TEROK_LOG_NOTICE, "applied %s of '%s' in '%s' (backup %s)", kind, branch, repo,
                backup);
+    json_object_object_del(pending, branch);
     return pending_save(mirror, pending, err);
 }

@@ -348,3 +348,15 @@ int gg_check_url(const char *url, terok_error *err)
                           gg_quote(url, q));
     return 0;
 }
+
+int gg_remote_new(git_remote **ret, git_repository *repo, const char *url)
+{
+    git_remote_create_options o;
+
+    /* Anonymous, and without url.*.insteadOf rewriting: the URL the operator gave is the URL
+     * used. (It also keeps libgit2 1.5 away from its leaking regex path for config matching.) */
+    git_remote_create_options_init(&o, GIT_REMOTE_CREATE_OPTIONS_VERSION);
+    o.repository = repo;
+    o.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+    return git_remote_create_with_opts(ret, url, &o);
+}

@@ -451,6 +451,16 @@ Test(cli_gate, vault_credential_reaches_the_upstream_and_nothing_else)
     cr_expect(eq(int, r.exit_code, 4), "%s", r.err);
     cr_expect(contains(r.err, "'upstream-token'"), "%s", r.err);
     cli_result_done(&r);
+    /* A wrong credential: refused by the upstream, and not repeated in the message. */
+    r = test_cli("wrong-token-xyz", (const char *const[]){"vault", "add", "upstream-token", NULL});
+    cr_assert(eq(int, r.exit_code, 0), "%s", r.err);
+    cli_result_done(&r);
+    r = R("gate", "add", "proj", "--upstream", url, "--credential", "upstream-token");
+    cr_expect(eq(int, r.exit_code, 1), "%s", r.err);
+    cr_expect(contains(r.err, "refused the lent credential"), "%s", r.err);
+    cr_expect(contains(r.err, "wrong-token-xyz") + contains(r.out, "wrong-token-xyz") == 0, "%s",
+              r.err);
+    cli_result_done(&r);
     r = test_cli(token, (const char *const[]){"vault", "add", "upstream-token", NULL});
     cr_assert(eq(int, r.exit_code, 0), "%s", r.err);
     cli_result_done(&r);
@@ -486,6 +496,7 @@ Test(cli_gate, vault_credential_reaches_the_upstream_and_nothing_else)
     }
     cr_expect(contains(log, "POST git-receive-pack proto= enc= status=200 auth=ok"), "%s", log);
     cr_expect(contains(log, "auth=missing status=401"), "anon sent nothing: %s", log);
+    cr_expect(contains(log, "auth=wrong status=401"), "the wrong token was tried once: %s", log);
     /* The token is nowhere on disk in the gate's state in clear. */
     {
         const char *argv[] = {"grep", "-r", "-l", token, state_dir(), NULL};

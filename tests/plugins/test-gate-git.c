@@ -10,6 +10,7 @@
 #include <json-c/json.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "gate/http-harness.h"
@@ -831,6 +832,12 @@ Test(gate, unreachable_upstream_is_a_clear_error_and_leaves_the_mirror_alone)
     terok_error_clear(&err);
     refs_after = GIT("--git-dir", mirror_dir("proj"), "for-each-ref");
     cr_expect_str_eq(refs_after, refs_before);
+    /* Forward to it: the same clear error, nothing changed. */
+    grant("task-a", "proj", TEROK_GATE_READ | TEROK_GATE_WRITE);
+    cr_expect(O->forward(S, "task-a", "proj", "main", NULL, 0, &err) < 0);
+    cr_expect(strstr(terok_error_message(&err), upbare) != NULL, "names the URL: %s",
+              terok_error_message(&err));
+    terok_error_clear(&err);
     /* Creating from an unreachable upstream leaves nothing behind. */
     {
         terok_gate_repo_spec spec = {.struct_size = sizeof spec,
@@ -1087,17 +1094,19 @@ Test(gate, hostile_requests_get_http_errors)
              "gzip'",
              "not gzip at all"},
             {"GET", "HEAD", "", ""},
+            {"GET", "../../../etc.git/info/refs?service=git-upload-pack", "--path-as-is", ""},
+            {"GET", "../UP.git/info/refs?service=git-upload-pack", "--path-as-is", ""},
         };
-        const int want[] = {403, 403, 415, 400, 415, 400, 404};
+        const int want[] = {403, 403, 415, 400, 415, 400, 404, 400, 400};
         for (size_t i = 0; i < ELEMENTSOF(reqs); i++) {
             const char *argv[] = {"sh", "-c", cmd, NULL};
             cli_result r;
             char expect[16];
-            snprintf(
-                cmd, sizeof cmd,
-                "curl -s -o /dev/null -w '%%{http_code}' -X %s %s %s%s%s '%s/task-a/proj.git/%s'",
-                reqs[i][0], reqs[i][2], reqs[i][3][0] ? "--data-binary '" : "", reqs[i][3],
-                reqs[i][3][0] ? "'" : "", base, reqs[i][1]);
+            snprintf(cmd, sizeof cmd,
+                     "curl -s -o /dev/null -w '%%{http_code}' -X %s %s %s%s%s '%s/task-a/%s%s'",
+                     reqs[i][0], reqs[i][2], reqs[i][3][0] ? "--data-binary '" : "", reqs[i][3],
+                     reqs[i][3][0] ? "'" : "", base,
+                     strncmp(reqs[i][1], "../", 3) != 0 ? "proj.git/" : "", reqs[i][1]);
             r = test_run(NULL, argv);
             snprintf(expect, sizeof expect, "%d", want[i]);
             cr_expect_str_eq(r.out, expect, "%s", cmd);
@@ -1107,4 +1116,194 @@ Test(gate, hostile_requests_get_http_errors)
     gate_srv_stop(&srv);
     log = slurp(test_path("srv.log"));
     cr_expect(strstr(log, "status=200") == NULL, "log: %s", log);
+}
+
+Test(gate, operator_policy_limits_pushes)
+{
+    const char *cfg = test_write_config(
+        "[gate.git]\nmax-push-size = 256K\nallow-force-push = no\nallow-delete = no\n");
+    _cleanup_free_ char *u = NULL, *e1 = NULL, *e2 = NULL, *e3 = NULL, *tip = NULL, *after = NULL,
+                        *log = NULL;
+    char w[1200], path[1300];
+    unsigned char buf[65536];
+    FILE *f;
+    int rnd;
+
+    create_repo("proj", make_upstream("proj", 1, NULL), NULL);
+    grant("task-a", "proj", TEROK_GATE_READ | TEROK_GATE_WRITE);
+    gate_srv_start_config(&srv, so_path, state_dir, "task-a=rw", test_path("srv.log"), cfg);
+    cr_assert(asprintf(&u, "http://127.0.0.1:%d/task-a/proj.git", srv.port) > 0);
+    snprintf(w, sizeof w, "%s/clone", test_tmp);
+    free(GIT("clone", "-q", u, w));
+    /* A small push is fine. */
+    free(GIT("-C", w, "checkout", "-q", "-b", "topic"));
+    commit_file(w, "small.txt", "small\n", "small");
+    free(GIT("-C", w, "push", "-q", "origin", "topic"));
+    tip = rev(task_dir("task-a", "proj"), "refs/heads/topic");
+    /* Rewriting or deleting it is refused by policy. */
+    free(GIT("-C", w, "commit", "-q", "--amend", "-m", "rewritten"));
+    e1 = GIT_FAILS("-C", w, "push", "-q", "--force", "origin", "topic");
+    e2 = GIT_FAILS("-C", w, "push", "-q", "origin", "--delete", "topic");
+    after = rev(task_dir("task-a", "proj"), "refs/heads/topic");
+    cr_expect_str_eq(after, tip, "force (%s) and delete (%s) refused", e1, e2);
+    /* A pack over max-push-size is refused. */
+    snprintf(path, sizeof path, "%s/blob.bin", w);
+    f = fopen(path, "w");
+    rnd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    cr_assert(f != NULL && rnd >= 0);
+    for (int i = 0; i < 8; i++) {
+        cr_assert(read(rnd, buf, sizeof buf) == (ssize_t)sizeof buf);
+        fwrite(buf, 1, sizeof buf, f);
+    }
+    fclose(f);
+    close(rnd);
+    free(GIT("-C", w, "checkout", "-q", "-b", "big"));
+    free(GIT("-C", w, "add", "blob.bin"));
+    free(GIT("-C", w, "commit", "-q", "-m", "big"));
+    e3 = GIT_FAILS("-C", w, "push", "-q", "origin", "big");
+    {
+        _cleanup_free_ char *big = rev(task_dir("task-a", "proj"), "refs/heads/big");
+        cr_expect_str_eq(big, "", "oversized push refused: %s", e3);
+    }
+    gate_srv_stop(&srv);
+    log = slurp(test_path("srv.log"));
+    cr_expect(strstr(log, "config failed") == NULL, "%s", log);
+}
+
+Test(gate, sync_carries_upstream_news_into_task_views_the_task_left_alone)
+{
+    char *upwork = NULL, w[1200];
+    records rs = {json_object_new_array()};
+    terok_error err = TEROK_ERROR_INIT;
+    _cleanup_free_ char *a_main = NULL, *up_main = NULL;
+    char upbare[1200];
+
+    create_repo("proj", make_upstream("proj", 2, &upwork), NULL);
+    snprintf(upbare, sizeof upbare, "%s/up/proj.git", test_tmp);
+    grant("task-a", "proj", TEROK_GATE_READ | TEROK_GATE_WRITE);
+    grant("task-b", "proj", TEROK_GATE_READ | TEROK_GATE_WRITE);
+    /* task-a commits on main in its own view. */
+    snprintf(w, sizeof w, "%s/a-work", test_tmp);
+    free(GIT("clone", "-q", task_dir("task-a", "proj"), w));
+    commit_file(w, "a.txt", "a\n", "task a on main");
+    free(GIT("-C", w, "push", "-q", "origin", "main"));
+    a_main = rev(task_dir("task-a", "proj"), "refs/heads/main");
+    /* Upstream moves main and adds a branch. */
+    commit_file(upwork, "u.txt", "u\n", "upstream moves on");
+    free(GIT("-C", upwork, "branch", "fresh"));
+    free(GIT("-C", upwork, "push", "-q", "origin", "main", "fresh"));
+    up_main = rev(upbare, "refs/heads/main");
+    terok_assert_ok(O->sync(S, "proj", collect, &rs, &err), &err);
+    {
+        _cleanup_free_ char *b_main = rev(task_dir("task-b", "proj"), "refs/heads/main"),
+                            *a_now = rev(task_dir("task-a", "proj"), "refs/heads/main"),
+                            *a_fresh = rev(task_dir("task-a", "proj"), "refs/heads/fresh"),
+                            *b_fresh = rev(task_dir("task-b", "proj"), "refs/heads/fresh");
+        cr_expect_str_eq(b_main, up_main, "task-b never touched main: fast-forwarded");
+        cr_expect_str_eq(a_now, a_main, "task-a's own main is left alone");
+        cr_expect_str_eq(a_fresh, up_main);
+        cr_expect_str_eq(b_fresh, up_main);
+    }
+    {
+        json_object *r = find_rec(rs.arr, "action", "task-fast-forward");
+        cr_assert(r != NULL, "%s", json_object_to_json_string(rs.arr));
+        cr_expect_str_eq(jstr(r, "task"), "task-b");
+    }
+    free(upwork);
+    json_object_put(rs.arr);
+}
+
+Test(gate, hooks_in_a_repository_never_run)
+{
+    const char *base;
+    _cleanup_free_ char *u = NULL;
+    char w[1200], hook[1300], marker[1200], script[1600];
+    struct stat st;
+    FILE *f;
+
+    create_repo("proj", make_upstream("proj", 1, NULL), NULL);
+    grant("task-a", "proj", TEROK_GATE_READ | TEROK_GATE_WRITE);
+    /* Hooks planted in the view itself (as if something had written them there). */
+    snprintf(marker, sizeof marker, "%s/hook-ran", test_tmp);
+    snprintf(script, sizeof script, "#!/bin/sh\ntouch '%s'\n", marker);
+    for (size_t i = 0; i < 3; i++) {
+        static const char *const names[] = {"pre-receive", "post-receive", "update"};
+        snprintf(hook, sizeof hook, "%s/hooks/%s", task_dir("task-a", "proj"), names[i]);
+        f = fopen(hook, "w");
+        cr_assert(f != NULL, "%s", hook);
+        fputs(script, f);
+        fclose(f);
+        chmod(hook, 0755);
+    }
+    base = start_server("task-a=rw");
+    u = url_of(base, "task-a", "proj");
+    snprintf(w, sizeof w, "%s/clone", test_tmp);
+    free(GIT("clone", "-q", u, w));
+    commit_file(w, "h.txt", "h\n", "push past the hooks");
+    free(GIT("-C", w, "push", "-q", "origin", "main"));
+    gate_srv_stop(&srv);
+    cr_expect(stat(marker, &st) < 0, "a repository hook ran");
+}
+
+Test(gate, concurrent_grants_of_one_view_all_succeed)
+{
+    pid_t kids[4];
+    int ok = 0;
+
+    create_repo("proj", make_upstream("proj", 1, NULL), NULL);
+    for (size_t i = 0; i < ELEMENTSOF(kids); i++) {
+        kids[i] = fork();
+        cr_assert(kids[i] >= 0);
+        if (kids[i] == 0) {
+            terok_error err = TEROK_ERROR_INIT;
+            void *st = NULL;
+            if (O->open(P, NULL, &st, &err) < 0 ||
+                O->grant(st, "task-a", "proj", TEROK_GATE_READ | TEROK_GATE_WRITE, &err) < 0)
+                _exit(1);
+            _exit(0);
+        }
+    }
+    for (size_t i = 0; i < ELEMENTSOF(kids); i++) {
+        int st = 0;
+        waitpid(kids[i], &st, 0);
+        ok += WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    }
+    cr_expect(eq(int, ok, 4));
+    {
+        _cleanup_free_ char *m = rev(task_dir("task-a", "proj"), "refs/heads/main"),
+                            *mm = rev(mirror_dir("proj"), "refs/heads/main");
+        cr_expect_str_eq(m, mm);
+    }
+}
+
+Test(gate, sync_heals_a_dangling_head_to_the_upstream_default)
+{
+    char *upwork = NULL, upbare[1200];
+    records rs = {json_object_new_array()};
+    terok_error err = TEROK_ERROR_INIT;
+    records list = {json_object_new_array()};
+
+    /* Created from an empty upstream: HEAD names main, which does not exist yet. */
+    create_repo("proj", make_upstream("proj", 0, &upwork), NULL);
+    snprintf(upbare, sizeof upbare, "%s/up/proj.git", test_tmp);
+    free(GIT("-C", upwork, "checkout", "-q", "-b", "trunk"));
+    commit_file(upwork, "t.txt", "t\n", "on trunk");
+    free(GIT("-C", upwork, "push", "-q", "origin", "trunk"));
+    free(GIT("--git-dir", upbare, "symbolic-ref", "HEAD", "refs/heads/trunk"));
+    terok_assert_ok(O->sync(S, "proj", collect, &rs, &err), &err);
+    cr_expect(find_rec(rs.arr, "action", "head") != NULL, "%s", json_object_to_json_string(rs.arr));
+    {
+        _cleanup_free_ char *head = GIT("--git-dir", mirror_dir("proj"), "symbolic-ref", "HEAD");
+        cr_expect_str_eq(head, "refs/heads/trunk");
+    }
+    terok_assert_ok(O->repo_list(S, collect, &list, &err), &err);
+    cr_expect_str_eq(jstr(json_object_array_get_idx(list.arr, 0), "branch"), "trunk");
+    /* A resolving HEAD is left alone by the next sync. */
+    json_object_put(rs.arr);
+    rs.arr = json_object_new_array();
+    terok_assert_ok(O->sync(S, "proj", collect, &rs, &err), &err);
+    cr_expect(find_rec(rs.arr, "action", "head") == NULL);
+    free(upwork);
+    json_object_put(rs.arr);
+    json_object_put(list.arr);
 }

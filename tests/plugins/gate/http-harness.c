@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "error.h"
 #include "http-harness.h"
 
@@ -199,8 +200,23 @@ void gate_srv_start(gate_srv *s, const char *so, const char *state_dir, const ch
     gate_srv_start_auth(s, so, state_dir, rights, log, NULL);
 }
 
+static void start(gate_srv *s, const char *so, const char *state_dir, const char *rights,
+                  const char *log, const char *auth, const char *config_file);
+
 void gate_srv_start_auth(gate_srv *s, const char *so, const char *state_dir, const char *rights,
                          const char *log, const char *auth)
+{
+    start(s, so, state_dir, rights, log, auth, NULL);
+}
+
+void gate_srv_start_config(gate_srv *s, const char *so, const char *state_dir, const char *rights,
+                           const char *log, const char *config_file)
+{
+    start(s, so, state_dir, rights, log, NULL, config_file);
+}
+
+static void start(gate_srv *s, const char *so, const char *state_dir, const char *rights,
+                  const char *log, const char *auth, const char *config_file)
 {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t al = sizeof a;
@@ -227,7 +243,16 @@ void gate_srv_start_auth(gate_srv *s, const char *so, const char *state_dir, con
             _exit(90);
         p->state_dir = state_dir;
         p->runtime_dir = state_dir;
-        if (p->ops.gate.open(p, NULL, &st, &err) < 0) {
+        if (config_file) {
+            config *cfg = NULL;
+            /* Loaded and validated as the CLI does, so the plugin's declared keys apply. */
+            if (config_load(config_file, NULL, NULL, &cfg, &err) < 0 || config_validate(cfg) > 0) {
+                fprintf(lf, "config failed: %s\n", terok_error_message(&err));
+                _exit(93);
+            }
+            p->config = config_plugin_section(cfg, "gate", "git");
+        }
+        if (p->ops.gate.open(p, p->config, &st, &err) < 0) {
             fprintf(lf, "open failed: %s\n", terok_error_message(&err));
             _exit(91);
         }

@@ -23,4 +23,8 @@ void gate_srv_start(gate_srv *s, const char *so, const char *state_dir, const ch
  * otherwise). The log line says auth=ok|missing|wrong, never the value. */
 void gate_srv_start_auth(gate_srv *s, const char *so, const char *state_dir, const char *rights,
                          const char *log, const char *auth);
+/* Same, opening the plugin with the [gate.git] section of config file `config` (the
+ * operator's policy: max-push-size, allow-force-push, ...). */
+void gate_srv_start_config(gate_srv *s, const char *so, const char *state_dir, const char *rights,
+                           const char *log, const char *config);
 void gate_srv_stop(gate_srv *s);

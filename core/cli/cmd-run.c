@@ -73,6 +73,7 @@ enum {
     OPT_NO_SHIELD,
     OPT_ROUTE,
     OPT_NO_ROUTES,
+    OPT_TOKEN_TTL,
     OPT_SHIELD_ALLOW,
     OPT_SHIELD_DENY,
     OPT_JSON,
@@ -130,6 +131,8 @@ static void help(const char *cmd)
            "      --route NAME           wire only this broker route (repeatable; default:\n"
            "                             every [route.*] in the config)\n"
            "      --no-routes            wire no broker route: no phantom tokens\n"
+           "      --token-ttl DURATION   phantom tokens expire after DURATION (e.g. 8h;\n"
+           "                             default: valid until rm)\n"
            "  -h, --help                 show this help\n");
 }
 
@@ -209,6 +212,7 @@ static int parse(cli *c, const char *cmd, int argc, char **argv, run_opts *o)
         {"no-shield", no_argument, NULL, OPT_NO_SHIELD},
         {"route", required_argument, NULL, OPT_ROUTE},
         {"no-routes", no_argument, NULL, OPT_NO_ROUTES},
+        {"token-ttl", required_argument, NULL, OPT_TOKEN_TTL},
         {"allow", required_argument, NULL, OPT_SHIELD_ALLOW},
         {"deny", required_argument, NULL, OPT_SHIELD_DENY},
         {"tty", no_argument, NULL, 't'},
@@ -373,6 +377,20 @@ static int parse(cli *c, const char *cmd, int argc, char **argv, run_opts *o)
         case OPT_NO_ROUTES:
             r->no_routes = true;
             break;
+        case OPT_TOKEN_TTL: {
+            int64_t ms;
+            /* whole seconds: tokens expire on the second (tokens.c) */
+            if (parse_duration_ms(optarg, &ms) < 0 || ms < 1000 || ms % 1000 != 0 ||
+                ms > 366LL * 24 * 3600 * 1000) {
+                code = cli_usage_error_pt(c, cmd, pt,
+                                          "invalid --token-ttl '%s': expected a duration in whole "
+                                          "seconds between 1s and 366d, e.g. 90s, 8h",
+                                          optarg);
+                goto out;
+            }
+            r->token_ttl_s = ms / 1000;
+            break;
+        }
         case OPT_SHIELD_ALLOW:
         case OPT_SHIELD_DENY:
             if (isempty(optarg)) {

@@ -80,6 +80,7 @@ typedef struct run_request {
     char **shield_deny;  /* --deny TARGET */
     char **routes;       /* broker routes to wire (NULL: every configured route) */
     bool no_routes;      /* wire no broker route at all */
+    int64_t token_ttl_s; /* phantom tokens expire this long after the run; 0 = until rm */
 } run_request;
 void run_request_init(run_request *r);
 void run_request_done(run_request *r);

@@ -2,6 +2,7 @@
 /* wiring.c: per-container runtime dir, phantom tokens and the vault daemon's socket. */
 #include <sodium.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "broker/routes.h"
 #include "broker/vault-client.h"
@@ -47,8 +48,8 @@ static int make_run_dir(sandbox *s, const char *name, wiring *w, terok_error *er
     return 0;
 }
 
-int wiring_setup(sandbox *s, const char *name, char *const *want, const char *config_file,
-                 wiring *w, terok_error *err)
+int wiring_setup(sandbox *s, const char *name, char *const *want, int64_t token_ttl_s,
+                 const char *config_file, wiring *w, terok_error *err)
 {
     routes rs = {0};
     uint8_t key[TOKEN_KEY_BYTES];
@@ -85,7 +86,8 @@ int wiring_setup(sandbox *s, const char *name, char *const *want, const char *co
 
         if (want && !strv_contains((const char *const *)want, rt->name))
             continue;
-        token_binding b = {TOKEN_KIND_PHANTOM, name, rt->name, 0, 0};
+        token_binding b = {TOKEN_KIND_PHANTOM, name, rt->name, 0,
+                           token_ttl_s > 0 ? (int64_t)time(NULL) + token_ttl_s : 0};
         r = tokens_mint(store_sqlite(st), key, &b, &tok, NULL, err);
         if (r < 0)
             goto fail;

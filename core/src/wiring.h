@@ -15,9 +15,10 @@ typedef struct wiring {
     bool dir_created;
 } wiring;
 
-/* routes: names to wire, or NULL for every configured route. */
-int wiring_setup(sandbox *s, const char *name, char *const *routes, const char *config_file,
-                 wiring *w, terok_error *err);
+/* routes: names to wire, or NULL for every configured route. token_ttl_s: the tokens expire
+ * that many seconds from now (0: valid until revoked or rm). */
+int wiring_setup(sandbox *s, const char *name, char *const *routes, int64_t token_ttl_s,
+                 const char *config_file, wiring *w, terok_error *err);
 /* Undo a setup that did not lead to a container (revoke, close, remove the dir). */
 void wiring_rollback(sandbox *s, const char *name, wiring *w);
 void wiring_done(wiring *w);

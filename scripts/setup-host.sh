@@ -19,6 +19,7 @@ PACKAGES=(
   podman crun uidmap slirp4netns fuse-overlayfs catatonit conmon netavark nftables iproute2
   busybox-static dbus dbus-user-session gnome-keyring libsecret-tools python3-dbusmock
   sqlite3 jq hyperfine util-linux dnsmasq-base
+  openssl python3  # broker-container: the test CA and the HTTPS upstream
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -92,6 +92,9 @@ int vault_client_ensure(sandbox *sb, const char *config_file, terok_error *err)
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, fd, 1);
     posix_spawn_file_actions_adddup2(&fa, fd, 2);
+    /* The daemon outlives us: it must not keep the caller's other descriptors open (a lock
+     * file the caller holds with flock(1), a pipe a script reads our output from). */
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
     posix_spawnattr_init(&attr);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
     r = posix_spawn(&pid, exe, &fa, &attr, (char *const *)argv, environ);

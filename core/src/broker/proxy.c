@@ -716,6 +716,10 @@ static enum MHD_Result begin(req *q, const char *url, const char *version)
     }
     if (url[0] != '/' || !path_ok(url))
         return respond_json(q, 400, "bad-path", "malformed request path");
+    /* RFC 9110 §9.1: the method is a token; libmicrohttpd passes any bytes on */
+    for (const char *m = q->method; *m; m++)
+        if (!isalnum((unsigned char)*m) && !strchr("!#$%&'*+-.^_`|~", *m))
+            return respond_json(q, 400, "bad-method", "malformed request method");
     bool bad_field = false;
     MHD_get_connection_values_n(q->conn, MHD_HEADER_KIND, field_iter, &bad_field);
     if (bad_field)

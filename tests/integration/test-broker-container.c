@@ -291,8 +291,8 @@ Test(broker_container, upstream_gets_the_real_credential_the_container_never_doe
     cr_assert(!has(rec, "terok-p-"), "the phantom token reached the upstream: %s", rec);
     cr_assert(has(rec, "\"/api/echo?probe=1\""), "%s", rec);
 
-    /* the environment of PID 1 (terok-init) and of a process of the task */
-    r = cexec(0, "cat /proc/1/environ; echo; cat /proc/self/environ");
+    /* the environment of every process: PID 1 (terok-init), the task, this exec */
+    r = cexec(0, "for f in /proc/[0-9]*/environ; do cat $f; echo; done | tr '\\000' '\\n'");
     cr_assert_eq(r.exit_code, 0, "%s", r.err);
     cr_assert(has(r.out, "UP_API_KEY=terok-p-"), "the phantom is not in the env: %s", r.out);
     no_secret("the container's environment", r.out);
@@ -510,18 +510,21 @@ Test(broker_container, one_gib_upload_streams_in_bounded_memory, .timeout = 240)
 typedef struct bad_case {
     const char *name;
     const char *req; /* "%T" is replaced by A's token */
-    int status;      /* what the broker answers */
+    int status;      /* what the broker answers; 0: it closes the connection without a word */
 } bad_case;
 
 /* Statuses are the precise ones: 400 for what is malformed, and libmicrohttpd's 413, 414,
- * 431, 501 and 505 where HTTP has a more specific code. */
+ * 431 and 505 where HTTP has a more specific code. Binary bytes without a line get no answer:
+ * libmicrohttpd closes the connection. */
 static const bad_case corpus[] = {
-    {"TLS bytes instead of HTTP", "\x16\x03\x01\x02\x10\x01\x11\x01\xfc\x03\x03\r\n\r\n", 400},
+    {"TLS bytes instead of HTTP", "\x16\x03\x01\x02\x10\x01\x11\x01\xfc\x03\x03\r\n\r\n", 0},
+    {"text that is not HTTP", "hello there, broker\r\n\r\n", 400},
     {"request line without a version", "GET /up/echo\r\n\r\n", 400},
     {"HTTP/0.9 request", "GET /up/echo\r\n", 400},
     {"unknown HTTP version", "GET /up/echo HTTP/9.9\r\nHost: b\r\n\r\n", 505},
     {"header line without a colon", "GET /up/echo HTTP/1.1\r\nHost: b\r\nNoColon\r\n\r\n", 400},
-    {"invalid characters in the method", "G(T /up/echo HTTP/1.1\r\nHost: b\r\n\r\n", 501},
+    {"invalid characters in the method",
+     "G(T /up/echo HTTP/1.1\r\nHost: b\r\nx-api-key: %T\r\n\r\n", 400},
     {"HTTP/1.1 without Host", "GET /up/echo HTTP/1.1\r\nx-api-key: %T\r\n\r\n", 400},
     {"bad chunk size",
      "POST /up/echo HTTP/1.1\r\nHost: b\r\nx-api-key: %T\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -632,8 +635,8 @@ Test(broker_container, malformed_requests_get_the_right_status_and_the_daemon_ke
         _cleanup_free_ char *req = build_case(&corpus[i], &len);
 
         raw(sock_of(0), req, len, out, sizeof out);
-        cr_expect_eq(status_of(out), corpus[i].status, "%s: expected %d, got: %.200s",
-                     corpus[i].name, corpus[i].status, out);
+        cr_expect_eq(corpus[i].status ? status_of(out) : (int)strlen(out), corpus[i].status,
+                     "%s: expected %d, got: %.200s", corpus[i].name, corpus[i].status, out);
         no_secret(corpus[i].name, out);
         /* ... and a valid request right after is served */
         raw(sock_of(0), ok, strlen(ok), out, sizeof out);
@@ -967,20 +970,19 @@ static void world_teardown(void)
     cli_result_done(&r);
 }
 
-int main(int argc, char *argv[])
+/* BoxFort runs each test in a fresh exec of this binary and patches `main` to jump to the
+ * test instead: it finds it in the dynamic symbol table, so main must be exported (the build
+ * hides symbols by default). Only the runner gets here. */
+__attribute__((visibility("default"))) int main(int argc, char *argv[]);
+__attribute__((visibility("default"))) int main(int argc, char *argv[])
 {
     struct criterion_test_set *tests = criterion_initialize();
-    /* BoxFort runs each test in a fresh exec of this binary, through this main() again: only
-     * the runner (no BXFI_MAP in its environment) builds and removes the world. */
-    bool runner = !getenv("BXFI_MAP");
     int result = 0;
 
     if (criterion_handle_args(argc, argv, true)) {
-        if (runner)
-            world_setup();
+        world_setup();
         result = !criterion_run_all_tests(tests);
-        if (runner)
-            world_teardown();
+        world_teardown();
     }
     criterion_finalize(tests);
     return result;

@@ -100,6 +100,8 @@ Test(cli_container, usage_errors)
          "invalid --token-ttl 'soon': expected a duration"},
         {{"create", "--token-ttl", "1500ms", "img"}, 2, "invalid --token-ttl '1500ms'"},
         {{"run", "-d", "--token-ttl", "0s"}, 2, "invalid --token-ttl '0s'"},
+        {{"vault", "audit", "--limit", "0"}, 2, "invalid --limit '0': expected 1 to 1000000"},
+        {{"vault", "audit", "--container", "../x"}, 2, "invalid container name '../x'"},
         {{"exec", "onlyname", NULL}, 125, "a container NAME and a COMMAND are required"},
         {{"rm", NULL}, 2, "terok-sandbox rm: a container NAME is required"},
         {{"stop", "-t", "x", "c"}, 2, "invalid value 'x' for --time"},

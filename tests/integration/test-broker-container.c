@@ -16,6 +16,7 @@
  * vault.sock. Every CLI call is bounded by timeout(1). Run it under the Podman lock. */
 #include <criterion/criterion.h>
 #include <criterion/options.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -965,6 +966,32 @@ static void world_teardown(void)
     if (upstream > 0) {
         kill(upstream, SIGKILL);
         waitpid(upstream, NULL, 0);
+    }
+    /* Podman leaves a conmon per exec session that runs `podman container cleanup` against our
+     * storage five minutes later (--exit-delay 300), recreating the directory we remove: stop
+     * every process whose command line names our directory (only ours can) */
+    {
+        DIR *d = opendir("/proc");
+        struct dirent *de;
+
+        while (d && (de = readdir(d))) {
+            char p[64], cmd[8192];
+            int other = atoi(de->d_name), fd;
+            ssize_t n;
+
+            if (other <= 1 || other == getpid())
+                continue;
+            snprintf(p, sizeof p, "/proc/%d/cmdline", other);
+            fd = open(p, O_RDONLY | O_CLOEXEC);
+            if (fd < 0)
+                continue;
+            n = read(fd, cmd, sizeof cmd);
+            close(fd);
+            if (n > 0 && memmem(cmd, (size_t)n, W.dir, strlen(W.dir)))
+                kill(other, SIGKILL);
+        }
+        if (d)
+            closedir(d);
     }
     /* the overlay driver leaves its storage mounted: detach every mount under our directory */
     for (int pass = 0; pass < 4; pass++) {

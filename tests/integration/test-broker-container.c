@@ -203,7 +203,7 @@ static size_t raw(const char *sock, const char *req, size_t len, char *out, size
     return got;
 }
 
-/* The upstream's log: every line, or the last record containing `needle`. */
+/* The upstream's log, whole (upstream_log) or its last record containing `needle`. */
 static char *upstream_log(void)
 {
     FILE *f = fopen(wpath("upstream.log"), "re");

@@ -24,6 +24,7 @@ PACKAGES=(
   # ssh tests: ssh-keygen/ssh-add/ssh, an sshd each test starts on a loopback port, socat to
   # reach it from a container over a unix socket
   openssh-client openssh-server socat
+  openssl python3  # broker-container: the test CA and the HTTPS upstream
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

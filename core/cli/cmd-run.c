@@ -77,6 +77,7 @@ enum {
     OPT_NO_ROUTES,
     OPT_REPO,
     OPT_SSH_SCOPE,
+    OPT_TOKEN_TTL,
     OPT_SHIELD_ALLOW,
     OPT_SHIELD_DENY,
     OPT_JSON,
@@ -139,6 +140,8 @@ static void help(const char *cmd)
            "      --no-routes            wire no broker route: no phantom tokens\n"
            "      --ssh-scope SCOPE      offer the SSH keys linked to SCOPE through an agent\n"
            "                             (SSH_AUTH_SOCK=/run/terok/ssh-agent.sock; see 'ssh')\n"
+           "      --token-ttl DURATION   phantom tokens expire after DURATION (e.g. 8h;\n"
+           "                             default: valid until rm)\n"
            "  -h, --help                 show this help\n");
 }
 
@@ -220,6 +223,7 @@ static int parse(cli *c, const char *cmd, int argc, char **argv, run_opts *o)
         {"no-routes", no_argument, NULL, OPT_NO_ROUTES},
         {"repo", required_argument, NULL, OPT_REPO},
         {"ssh-scope", required_argument, NULL, OPT_SSH_SCOPE},
+        {"token-ttl", required_argument, NULL, OPT_TOKEN_TTL},
         {"allow", required_argument, NULL, OPT_SHIELD_ALLOW},
         {"deny", required_argument, NULL, OPT_SHIELD_DENY},
         {"tty", no_argument, NULL, 't'},
@@ -407,6 +411,20 @@ static int parse(cli *c, const char *cmd, int argc, char **argv, run_opts *o)
             }
             r->ssh_scope = optarg;
             break;
+        case OPT_TOKEN_TTL: {
+            int64_t ms;
+            /* whole seconds: tokens expire on the second (tokens.c) */
+            if (parse_duration_ms(optarg, &ms) < 0 || ms < 1000 || ms % 1000 != 0 ||
+                ms > 366LL * 24 * 3600 * 1000) {
+                code = cli_usage_error_pt(c, cmd, pt,
+                                          "invalid --token-ttl '%s': expected a duration in whole "
+                                          "seconds between 1s and 366d, e.g. 90s, 8h",
+                                          optarg);
+                goto out;
+            }
+            r->token_ttl_s = ms / 1000;
+            break;
+        }
         case OPT_SHIELD_ALLOW:
         case OPT_SHIELD_DENY:
             if (isempty(optarg)) {

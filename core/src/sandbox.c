@@ -433,7 +433,7 @@ int sandbox_create(sandbox *s, const run_request *req, sandbox_notes *notes, cha
 
     /* 4. Wire it to the host services: runtime dir, phantom tokens, the broker's socket. */
     r = wiring_setup(s, name, req->no_routes ? (char *[]){NULL} : req->routes, req->repos,
-                     s->config_file, &w, err);
+                     req->token_ttl_s, s->config_file, &w, err);
     if (r < 0) {
         (void)store_container_remove(st, name, NULL);
         if (shielded)

@@ -83,6 +83,7 @@ typedef struct run_request {
     char **repos;        /* gate projects to wire: "project[:ro|:rw]" */
     /* --ssh-scope: the SSH keys linked to it reach the container's agent (NULL: none) */
     const char *ssh_scope;
+    int64_t token_ttl_s; /* phantom tokens expire this long after the run; 0 = until rm */
 } run_request;
 void run_request_init(run_request *r);
 void run_request_done(run_request *r);

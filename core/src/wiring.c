@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <sodium.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "broker/routes.h"
 #include "broker/vault-client.h"
@@ -182,7 +183,7 @@ out:
 }
 
 int wiring_setup(sandbox *s, const char *name, char *const *want, char *const *repos,
-                 const char *config_file, wiring *w, terok_error *err)
+                 int64_t token_ttl_s, const char *config_file, wiring *w, terok_error *err)
 {
     routes rs = {0};
     uint8_t key[TOKEN_KEY_BYTES];
@@ -224,7 +225,8 @@ int wiring_setup(sandbox *s, const char *name, char *const *want, char *const *r
 
         if (want && !strv_contains((const char *const *)want, rt->name))
             continue;
-        token_binding b = {TOKEN_KIND_PHANTOM, name, rt->name, 0, 0};
+        token_binding b = {TOKEN_KIND_PHANTOM, name, rt->name, 0,
+                           token_ttl_s > 0 ? (int64_t)time(NULL) + token_ttl_s : 0};
         r = tokens_mint(store_sqlite(st), key, &b, &tok, NULL, err);
         if (r < 0)
             goto fail;

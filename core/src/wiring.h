@@ -24,9 +24,10 @@ typedef struct wiring {
 } wiring;
 
 /* routes: names to wire, or NULL for every configured route. repos: "project[:ro|:rw]" (default
- * read-only), or NULL. */
+ * read-only), or NULL. token_ttl_s: the phantom tokens expire that many seconds from now (0:
+ * valid until revoked or rm). */
 int wiring_setup(sandbox *s, const char *name, char *const *routes, char *const *repos,
-                 const char *config_file, wiring *w, terok_error *err);
+                 int64_t token_ttl_s, const char *config_file, wiring *w, terok_error *err);
 /* Parse "project[:ro|:rw]": the project (into buf) and TEROK_GATE_READ[|WRITE]. */
 int wiring_parse_repo(const char *arg, char *buf, size_t cap, uint32_t *ret_rights,
                       terok_error *err);

@@ -331,6 +331,7 @@ int vault_daemon_run(sandbox *sb, const vault_daemon_opts *o, terok_error *err)
 {
     vault_daemon d = {.sb = sb};
     _cleanup_free_ char *ctl_path = NULL;
+    const char *ca_file;
     store *st = NULL;
     int r;
 
@@ -356,7 +357,15 @@ int vault_daemon_run(sandbox *sb, const vault_daemon_opts *o, terok_error *err)
         goto out;
     }
     d.hooks = (broker_hooks){hook_check, hook_credential, hook_audit, &d};
-    r = proxy_new(d.loop, &d.routes, &d.hooks, o->ca_file, &d.proxy, err);
+    /* --ca-file wins over [vault] ca-file; an unreadable bundle is an error now, not a TLS
+     * failure on every request later */
+    ca_file = o->ca_file ? o->ca_file : config_get(sb->config, "vault", "ca-file");
+    if (ca_file && *ca_file && access(ca_file, R_OK) < 0) {
+        r = terok_error_set(err, negative_errno(), "cannot read the CA bundle '%s': %s", ca_file,
+                            strerror(errno));
+        goto out;
+    }
+    r = proxy_new(d.loop, &d.routes, &d.hooks, ca_file && *ca_file ? ca_file : NULL, &d.proxy, err);
     if (r < 0)
         goto out;
     r = sshkeys_schema(d.db, err);

@@ -78,3 +78,4 @@ int cmd_plugins(cli *c, int argc, char **argv);
 int cmd_vault(cli *c, int argc, char **argv);
 int cmd_shield(cli *c, int argc, char **argv);
 int cmd_hook(cli *c, int argc, char **argv);
+int cmd_clearance(cli *c, int argc, char **argv);

@@ -303,6 +303,30 @@ static void on_ready(void *ud)
     }
 }
 
+static int detach_stdio(sandbox *sb)
+{
+    _cleanup_free_ char *logdir = NULL, *logpath = NULL;
+    int fd, null;
+
+    if (asprintf(&logdir, "%s/logs", sb->paths.state_dir) < 0 ||
+        asprintf(&logpath, "%s/clearance.log", logdir) < 0 ||
+        mkdir_safe(sb->paths.state_dir, 0700, NULL) < 0 || mkdir_safe(logdir, 0700, NULL) < 0)
+        return -ENOMEM;
+    fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+    null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (fd < 0 || null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(fd, 2) < 0) {
+        int r = negative_errno();
+        if (fd >= 0)
+            close(fd);
+        if (null >= 0)
+            close(null);
+        return r;
+    }
+    close(fd);
+    close(null);
+    return 0;
+}
+
 static int do_serve(cli *c, int argc, char **argv)
 {
     _cleanup_error_ terok_error err = TEROK_ERROR_INIT;
@@ -348,6 +372,9 @@ static int do_serve(cli *c, int argc, char **argv)
         close(p[0]);
         ready_fd = p[1];
         (void)setsid();
+        /* detached: nothing on the caller's terminal or pipes; logs go where `run` puts them */
+        if (detach_stdio(sb) < 0)
+            return EXIT_FAIL;
     }
     o.ready = on_ready;
     o.ready_userdata = &ready_fd;

@@ -19,6 +19,9 @@ PACKAGES=(
   podman crun uidmap slirp4netns fuse-overlayfs catatonit conmon netavark nftables iproute2
   busybox-static dbus dbus-user-session gnome-keyring libsecret-tools python3-dbusmock
   sqlite3 jq hyperfine util-linux dnsmasq-base
+  # ssh tests: ssh-keygen/ssh-add/ssh, an sshd each test starts on a loopback port, socat to
+  # reach it from a container over a unix socket
+  openssh-client openssh-server socat
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -28,6 +31,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup-host: installing ${missing[*]}"
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The tests start their own sshd on a loopback port: a system sshd we just installed is not
+  # wanted (one the operator already had is left alone).
+  if [[ " ${missing[*]} " == *" openssh-server "* ]] && [ -d /run/systemd/system ]; then
+    systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true
+  fi
 fi
 
 # (1) crun refuses cgroup "hybrid mode" while cgroup2 holds a controller (hugetlb on some VMs):

@@ -27,6 +27,7 @@ typedef struct cli {
     bool json;               /* --json given before or after the command */
     sandbox *sandbox;        /* opened on first use */
     const char *argv0;
+    char **argv; /* the process's own argv, for handing a command to terok-sandbox-daemon */
 } cli;
 
 typedef struct cli_command {
@@ -62,6 +63,10 @@ void cli_table_print(cli_table *t);          /* prints and frees */
 int cli_parse_int(cli *c, const char *cmd, const char *opt, const char *s, int64_t min, int64_t max,
                   int64_t *ret);
 
+/* Replace this process with terok-sandbox-daemon running the same command line (the daemons
+ * live there so the CLI loads neither libcurl nor libmicrohttpd). Returns only on failure. */
+int cli_exec_daemon(cli *c);
+
 /* Command groups (one file each). */
 int cmd_run(cli *c, int argc, char **argv);
 int cmd_create(cli *c, int argc, char **argv);
@@ -76,6 +81,7 @@ int cmd_wait(cli *c, int argc, char **argv);
 int cmd_config(cli *c, int argc, char **argv);
 int cmd_plugins(cli *c, int argc, char **argv);
 int cmd_vault(cli *c, int argc, char **argv);
+int cmd_ssh(cli *c, int argc, char **argv);
 int cmd_shield(cli *c, int argc, char **argv);
 int cmd_hook(cli *c, int argc, char **argv);
 int cmd_clearance(cli *c, int argc, char **argv);

@@ -10,6 +10,7 @@
 #include "cli-container.h"
 #include "log.h"
 #include "spec.h"
+#include "sshkeys.h"
 #include "util/strv.h"
 
 /* A string vector that grows geometrically: a command line may carry many -e options. */
@@ -73,6 +74,7 @@ enum {
     OPT_NO_SHIELD,
     OPT_ROUTE,
     OPT_NO_ROUTES,
+    OPT_SSH_SCOPE,
     OPT_SHIELD_ALLOW,
     OPT_SHIELD_DENY,
     OPT_JSON,
@@ -130,6 +132,8 @@ static void help(const char *cmd)
            "      --route NAME           wire only this broker route (repeatable; default:\n"
            "                             every [route.*] in the config)\n"
            "      --no-routes            wire no broker route: no phantom tokens\n"
+           "      --ssh-scope SCOPE      offer the SSH keys linked to SCOPE through an agent\n"
+           "                             (SSH_AUTH_SOCK=/run/terok/ssh-agent.sock; see 'ssh')\n"
            "  -h, --help                 show this help\n");
 }
 
@@ -209,6 +213,7 @@ static int parse(cli *c, const char *cmd, int argc, char **argv, run_opts *o)
         {"no-shield", no_argument, NULL, OPT_NO_SHIELD},
         {"route", required_argument, NULL, OPT_ROUTE},
         {"no-routes", no_argument, NULL, OPT_NO_ROUTES},
+        {"ssh-scope", required_argument, NULL, OPT_SSH_SCOPE},
         {"allow", required_argument, NULL, OPT_SHIELD_ALLOW},
         {"deny", required_argument, NULL, OPT_SHIELD_DENY},
         {"tty", no_argument, NULL, 't'},
@@ -372,6 +377,17 @@ static int parse(cli *c, const char *cmd, int argc, char **argv, run_opts *o)
             break;
         case OPT_NO_ROUTES:
             r->no_routes = true;
+            break;
+        case OPT_SSH_SCOPE:
+            if (!ssh_scope_is_valid(optarg)) {
+                code =
+                    cli_usage_error_pt(c, cmd, pt,
+                                       "invalid --ssh-scope '%s': use [A-Za-z0-9][A-Za-z0-9._-]*, "
+                                       "at most %d",
+                                       optarg, SSH_SCOPE_MAX);
+                goto out;
+            }
+            r->ssh_scope = optarg;
             break;
         case OPT_SHIELD_ALLOW:
         case OPT_SHIELD_DENY:

@@ -25,6 +25,7 @@ static const cli_command commands[] = {
     {"config", cmd_config, "Check or show the configuration"},
     {"plugins", cmd_plugins, "List the plugins in the plugin directory"},
     {"vault", cmd_vault, "Credentials, phantom tokens and the broker daemon"},
+    {"ssh", cmd_ssh, "SSH keys in the vault and the containers' ssh-agent"},
     {"shield", cmd_shield, "Live egress decisions, status and the OCI hooks"},
     {"hook", cmd_hook, "The shield's OCI hook (run by the container engine)"},
     {"clearance", cmd_clearance, "Blocked connections awaiting a verdict, and their daemon"},
@@ -91,7 +92,7 @@ int main(int argc, char **argv)
         {"log-level", required_argument, NULL, 'L'}, {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0},
     };
-    cli c = {.argv0 = "terok-sandbox"};
+    cli c = {.argv0 = "terok-sandbox", .argv = argv};
     bool version = false;
     int o, r;
 

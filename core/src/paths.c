@@ -2,6 +2,8 @@
 /* paths.c: resolving the config/state/runtime directories and creating directories safely.
  * Resolution never creates anything; mkdir_safe refuses directories someone else could write. */
 #include <fcntl.h>
+#include <limits.h>
+#include <unistd.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -213,4 +215,26 @@ bool container_name_is_valid(const char *name)
             return false;
     }
     return true;
+}
+
+char *daemon_exe_path(void)
+{
+    char self[PATH_MAX], *p = NULL, *slash;
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+
+    if (n > 0) {
+        self[n] = 0;
+        slash = strrchr(self, '/');
+        if (slash) {
+            *slash = 0;
+            if (asprintf(&p, "%s/terok-sandbox-daemon", self) < 0)
+                return NULL;
+            if (access(p, X_OK) == 0)
+                return p;
+            free(p);
+        }
+    }
+    if (access(TEROK_LIBEXEC_DIR "/terok-sandbox-daemon", X_OK) == 0)
+        return strdup(TEROK_LIBEXEC_DIR "/terok-sandbox-daemon");
+    return NULL;
 }

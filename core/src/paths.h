@@ -28,3 +28,8 @@ int mkdir_safe(const char *path, mode_t mode, terok_error *err);
 bool container_name_is_valid(const char *name);
 /* paths_resolve() for a given uid (0 = the root layout); tests use it to check both layouts. */
 int paths_resolve_as(paths *p, uid_t uid, terok_error *err);
+
+/* The daemon executable (terok-sandbox-daemon: the CLI plus the HTTP daemons, which link libcurl
+ * and libmicrohttpd the CLI does without): next to this binary (the build tree), else the
+ * installed libexec copy. NULL when there is none. */
+char *daemon_exe_path(void);

@@ -440,6 +440,20 @@ int sandbox_create(sandbox *s, const run_request *req, sandbox_notes *notes, cha
             shield_teardown(s, name);
         goto out;
     }
+    if (r >= 0 && req->ssh_scope) {
+        r = wiring_ssh(s, name, req->ssh_scope, s->config_file, &w, err);
+        if (r >= 0 && !w.ssh_wired && notes)
+            (void)strv_extendf(&notes->warnings,
+                               "SSH scope '%s' has no keys linked: the container gets no agent",
+                               req->ssh_scope);
+        if (r < 0) {
+            wiring_rollback(s, name, &w);
+            (void)store_container_remove(st, name, NULL);
+            if (shielded)
+                shield_teardown(s, name);
+            goto out;
+        }
+    }
     r = spec_wire(cs, w.run_dir, w.env, err);
     if (r < 0) {
         wiring_rollback(s, name, &w);

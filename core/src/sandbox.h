@@ -80,6 +80,8 @@ typedef struct run_request {
     char **shield_deny;  /* --deny TARGET */
     char **routes;       /* broker routes to wire (NULL: every configured route) */
     bool no_routes;      /* wire no broker route at all */
+    /* --ssh-scope: the SSH keys linked to it reach the container's agent (NULL: none) */
+    const char *ssh_scope;
 } run_request;
 void run_request_init(run_request *r);
 void run_request_done(run_request *r);

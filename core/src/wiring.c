@@ -6,6 +6,8 @@
 #include "broker/routes.h"
 #include "broker/vault-client.h"
 #include "error.h"
+#include "spec.h"
+#include "sshkeys.h"
 #include "tokens.h"
 #include "util/strv.h"
 #include "wiring.h"
@@ -134,8 +136,11 @@ void wiring_rollback(sandbox *s, const char *name, wiring *w)
 {
     store *st;
 
-    if (sandbox_store(s, &st, NULL) >= 0)
+    if (sandbox_store(s, &st, NULL) >= 0) {
         (void)tokens_revoke_container(store_sqlite(st), name, 0, NULL);
+        if (w->ssh_wired)
+            (void)sshkeys_container_forget(store_sqlite(st), name, NULL);
+    }
     if (w->vault_opened)
         (void)vault_client_close(s, name, NULL);
     if (w->dir_created && w->run_dir)
@@ -155,14 +160,55 @@ int wiring_teardown(sandbox *s, const char *name, terok_error *err)
     r = tokens_revoke_container(store_sqlite(st), name, 0, err);
     if (r < 0)
         return r;
+    r = sshkeys_container_forget(store_sqlite(st), name, err);
+    if (r < 0)
+        return r;
     /* Close the socket if a daemon runs; a stopped daemon will not reopen it (no record). */
     (void)vault_client_close(s, name, NULL);
     if (wiring_run_dir(s, name, &dir) < 0)
         return terok_error_set(err, -ENOMEM, "out of memory");
     if (asprintf(&sock, "%s/vault.sock", dir) >= 0)
         (void)unlink(sock);
+    free(sock);
+    sock = NULL;
+    if (asprintf(&sock, "%s/ssh-agent.sock", dir) >= 0)
+        (void)unlink(sock);
     if (rmdir(dir) < 0 && errno != ENOENT)
         return terok_error_set(err, negative_errno(), "cannot remove '%s': %s", dir,
                                strerror(errno));
+    return 0;
+}
+
+int wiring_ssh(sandbox *s, const char *name, const char *scope, const char *config_file, wiring *w,
+               terok_error *err)
+{
+    _cleanup_strv_free_ char **keys = NULL;
+    store *st;
+    int r;
+
+    if (!ssh_scope_is_valid(scope))
+        return terok_error_set(err, -EINVAL,
+                               "invalid SSH scope '%s': use [A-Za-z0-9][A-Za-z0-9._-]*, at most %d",
+                               strempty(scope), SSH_SCOPE_MAX);
+    r = sandbox_store(s, &st, err);
+    if (r < 0)
+        return r;
+    r = sshkeys_keys_of(store_sqlite(st), scope, &keys, err);
+    if (r < 0 || !keys[0])
+        return r; /* no keys: no agent, no SSH_AUTH_SOCK */
+    r = sshkeys_container_set(store_sqlite(st), name, scope, err);
+    if (r < 0)
+        return r;
+    w->ssh_wired = true;
+    if (strv_extend(&w->env, "SSH_AUTH_SOCK=" SPEC_MANAGED_DIR "/ssh-agent.sock") < 0)
+        return terok_error_set(err, -ENOMEM, "out of memory");
+    r = vault_client_ensure(s, config_file, err);
+    if (r < 0)
+        return r;
+    /* (re)open: the daemon opens ssh-agent.sock now that the scope is recorded */
+    r = vault_client_open(s, name, err);
+    if (r < 0)
+        return r;
+    w->vault_opened = true;
     return 0;
 }

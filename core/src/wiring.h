@@ -13,6 +13,7 @@ typedef struct wiring {
     char **env;    /* "K=V" to add to the container (phantom tokens: secret, wiped on done) */
     bool vault_opened;
     bool dir_created;
+    bool ssh_wired; /* an SSH scope with keys: scope recorded, SSH_AUTH_SOCK set */
 } wiring;
 
 /* routes: names to wire, or NULL for every configured route. */
@@ -24,3 +25,8 @@ void wiring_done(wiring *w);
 /* rm: revoke the container's tokens, close its sockets, remove its runtime dir. Idempotent. */
 int wiring_teardown(sandbox *s, const char *name, terok_error *err);
 int wiring_run_dir(sandbox *s, const char *name, char **ret);
+/* After wiring_setup: when scope has SSH keys linked, record it as the container's scope, add
+ * SSH_AUTH_SOCK=/run/terok/ssh-agent.sock and have the vault daemon open the container's
+ * ssh-agent.sock. A scope without keys wires nothing (w->ssh_wired stays false). */
+int wiring_ssh(sandbox *s, const char *name, const char *scope, const char *config_file, wiring *w,
+               terok_error *err);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* broker/vault-client.c: how the CLI reaches the vault daemon: ping its control socket, start
- * it on demand (the same binary, `vault serve`, detached, logging to <state>/logs/vault.log),
+ * it on demand (terok-sandbox-daemon `vault serve`, detached, logging to <state>/logs/vault.log),
  * and ask it to open or close a container's socket. Never prints. */
 #include <fcntl.h>
 #include <spawn.h>
@@ -12,9 +12,16 @@
 #include "broker/vault-daemon.h"
 #include "daemon/ctl.h"
 #include "error.h"
+#include "paths.h"
+#include "terok-build-config.h"
 #include "util/macro.h"
 
 extern char **environ;
+
+int vault_ctl_path(const char *runtime_dir, char **ret)
+{
+    return asprintf(ret, "%s/vault.ctl", runtime_dir) < 0 ? -ENOMEM : 0;
+}
 
 static int call(sandbox *sb, const char *op, const char *container, int timeout_ms,
                 terok_error *err)
@@ -41,18 +48,11 @@ int vault_client_ping(sandbox *sb, terok_error *err)
     return call(sb, "ping", NULL, 2000, err);
 }
 
-int vault_client_ensure(sandbox *sb, const char *config_file, terok_error *err)
+int vault_log_open(sandbox *sb, char **ret_path, terok_error *err)
 {
     _cleanup_free_ char *logdir = NULL, *logpath = NULL;
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    const char *argv[8];
-    size_t n = 0;
-    pid_t pid;
     int r, fd;
 
-    if (vault_client_ping(sb, NULL) == 0)
-        return 0;
     if (asprintf(&logdir, "%s/logs", sb->paths.state_dir) < 0 ||
         asprintf(&logpath, "%s/vault.log", logdir) < 0)
         return terok_error_set(err, -ENOMEM, "out of memory");
@@ -66,7 +66,33 @@ int vault_client_ensure(sandbox *sb, const char *config_file, terok_error *err)
     if (fd < 0)
         return terok_error_set(err, negative_errno(), "cannot open '%s': %s", logpath,
                                strerror(errno));
-    argv[n++] = "terok-sandbox";
+    if (ret_path)
+        *ret_path = TAKE_PTR(logpath);
+    return fd;
+}
+
+int vault_client_ensure(sandbox *sb, const char *config_file, terok_error *err)
+{
+    _cleanup_free_ char *logpath = NULL, *exe = NULL;
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    const char *argv[8];
+    size_t n = 0;
+    pid_t pid;
+    int r, fd;
+
+    if (vault_client_ping(sb, NULL) == 0)
+        return 0;
+    exe = daemon_exe_path();
+    if (!exe)
+        return terok_error_set(err, -ENOENT,
+                               "terok-sandbox-daemon was not found (looked next to this binary "
+                               "and in '%s'); reinstall terok-sandbox",
+                               TEROK_LIBEXEC_DIR);
+    fd = vault_log_open(sb, &logpath, err);
+    if (fd < 0)
+        return fd;
+    argv[n++] = "terok-sandbox-daemon";
     if (config_file) {
         argv[n++] = "--config";
         argv[n++] = config_file;
@@ -81,7 +107,7 @@ int vault_client_ensure(sandbox *sb, const char *config_file, terok_error *err)
     posix_spawn_file_actions_adddup2(&fa, fd, 2);
     posix_spawnattr_init(&attr);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
-    r = posix_spawn(&pid, "/proc/self/exe", &fa, &attr, (char *const *)argv, environ);
+    r = posix_spawn(&pid, exe, &fa, &attr, (char *const *)argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     close(fd);

@@ -89,6 +89,9 @@ int clearance_client_ensure(sandbox *sb, const char *config_file, terok_error *e
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, fd, 1);
     posix_spawn_file_actions_adddup2(&fa, fd, 2);
+    /* Nothing else of the caller's: a long-lived daemon must not keep a pipe, a socket or a
+     * lock (flock(1) around a test run) of whoever happened to start it. */
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
     posix_spawnattr_init(&attr);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
     r = posix_spawn(&pid, "/proc/self/exe", &fa, &attr, (char *const *)argv, environ);

@@ -815,8 +815,12 @@ static json_object *on_ctl(void *userdata, const struct ucred *peer, json_object
     if (streq(op, "attach")) {
         if (!(name = req_container(d, req, true, err)) || !(w = watch_get(d, name)))
             return name ? (terok_error_set(err, -ENOMEM, "out of memory"), NULL) : NULL;
-        if (attach(d, w, err) < 0)
-            return NULL;
+        if (attach(d, w, err) < 0) {
+            /* already stopped again (a short-lived container): nothing to watch */
+            if (err->code != -ESRCH)
+                return NULL;
+            terok_error_clear(err);
+        }
         (void)runtime_changed(d, w); /* this start is handled */
         return status_reply(d);
     }

@@ -256,14 +256,14 @@ static int64_t blocked_rows(sqlite3 *db)
 static void bench_daemon(topo *t)
 {
     const char *cli = getenv("SHIELD_BENCH_CLI");
-    char conf[4300], dbp[4300], env[4400], *plugdir = getenv("TEROK_TEST_PLUGIN_DIR");
+    char conf[4300], dbp[4300], env[4400], *plugdir = getenv("SHIELD_BENCH_PLUGIN_DIR");
     double lat[64];
     sqlite3 *db = NULL;
     FILE *f;
 
     if (!cli || !plugdir) {
         printf("blocked connect -> audit row via the clearance daemon: skipped "
-               "(SHIELD_BENCH_CLI unset)\n");
+               "(SHIELD_BENCH_CLI or SHIELD_BENCH_PLUGIN_DIR unset)\n");
         return;
     }
     snprintf(conf, sizeof conf, "%s/sandbox.conf", tmp);

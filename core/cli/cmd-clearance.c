@@ -140,7 +140,7 @@ static int do_pending(cli *c, int argc, char **argv)
     json_object_object_get_ex(reply, "pending", &arr);
     json_object_object_get_ex(reply, "left_off", &left);
     if (c->json) {
-        cli_json_print(json_object_get(arr ? arr : json_object_new_array()));
+        cli_json_print(arr ? json_object_get(arr) : json_object_new_array());
         json_object_put(reply);
         return EXIT_OK;
     }

@@ -336,6 +336,12 @@ static int log_row_cb(void *userdata, const shield_audit_row *r)
     return ferror(stdout) ? -EPIPE : 0;
 }
 
+static int count_row_cb(void *userdata, const shield_audit_row *r)
+{
+    ((logs_ctx *)userdata)->rows++;
+    return 0;
+}
+
 static int do_logs(cli *c, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -402,8 +408,16 @@ static int do_logs(cli *c, int argc, char **argv)
     if (r < 0)
         return r == -EPIPE ? EXIT_FAIL : cli_fail(c, r, &err);
     /* a removed container's audit stays readable; a name never seen is an error */
-    if (!known && l.rows == 0 && !follow)
-        return cli_failf(c, EXIT_NOTFOUND, "no such container '%s'", name);
+    if (!known && l.rows == 0 && !follow) {
+        logs_ctx any = {.json = c->json};
+        shield_audit_query all = {.container = name, .limit = 1};
+
+        r = shield_audit_list(store_sqlite(st), &all, count_row_cb, &any, &err);
+        if (r < 0)
+            return cli_fail(c, r, &err);
+        if (any.rows == 0)
+            return cli_failf(c, EXIT_NOTFOUND, "no such container '%s'", name);
+    }
     if (!follow)
         return EXIT_OK;
     signal(SIGINT, logs_on_signal);

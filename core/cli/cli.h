@@ -85,3 +85,4 @@ int cmd_gate(cli *c, int argc, char **argv);
 int cmd_ssh(cli *c, int argc, char **argv);
 int cmd_shield(cli *c, int argc, char **argv);
 int cmd_hook(cli *c, int argc, char **argv);
+int cmd_clearance(cli *c, int argc, char **argv);

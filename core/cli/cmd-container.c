@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli-container.h"
+#include "log.h"
 #include "util/strv.h"
 
 enum {
@@ -146,7 +147,14 @@ static int simple_opts(cli *c, const char *cmd, int argc, char **argv, const cha
 
 static int do_start(sandbox *sb, const char *name, json_object *res, terok_error *err)
 {
-    return sandbox_start(sb, name, err);
+    terok_error e = TEROK_ERROR_INIT;
+    int r = sandbox_start(sb, name, err);
+
+    if (r >= 0 && sandbox_watch_events(sb, name, &e) < 0)
+        log_warning("blocked connections of '%s' are not being collected: %s", name,
+                    terok_error_message(&e));
+    terok_error_clear(&e);
+    return r;
 }
 
 int cmd_start(cli *c, int argc, char **argv)

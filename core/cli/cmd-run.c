@@ -560,6 +560,10 @@ static int do_create(cli *c, const char *cmd, int argc, char **argv, bool start)
             (void)sandbox_remove(sb, name, true, NULL, NULL);
         return code;
     }
+    if (sandbox_watch_events(sb, name, &err) < 0)
+        log_warning("blocked connections of '%s' are not being collected: %s", name,
+                    terok_error_message(&err));
+    terok_error_clear(&err);
     if (o.detach) {
         print_created(c, sb, name);
         return EXIT_OK;

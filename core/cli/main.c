@@ -29,6 +29,7 @@ static const cli_command commands[] = {
     {"ssh", cmd_ssh, "SSH keys in the vault and the containers' ssh-agent"},
     {"shield", cmd_shield, "Live egress decisions, status and the OCI hooks"},
     {"hook", cmd_hook, "The shield's OCI hook (run by the container engine)"},
+    {"clearance", cmd_clearance, "Blocked connections awaiting a verdict, and their daemon"},
 };
 
 static void print_version(bool json)

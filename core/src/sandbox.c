@@ -13,6 +13,7 @@
 #include "terok-build-config.h"
 #include "runtime.h"
 #include "sandbox.h"
+#include "clearance/clearance-client.h"
 #include "shield.h"
 #include "spec.h"
 #include "wiring.h"
@@ -537,6 +538,21 @@ int sandbox_start(sandbox *s, const char *name, terok_error *err)
     return runtime_start(&rt, name, err);
 }
 
+int sandbox_watch_events(sandbox *s, const char *name, terok_error *err)
+{
+    shield sh;
+    int r;
+
+    if (!registry_backend_name(s->registry, TEROK_PLUGIN_KIND_SHIELD) ||
+        shield_open(s->registry, 0, &sh, NULL) < 0 ||
+        !shield_has_cap(&sh, TEROK_SHIELD_CAP_EVENTS) || !shield_has_bundle(&sh, name))
+        return 0;
+    r = clearance_client_ensure(s, s->config_file, err);
+    if (r < 0)
+        return r;
+    return clearance_client_attach(s, name, err);
+}
+
 int sandbox_stop(sandbox *s, const char *name, int64_t timeout_s, terok_error *err)
 {
     container_rec rec = {0};
@@ -641,6 +657,8 @@ int sandbox_remove(sandbox *s, const char *name, bool force, bool *ret_existed, 
     r = wiring_teardown(s, name, err);
     if (r < 0)
         return r;
+    /* a clearance daemon, if one runs, drops the container's pending requests */
+    (void)clearance_client_forget(s, name, NULL);
     r = shield_remove(s, name, err);
     if (r < 0)
         return r;

@@ -98,6 +98,9 @@ void sandbox_notes_done(sandbox_notes *n);
 int sandbox_create(sandbox *s, const run_request *req, sandbox_notes *notes, char **ret_name,
                    terok_error *err);
 int sandbox_start(sandbox *s, const char *name, terok_error *err);
+/* After start: have the clearance daemon (started on demand) collect the container's blocked
+ * connections. 0 when the container has no shield or its shield has no events. */
+int sandbox_watch_events(sandbox *s, const char *name, terok_error *err);
 /* stop: SIGTERM, then SIGKILL after timeout_s (config default when < 0). */
 int sandbox_stop(sandbox *s, const char *name, int64_t timeout_s, terok_error *err);
 /* rm: idempotent; absent = removed (returns 0, *ret_existed false). force stops first. */

@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "cli-container.h"
 #include "log.h"
@@ -452,6 +453,67 @@ static int fail(cli *c, bool pt, int r, const terok_error *err)
     return cli_failf(c, EXIT_PASSTHROUGH_FAIL, "%s", terok_error_message(err));
 }
 
+/* The foreground run: the container's stdio attached (a TTY and the operator's keys with -it),
+ * started, streamed until it ends; then its exit status is ours. A runtime that cannot attach
+ * gets start + logs -f + wait (no -i/-t there). */
+static int foreground(cli *c, sandbox *sb, const char *name, bool tty, bool interactive, bool rm)
+{
+    _cleanup_error_ terok_error err = TEROK_ERROR_INIT;
+    terok_exec_spec io = {.struct_size = sizeof io,
+                          .stdin_fd = -1,
+                          .stdout_fd = STDOUT_FILENO,
+                          .stderr_fd = STDERR_FILENO};
+    int r, exit_code = 0;
+
+    if (tty) {
+        io.flags |= TEROK_EXEC_TTY;
+        cli_terminal_size(&io);
+        r = cli_watch_resize(&io);
+        if (r < 0)
+            log_warning("the container's terminal will not follow this one's size: %s",
+                        strerror(-r));
+    }
+    if (interactive) {
+        io.flags |= TEROK_EXEC_INTERACTIVE;
+        io.stdin_fd = STDIN_FILENO;
+    }
+    fflush(stdout);
+    if (tty && interactive)
+        cli_raw_terminal();
+    r = sandbox_start_attached(sb, name, &io, &err);
+    cli_restore_terminal();
+    cli_unwatch_resize();
+    if (r == -EOPNOTSUPP && !tty && !interactive) {
+        terok_logs_opts lo = {.struct_size = sizeof lo, .flags = TEROK_LOGS_FOLLOW, .tail = -1};
+
+        terok_error_clear(&err);
+        r = sandbox_start(sb, name, &err);
+        if (r >= 0) {
+            r = sandbox_logs(sb, name, &lo, cli_output_to_fds, NULL, &err);
+            if (r < 0 && r != -EOPNOTSUPP)
+                log_warning("cannot stream the output of '%s': %s", name,
+                            terok_error_message(&err));
+            terok_error_clear(&err);
+            r = 0;
+        }
+    }
+    if (r < 0) {
+        int code = fail(c, true, r, &err);
+        if (rm)
+            (void)sandbox_remove(sb, name, true, NULL, NULL);
+        return code;
+    }
+    r = sandbox_wait(sb, name, -1, &exit_code, &err);
+    if (r < 0)
+        return fail(c, true, r, &err);
+    if (rm) {
+        r = sandbox_remove(sb, name, true, NULL, &err);
+        if (r < 0)
+            log_warning("cannot remove '%s': %s", name, terok_error_message(&err));
+    }
+    return exit_code;
+}
+
 static int do_create(cli *c, const char *cmd, int argc, char **argv, bool start)
 {
     _cleanup_error_ terok_error err = TEROK_ERROR_INIT;
@@ -459,8 +521,8 @@ static int do_create(cli *c, const char *cmd, int argc, char **argv, bool start)
     sandbox_notes notes = {0};
     run_opts o = {0};
     sandbox *sb;
-    bool pt, rm;
-    int r, code, exit_code = 0;
+    bool pt, rm, tty, interactive;
+    int r, code;
 
     run_request_init(&o.req);
     code = parse(c, cmd, argc, argv, &o);
@@ -470,18 +532,8 @@ static int do_create(cli *c, const char *cmd, int argc, char **argv, bool start)
     }
     pt = start && !o.detach;
     rm = o.req.remove_on_exit;
-    /* The foreground path streams logs and waits: it attaches neither stdin nor a terminal, so
-     * -i/-t would be silently ineffective there. Refuse rather than mislead. */
-    if (pt && (o.req.tty || o.req.interactive)) {
-        const char *f = o.req.tty && o.req.interactive ? "-it" : o.req.tty ? "-t" : "-i";
-
-        run_request_done(&o.req);
-        return cli_usage_error_pt(c, cmd, true,
-                                  "'run %s' in the foreground is not supported: the container's "
-                                  "stdin and terminal cannot be attached; use 'run -d %s ...' and "
-                                  "then 'exec -it NAME sh'",
-                                  f, f);
-    }
+    tty = o.req.tty;
+    interactive = o.req.interactive;
     /* In the foreground we remove it ourselves after reading the exit status. */
     if (pt)
         o.req.remove_on_exit = false;
@@ -501,33 +553,18 @@ static int do_create(cli *c, const char *cmd, int argc, char **argv, bool start)
         print_created(c, sb, name);
         return EXIT_OK;
     }
-    r = sandbox_start(sb, name, &err);
-    if (r < 0) {
-        code = fail(c, pt, r, &err);
-        if (rm)
-            (void)sandbox_remove(sb, name, true, NULL, NULL);
-        return code;
-    }
     if (o.detach) {
+        r = sandbox_start(sb, name, &err);
+        if (r < 0) {
+            code = fail(c, false, r, &err);
+            if (rm)
+                (void)sandbox_remove(sb, name, true, NULL, NULL);
+            return code;
+        }
         print_created(c, sb, name);
         return EXIT_OK;
     }
-
-    terok_logs_opts lo = {.struct_size = sizeof lo, .flags = TEROK_LOGS_FOLLOW, .tail = -1};
-    fflush(stdout);
-    r = sandbox_logs(sb, name, &lo, cli_output_to_fds, NULL, &err);
-    if (r < 0 && r != -EOPNOTSUPP)
-        log_warning("cannot stream the output of '%s': %s", name, terok_error_message(&err));
-    terok_error_clear(&err);
-    r = sandbox_wait(sb, name, -1, &exit_code, &err);
-    if (r < 0)
-        return fail(c, true, r, &err);
-    if (rm) {
-        r = sandbox_remove(sb, name, true, NULL, &err);
-        if (r < 0)
-            log_warning("cannot remove '%s': %s", name, terok_error_message(&err));
-    }
-    return exit_code;
+    return foreground(c, sb, name, tty, interactive, rm);
 }
 
 int cmd_run(cli *c, int argc, char **argv)

@@ -522,6 +522,20 @@ int sandbox_start(sandbox *s, const char *name, terok_error *err)
     return runtime_start(&rt, name, err);
 }
 
+int sandbox_start_attached(sandbox *s, const char *name, const terok_exec_spec *io,
+                           terok_error *err)
+{
+    container_rec rec = {0};
+    runtime rt;
+    int r;
+
+    r = managed_runtime(s, name, &rec, &rt, 0, err);
+    if (r < 0)
+        return r;
+    container_rec_done(&rec);
+    return runtime_start_attached(&rt, name, io, err);
+}
+
 int sandbox_stop(sandbox *s, const char *name, int64_t timeout_s, terok_error *err)
 {
     container_rec rec = {0};

@@ -94,6 +94,11 @@ void sandbox_notes_done(sandbox_notes *n);
 int sandbox_create(sandbox *s, const run_request *req, sandbox_notes *notes, char **ret_name,
                    terok_error *err);
 int sandbox_start(sandbox *s, const char *name, terok_error *err);
+/* Start with the container's stdio attached to io (a foreground run, `run -it`) and return when
+ * its output ends; the exit status is sandbox_wait()'s. -EOPNOTSUPP: the runtime cannot attach
+ * (nothing was started). */
+int sandbox_start_attached(sandbox *s, const char *name, const terok_exec_spec *io,
+                           terok_error *err);
 /* stop: SIGTERM, then SIGKILL after timeout_s (config default when < 0). */
 int sandbox_stop(sandbox *s, const char *name, int64_t timeout_s, terok_error *err);
 /* rm: idempotent; absent = removed (returns 0, *ret_existed false). force stops first. */

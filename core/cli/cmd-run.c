@@ -77,6 +77,7 @@ enum {
     OPT_SHIELD_ALLOW,
     OPT_SHIELD_DENY,
     OPT_JSON,
+    OPT_SEALED,
 };
 
 static void help(const char *cmd)
@@ -97,7 +98,10 @@ static void help(const char *cmd)
            "      --name NAME            container name (default: terok-<8 hex digits>)\n"
            "  -e, --env KEY=VALUE        set an environment variable (repeatable)\n"
            "      --env-file FILE        read KEY=VALUE lines from FILE\n"
-           "  -v, --volume HOST:TARGET[:OPTS]  bind-mount HOST (OPTS: ro, rw, z, Z)\n"
+           "  -v, --volume HOST:TARGET[:OPTS]  bind-mount HOST (OPTS: ro, rw, z, Z, live)\n"
+           "      --sealed               copy the volumes in before the start instead of\n"
+           "                             mounting them (except 'live' ones): nothing the\n"
+           "                             container writes reaches the host\n"
            "      --network MODE         none, slirp4netns[:OPTS], pasta[:OPTS], bridge, "
            "ns:/PATH\n"
            "      --pids-limit N         at most N processes (0 = unlimited)\n"
@@ -215,6 +219,7 @@ static int parse(cli *c, const char *cmd, int argc, char **argv, run_opts *o)
         {"tty", no_argument, NULL, 't'},
         {"interactive", no_argument, NULL, 'i'},
         {"json", no_argument, NULL, OPT_JSON},
+        {"sealed", no_argument, NULL, OPT_SEALED},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -393,6 +398,9 @@ static int parse(cli *c, const char *cmd, int argc, char **argv, run_opts *o)
             break;
         case OPT_JSON:
             c->json = true;
+            break;
+        case OPT_SEALED:
+            r->sealed = true;
             break;
         default:
             code = cli_getopt_error(c, cmd, pt, opt, argv);

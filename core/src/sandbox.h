@@ -39,6 +39,7 @@ typedef struct volume_req {
     char *source;
     char *target;
     bool read_only;
+    bool live;      /* bind-mounted even in sealed mode (option "live") */
     uint32_t label; /* 0, TEROK_MOUNT_SHARED_LABEL, TEROK_MOUNT_PRIVATE_LABEL */
 } volume_req;
 
@@ -72,7 +73,7 @@ typedef struct run_request {
     int cap_drop_all;
     int default_seccomp;
     bool remove_on_exit; /* --rm */
-    bool sealed;
+    bool sealed; /* volumes (but live ones) are copied in before start, never bind-mounted */
     bool tty;
     bool interactive;
     bool no_shield;      /* the operator said so explicitly */

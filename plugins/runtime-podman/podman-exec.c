@@ -426,6 +426,26 @@ int podman_exec(podman *p, const char *ref, const terok_exec_spec *s, int *ret_e
     return 0;
 }
 
+int podman_start(podman *p, const char *ref, terok_error *err)
+{
+    _cleanup_response_ api_response rs = {0};
+    _cleanup_free_ char *path = NULL;
+    _cleanup_close_ int lock = -EBADF;
+    api_request rq = API_REQUEST_INIT;
+    int r;
+
+    if (asprintf(&path, "/containers/%s/start", ref) < 0)
+        return terok_perr(err, -ENOMEM, "out of memory");
+    rq.method = "POST";
+    rq.path = path;
+    lock = mount_lock(p);
+    if ((r = api_call(p, &rq, &rs, err)) < 0)
+        return r;
+    if (rs.status == 204 || rs.status == 304) /* 304: already running */
+        return 0;
+    return api_error(&rs, err, "starting container '%s'", ref);
+}
+
 static int start_now(podman *p, void *data, terok_error *err)
 {
     return podman_start(p, data, err);

@@ -185,26 +185,10 @@ static int pm_create(void *state, const terok_run_spec *spec, char **ret_id, ter
     return *ret_id ? 0 : terok_perr(err, -ENOMEM, "out of memory");
 }
 
-int podman_start(podman *p, const char *ref, terok_error *err)
-{
-    _cleanup_response_ api_response rs = {0};
-    _cleanup_free_ char *path = NULL;
-    _cleanup_close_ int lock = -EBADF;
-    int r;
-
-    if (!ref_is_valid(ref))
-        return bad_ref(ref, err);
-    if (asprintf(&path, "/containers/%s/start", ref) < 0)
-        return terok_perr(err, -ENOMEM, "out of memory");
-    lock = mount_lock(p);
-    r = simple(p, "POST", path, 0, &rs, err);
-    if (r == 204 || r == 304) /* 304: already running */
-        return 0;
-    return r < 0 ? r : api_error(&rs, err, "starting container '%s'", ref);
-}
-
 static int pm_start(void *state, const char *ref, terok_error *err)
 {
+    if (!ref_is_valid(ref))
+        return bad_ref(ref, err);
     return podman_start(state, ref, err);
 }
 

@@ -716,7 +716,7 @@ Test(spec, parse_cpus_and_volumes)
     cr_assert(eq(str, err.message, "invalid volume '/src': use HOST:TARGET[:OPTIONS]"));
     cr_assert(eq(int, spec_parse_volume("/a:/b:exec", &v, &err), -EINVAL));
     cr_assert(eq(str, err.message,
-                 "invalid volume options in '/a:/b:exec': use a comma list of ro, rw, z, Z"));
+                 "invalid volume options in '/a:/b:exec': use a comma list of ro, rw, z, Z, live"));
     terok_error_clear(&err);
 }
 

@@ -471,7 +471,7 @@ static int foreground(cli *c, sandbox *sb, const char *name, bool tty, bool inte
                           .stdin_fd = -1,
                           .stdout_fd = STDOUT_FILENO,
                           .stderr_fd = STDERR_FILENO};
-    int r, exit_code = 0;
+    int r, exit_code = -1;
 
     if (tty) {
         io.flags |= TEROK_EXEC_TTY;
@@ -488,7 +488,7 @@ static int foreground(cli *c, sandbox *sb, const char *name, bool tty, bool inte
     fflush(stdout);
     if (tty && interactive)
         cli_raw_terminal();
-    r = sandbox_start_attached(sb, name, &io, &err);
+    r = sandbox_start_attached(sb, name, &io, &exit_code, &err);
     cli_restore_terminal();
     cli_unwatch_resize();
     if (r == -EOPNOTSUPP && !tty && !interactive) {
@@ -511,9 +511,12 @@ static int foreground(cli *c, sandbox *sb, const char *name, bool tty, bool inte
             (void)sandbox_remove(sb, name, true, NULL, NULL);
         return code;
     }
-    r = sandbox_wait(sb, name, -1, &exit_code, &err);
-    if (r < 0)
-        return fail(c, true, r, &err);
+    /* the runtime may have read the status already: asking again would wait for its cleanup */
+    if (exit_code < 0) {
+        r = sandbox_wait(sb, name, -1, &exit_code, &err);
+        if (r < 0)
+            return fail(c, true, r, &err);
+    }
     if (rm) {
         r = sandbox_remove(sb, name, true, NULL, &err);
         if (r < 0)

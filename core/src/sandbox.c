@@ -555,7 +555,7 @@ int sandbox_start(sandbox *s, const char *name, terok_error *err)
 }
 
 int sandbox_start_attached(sandbox *s, const char *name, const terok_exec_spec *io,
-                           terok_error *err)
+                           int *ret_exit_code, terok_error *err)
 {
     container_rec rec = {0};
     runtime rt;
@@ -565,7 +565,7 @@ int sandbox_start_attached(sandbox *s, const char *name, const terok_exec_spec *
     if (r < 0)
         return r;
     container_rec_done(&rec);
-    return runtime_start_attached(&rt, name, io, err);
+    return runtime_start_attached(&rt, name, io, ret_exit_code, err);
 }
 
 int sandbox_stop(sandbox *s, const char *name, int64_t timeout_s, terok_error *err)

@@ -96,10 +96,10 @@ int sandbox_create(sandbox *s, const run_request *req, sandbox_notes *notes, cha
                    terok_error *err);
 int sandbox_start(sandbox *s, const char *name, terok_error *err);
 /* Start with the container's stdio attached to io (a foreground run, `run -it`) and return when
- * its output ends; the exit status is sandbox_wait()'s. -EOPNOTSUPP: the runtime cannot attach
- * (nothing was started). */
+ * its output ends. *ret_exit_code: its exit status when the runtime had it at once, else -1 (ask
+ * sandbox_wait()). -EOPNOTSUPP: the runtime cannot attach (nothing was started). */
 int sandbox_start_attached(sandbox *s, const char *name, const terok_exec_spec *io,
-                           terok_error *err);
+                           int *ret_exit_code, terok_error *err);
 /* stop: SIGTERM, then SIGKILL after timeout_s (config default when < 0). */
 int sandbox_stop(sandbox *s, const char *name, int64_t timeout_s, terok_error *err);
 /* rm: idempotent; absent = removed (returns 0, *ret_existed false). force stops first. */

@@ -451,7 +451,42 @@ static int start_now(podman *p, void *data, terok_error *err)
     return podman_start(p, data, err);
 }
 
-int podman_start_attached(podman *p, const terok_runtime_ctl_attach *a, terok_error *err)
+/* The exit status of a container whose stream just ended, read from inspect as soon as Podman
+ * has seen the exit (state "stopped"). libpod's wait for "exited" would also wait for Podman's
+ * `container cleanup` process (a fresh podman process) to finish, ~200 ms later. -1 when it
+ * does not show within ~1 s (the caller then waits). */
+static int32_t quick_exit_code(podman *p, const char *ref)
+{
+    _cleanup_free_ char *path = NULL;
+
+    if (asprintf(&path, "/containers/%s/json", ref) < 0)
+        return -1;
+    for (int tries = 0; tries < 200; tries++) {
+        _cleanup_response_ api_response rs = {0};
+        api_request rq = API_REQUEST_INIT;
+        json_object *j, *st = NULL, *v = NULL;
+        const char *status;
+        int32_t code = -1;
+        bool done;
+
+        rq.method = "GET";
+        rq.path = path;
+        if (api_call(p, &rq, &rs, NULL) < 0 || rs.status != 200 || !(j = api_json(&rs)))
+            return -1;
+        json_object_object_get_ex(j, "State", &st);
+        status = json_str(st, "Status");
+        done = status && (streq(status, "stopped") || streq(status, "exited"));
+        if (done && json_object_object_get_ex(st, "ExitCode", &v))
+            code = json_object_get_int(v);
+        json_object_put(j);
+        if (done)
+            return code >= 0 && code <= 255 ? code : -1;
+        nanosleep(&(struct timespec){0, 5 * 1000 * 1000}, NULL);
+    }
+    return -1;
+}
+
+int podman_start_attached(podman *p, terok_runtime_ctl_attach *a, terok_error *err)
 {
     const terok_exec_spec *s;
     _cleanup_free_ char *path = NULL, *rpath = NULL;
@@ -483,5 +518,9 @@ int podman_start_attached(podman *p, const terok_runtime_ctl_attach *a, terok_er
     h.resize_path = rpath;
     h.data = (void *)a->ref;
     h.what = "attaching to the container";
-    return pump_stream(p, &h, s, err);
+    a->exit_code = -1;
+    if ((r = pump_stream(p, &h, s, err)) < 0)
+        return r;
+    a->exit_code = quick_exit_code(p, a->ref);
+    return 0;
 }

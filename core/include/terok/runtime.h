@@ -267,7 +267,8 @@ typedef struct terok_runtime_ctl_info {
 } terok_runtime_ctl_info;
 
 /* START_ATTACHED: attach to a created container's stdio, start it, and pass its output on until
- * its stream ends (the container exited); the exit code is wait()'s job afterwards. `io` says
+ * its stream ends (the container exited). exit_code: the container's status when the runtime
+ * could read it at once, else -1 (then wait() gives it). `io` says
  * where the streams go exactly as for exec: TTY (must match TEROK_SPEC_TTY at create: the
  * stream is raw with a TTY, framed without), INTERACTIVE + stdin_fd (the container was created
  * with TEROK_SPEC_STDIN; EOF on stdin_fd closes the container's stdin), stdout/stderr fds or
@@ -279,6 +280,8 @@ typedef struct terok_runtime_ctl_attach {
     uint32_t reserved0;
     const char *ref;
     const terok_exec_spec *io;
+    int32_t exit_code; /* out: 0-255, or -1 when unknown */
+    int32_t reserved1;
 } terok_runtime_ctl_attach;
 
 #ifdef __cplusplus

@@ -489,7 +489,7 @@ static int32_t quick_exit_code(podman *p, const char *ref)
 int podman_start_attached(podman *p, terok_runtime_ctl_attach *a, terok_error *err)
 {
     const terok_exec_spec *s;
-    _cleanup_free_ char *path = NULL, *rpath = NULL;
+    _cleanup_free_ char *path = NULL, *rpath = NULL, *what = NULL;
     hijack h = {.resize_at_start = true, .mount_lock = true, .upgraded = start_now};
     bool interactive;
     int r;
@@ -512,12 +512,13 @@ int podman_start_attached(podman *p, terok_runtime_ctl_attach *a, terok_error *e
                  "/containers/%s/attach?stream=true&logs=false&stdout=true&stderr=true&stdin=%s"
                  "&detachKeys=",
                  a->ref, interactive ? "true" : "false") < 0 ||
-        asprintf(&rpath, "/containers/%s/resize", a->ref) < 0)
+        asprintf(&rpath, "/containers/%s/resize", a->ref) < 0 ||
+        asprintf(&what, "attaching to container '%s'", a->ref) < 0)
         return terok_perr(err, -ENOMEM, "out of memory");
     h.path = path;
     h.resize_path = rpath;
     h.data = (void *)a->ref;
-    h.what = "attaching to the container";
+    h.what = what;
     a->exit_code = -1;
     if ((r = pump_stream(p, &h, s, err)) < 0)
         return r;

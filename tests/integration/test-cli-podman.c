@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -249,6 +250,7 @@ Test(cli_basic, sealed_volumes_are_copied_not_mounted)
     test_write_file("data/a.txt", "alpha\n", 0644);
     test_write_file("data/sub/b.txt", "beta\n", 0644);
     test_write_file("ws/w.txt", "work\n", 0644);
+    test_write_file("ws/sub/s.txt", "s\n", 0644);
     test_write_file("conf.txt", "file-content\n", 0644);
     test_write_file("live/l.txt", "live\n", 0644);
     snprintf(vdata, sizeof vdata, "%s:/data", test_path("data"));
@@ -260,7 +262,7 @@ Test(cli_basic, sealed_volumes_are_copied_not_mounted)
             "cat /data/a.txt /data/sub/b.txt /workspace/w.txt /etc/terok-conf.txt /live/l.txt; "
             "echo mounts=$(grep -c -E ' /(data|etc/terok-conf.txt) ' /proc/self/mountinfo); "
             "echo live=$(grep -c ' /live ' /proc/self/mountinfo); "
-            "echo changed > /workspace/w.txt && echo new > /workspace/new.txt && echo wrote");
+            "echo changed > /workspace/w.txt && echo new > /workspace/sub/new.txt && echo wrote");
     EXPECT_EXIT(r, 0);
     cr_assert(strstr(r.out, "alpha\nbeta\nwork\nfile-content\nlive\n"), "content: %s\n%s", r.out,
               r.err);
@@ -275,7 +277,7 @@ Test(cli_basic, sealed_volumes_are_copied_not_mounted)
         cr_assert_str_eq(r.out, "work\n");
         cli_result_done(&r);
     }
-    cr_assert_neq(access(test_path("ws/new.txt"), F_OK), 0, "a write inside reached the host");
+    cr_assert_neq(access(test_path("ws/sub/new.txt"), F_OK), 0, "a write inside reached the host");
     assert_nothing_left();
 
     /* inspect records it */
@@ -329,7 +331,7 @@ Test(cli_basic, sealed_bad_volume_leaves_nothing)
     cli_result_done(&r);
     /* a source we cannot read (root reads everything: only the rootless run can show this) */
     if (geteuid() != 0) {
-        test_write_file("secret/s.txt", "s\n", 0000);
+        cr_assert_eq(chmod(test_write_file("secret/s.txt", "s\n", 0600), 0), 0);
         snprintf(vol, sizeof vol, "%s:/data", test_path("secret"));
         r = CLI("run", "--rm", "--sealed", "--no-shield", "-l", label, "-v", vol, IMAGE, "true");
         EXPECT_EXIT(r, 125);

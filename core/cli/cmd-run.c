@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "cli-container.h"
 #include "log.h"
@@ -81,6 +82,7 @@ enum {
     OPT_SHIELD_ALLOW,
     OPT_SHIELD_DENY,
     OPT_JSON,
+    OPT_SEALED,
 };
 
 static void help(const char *cmd)
@@ -101,7 +103,10 @@ static void help(const char *cmd)
            "      --name NAME            container name (default: terok-<8 hex digits>)\n"
            "  -e, --env KEY=VALUE        set an environment variable (repeatable)\n"
            "      --env-file FILE        read KEY=VALUE lines from FILE\n"
-           "  -v, --volume HOST:TARGET[:OPTS]  bind-mount HOST (OPTS: ro, rw, z, Z)\n"
+           "  -v, --volume HOST:TARGET[:OPTS]  bind-mount HOST (OPTS: ro, rw, z, Z, live)\n"
+           "      --sealed               copy the volumes in before the start instead of\n"
+           "                             mounting them (except 'live' ones): nothing the\n"
+           "                             container writes reaches the host\n"
            "      --network MODE         none, slirp4netns[:OPTS], pasta[:OPTS], bridge, "
            "ns:/PATH\n"
            "      --pids-limit N         at most N processes (0 = unlimited)\n"
@@ -229,6 +234,7 @@ static int parse(cli *c, const char *cmd, int argc, char **argv, run_opts *o)
         {"tty", no_argument, NULL, 't'},
         {"interactive", no_argument, NULL, 'i'},
         {"json", no_argument, NULL, OPT_JSON},
+        {"sealed", no_argument, NULL, OPT_SEALED},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -445,6 +451,9 @@ static int parse(cli *c, const char *cmd, int argc, char **argv, run_opts *o)
         case OPT_JSON:
             c->json = true;
             break;
+        case OPT_SEALED:
+            r->sealed = true;
+            break;
         default:
             code = cli_getopt_error(c, cmd, pt, opt, argv);
             goto out;
@@ -504,6 +513,81 @@ static int fail(cli *c, bool pt, int r, const terok_error *err)
     return cli_failf(c, EXIT_PASSTHROUGH_FAIL, "%s", terok_error_message(err));
 }
 
+/* The foreground run: the container's stdio attached (a TTY and the operator's keys with -it),
+ * started, streamed until it ends; then its exit status is ours. A runtime that cannot attach
+ * gets start + logs -f + wait (no -i/-t there). */
+/* Blocked connections go to the clearance daemon; one that cannot be reached is a warning (the
+ * shield enforces the policy regardless). */
+static void watch_events(sandbox *sb, const char *name, bool attach)
+{
+    _cleanup_error_ terok_error err = TEROK_ERROR_INIT;
+
+    if (sandbox_watch_events(sb, name, attach, &err) < 0)
+        log_warning("blocked connections of '%s' are not being collected: %s", name,
+                    terok_error_message(&err));
+}
+
+static int foreground(cli *c, sandbox *sb, const char *name, bool tty, bool interactive, bool rm)
+{
+    _cleanup_error_ terok_error err = TEROK_ERROR_INIT;
+    terok_exec_spec io = {.struct_size = sizeof io,
+                          .stdin_fd = -1,
+                          .stdout_fd = STDOUT_FILENO,
+                          .stderr_fd = STDERR_FILENO};
+    int r, exit_code = -1;
+
+    if (tty) {
+        io.flags |= TEROK_EXEC_TTY;
+        cli_terminal_size(&io);
+        r = cli_watch_resize(&io);
+        if (r < 0)
+            log_warning("the container's terminal will not follow this one's size: %s",
+                        strerror(-r));
+    }
+    if (interactive) {
+        io.flags |= TEROK_EXEC_INTERACTIVE;
+        io.stdin_fd = STDIN_FILENO;
+    }
+    fflush(stdout);
+    if (tty && interactive)
+        cli_raw_terminal();
+    r = sandbox_start_attached(sb, name, &io, &exit_code, &err);
+    cli_restore_terminal();
+    cli_unwatch_resize();
+    if (r == -EOPNOTSUPP && !tty && !interactive) {
+        terok_logs_opts lo = {.struct_size = sizeof lo, .flags = TEROK_LOGS_FOLLOW, .tail = -1};
+
+        terok_error_clear(&err);
+        r = sandbox_start(sb, name, &err);
+        if (r >= 0) {
+            r = sandbox_logs(sb, name, &lo, cli_output_to_fds, NULL, &err);
+            if (r < 0 && r != -EOPNOTSUPP)
+                log_warning("cannot stream the output of '%s': %s", name,
+                            terok_error_message(&err));
+            terok_error_clear(&err);
+            r = 0;
+        }
+    }
+    if (r < 0) {
+        int code = fail(c, true, r, &err);
+        if (rm)
+            (void)sandbox_remove(sb, name, true, NULL, NULL);
+        return code;
+    }
+    /* the runtime may have read the status already: asking again would wait for its cleanup */
+    if (exit_code < 0) {
+        r = sandbox_wait(sb, name, -1, &exit_code, &err);
+        if (r < 0)
+            return fail(c, true, r, &err);
+    }
+    if (rm) {
+        r = sandbox_remove(sb, name, true, NULL, &err);
+        if (r < 0)
+            log_warning("cannot remove '%s': %s", name, terok_error_message(&err));
+    }
+    return exit_code;
+}
+
 static int do_create(cli *c, const char *cmd, int argc, char **argv, bool start)
 {
     _cleanup_error_ terok_error err = TEROK_ERROR_INIT;
@@ -511,8 +595,8 @@ static int do_create(cli *c, const char *cmd, int argc, char **argv, bool start)
     sandbox_notes notes = {0};
     run_opts o = {0};
     sandbox *sb;
-    bool pt, rm;
-    int r, code, exit_code = 0;
+    bool pt, rm, tty, interactive;
+    int r, code;
 
     run_request_init(&o.req);
     code = parse(c, cmd, argc, argv, &o);
@@ -522,18 +606,8 @@ static int do_create(cli *c, const char *cmd, int argc, char **argv, bool start)
     }
     pt = start && !o.detach;
     rm = o.req.remove_on_exit;
-    /* The foreground path streams logs and waits: it attaches neither stdin nor a terminal, so
-     * -i/-t would be silently ineffective there. Refuse rather than mislead. */
-    if (pt && (o.req.tty || o.req.interactive)) {
-        const char *f = o.req.tty && o.req.interactive ? "-it" : o.req.tty ? "-t" : "-i";
-
-        run_request_done(&o.req);
-        return cli_usage_error_pt(c, cmd, true,
-                                  "'run %s' in the foreground is not supported: the container's "
-                                  "stdin and terminal cannot be attached; use 'run -d %s ...' and "
-                                  "then 'exec -it NAME sh'",
-                                  f, f);
-    }
+    tty = o.req.tty;
+    interactive = o.req.interactive;
     /* In the foreground we remove it ourselves after reading the exit status. */
     if (pt)
         o.req.remove_on_exit = false;
@@ -553,37 +627,20 @@ static int do_create(cli *c, const char *cmd, int argc, char **argv, bool start)
         print_created(c, sb, name);
         return EXIT_OK;
     }
-    r = sandbox_start(sb, name, &err);
-    if (r < 0) {
-        code = fail(c, pt, r, &err);
-        if (rm)
-            (void)sandbox_remove(sb, name, true, NULL, NULL);
-        return code;
-    }
-    if (sandbox_watch_events(sb, name, &err) < 0)
-        log_warning("blocked connections of '%s' are not being collected: %s", name,
-                    terok_error_message(&err));
-    terok_error_clear(&err);
     if (o.detach) {
+        r = sandbox_start(sb, name, &err);
+        if (r < 0) {
+            code = fail(c, false, r, &err);
+            if (rm)
+                (void)sandbox_remove(sb, name, true, NULL, NULL);
+            return code;
+        }
+        watch_events(sb, name, true);
         print_created(c, sb, name);
         return EXIT_OK;
     }
-
-    terok_logs_opts lo = {.struct_size = sizeof lo, .flags = TEROK_LOGS_FOLLOW, .tail = -1};
-    fflush(stdout);
-    r = sandbox_logs(sb, name, &lo, cli_output_to_fds, NULL, &err);
-    if (r < 0 && r != -EOPNOTSUPP)
-        log_warning("cannot stream the output of '%s': %s", name, terok_error_message(&err));
-    terok_error_clear(&err);
-    r = sandbox_wait(sb, name, -1, &exit_code, &err);
-    if (r < 0)
-        return fail(c, true, r, &err);
-    if (rm) {
-        r = sandbox_remove(sb, name, true, NULL, &err);
-        if (r < 0)
-            log_warning("cannot remove '%s': %s", name, terok_error_message(&err));
-    }
-    return exit_code;
+    watch_events(sb, name, false);
+    return foreground(c, sb, name, tty, interactive, rm);
 }
 
 int cmd_run(cli *c, int argc, char **argv)

@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "error.h"
@@ -287,6 +288,34 @@ static int config_profiles(const config *cfg, char ***ret)
     return 0;
 }
 
+/* Sealed mode: every volume but the live ones is copied into the created container (the host
+ * directory is never mounted, so nothing the container writes reaches it). A directory's
+ * content lands in TARGET (made when missing), a file becomes TARGET. */
+static int copy_volumes_in(runtime *rt, const run_request *req, const char *name, terok_error *err)
+{
+    for (size_t i = 0; i < req->n_volumes; i++) {
+        const volume_req *v = &req->volumes[i];
+        _cleanup_free_ char *dest = NULL;
+        struct stat st;
+        int r;
+
+        if (v->live)
+            continue;
+        if (stat(v->source, &st) < 0)
+            return terok_error_set(err, negative_errno(), "sealed volume source '%s': %s",
+                                   v->source, strerror(errno));
+        if (asprintf(&dest, "%s%s", v->target, S_ISDIR(st.st_mode) ? "/" : "") < 0)
+            return terok_error_set(err, -ENOMEM, "out of memory");
+        r = runtime_copy_in(rt, name, v->source, dest, err);
+        if (r < 0) {
+            (void)terok_error_prefix(err, "sealed container '%s': volume '%s:%s'", name, v->source,
+                                     v->target);
+            return r;
+        }
+    }
+    return 0;
+}
+
 /* Prepare the container's shield: fail closed, the run is refused when this fails. */
 static int shield_setup(sandbox *s, runtime *rt, const run_request *req, const char *name,
                         composed_spec *cs, terok_error *err)
@@ -474,6 +503,9 @@ int sandbox_create(sandbox *s, const run_request *req, sandbox_notes *notes, cha
         goto out;
     }
     r = store_container_set_id(st, name, id, err);
+    /* 6. Sealed: the volumes' content goes in now, before anything runs in there. */
+    if (r >= 0 && req->sealed)
+        r = copy_volumes_in(&rt, req, name, err);
     if (r < 0) {
         (void)runtime_remove(&rt, name, TEROK_REMOVE_FORCE | TEROK_REMOVE_VOLUMES, NULL);
         wiring_rollback(s, name, &w);
@@ -538,7 +570,7 @@ int sandbox_start(sandbox *s, const char *name, terok_error *err)
     return runtime_start(&rt, name, err);
 }
 
-int sandbox_watch_events(sandbox *s, const char *name, terok_error *err)
+int sandbox_watch_events(sandbox *s, const char *name, bool attach, terok_error *err)
 {
     shield sh;
     int r;
@@ -548,9 +580,23 @@ int sandbox_watch_events(sandbox *s, const char *name, terok_error *err)
         !shield_has_cap(&sh, TEROK_SHIELD_CAP_EVENTS) || !shield_has_bundle(&sh, name))
         return 0;
     r = clearance_client_ensure(s, s->config_file, err);
-    if (r < 0)
+    if (r < 0 || !attach)
         return r;
     return clearance_client_attach(s, name, err);
+}
+
+int sandbox_start_attached(sandbox *s, const char *name, const terok_exec_spec *io,
+                           int *ret_exit_code, terok_error *err)
+{
+    container_rec rec = {0};
+    runtime rt;
+    int r;
+
+    r = managed_runtime(s, name, &rec, &rt, 0, err);
+    if (r < 0)
+        return r;
+    container_rec_done(&rec);
+    return runtime_start_attached(&rt, name, io, ret_exit_code, err);
 }
 
 int sandbox_stop(sandbox *s, const char *name, int64_t timeout_s, terok_error *err)

@@ -13,12 +13,18 @@ PACKAGES=(
   # build
   gcc meson ninja-build pkg-config clang-format git curl ca-certificates
   libjson-c-dev libsqlite3-dev libsodium-dev libinih-dev libelf-dev libcurl4-openssl-dev
-  libmicrohttpd-dev libgit2-dev libnftables-dev libnetfilter-log-dev libmnl-dev libsystemd-dev
+  libmicrohttpd-dev libgit2-dev zlib1g-dev libnftables-dev libnetfilter-log-dev libmnl-dev libsystemd-dev
   libsecret-1-dev libglib2.0-dev libcriterion-dev
   # run and test
   podman crun uidmap slirp4netns fuse-overlayfs catatonit conmon netavark nftables iproute2
   busybox-static dbus dbus-user-session gnome-keyring libsecret-tools python3-dbusmock
   sqlite3 jq hyperfine util-linux dnsmasq-base
+  # bench/gate: the nginx + fcgiwrap + git http-backend baseline
+  nginx-light fcgiwrap
+  # ssh tests: ssh-keygen/ssh-add/ssh, an sshd each test starts on a loopback port, socat to
+  # reach it from a container over a unix socket
+  openssh-client openssh-server socat
+  openssl python3  # broker-container: the test CA and the HTTPS upstream
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -28,6 +34,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup-host: installing ${missing[*]}"
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The tests start their own sshd on a loopback port: a system sshd we just installed is not
+  # wanted (one the operator already had is left alone).
+  if [[ " ${missing[*]} " == *" openssh-server "* ]] && [ -d /run/systemd/system ]; then
+    systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true
+  fi
 fi
 
 # (1) crun refuses cgroup "hybrid mode" while cgroup2 holds a controller (hugetlb on some VMs):
@@ -83,4 +94,9 @@ as_ci() {
     XDG_RUNTIME_DIR="/run/user/$CI_UID" DBUS_SESSION_BUS_ADDRESS=disabled: "$@"
 }
 as_ci podman image exists "$IMG" 2>/dev/null || as_ci podman import -q "$TAR" "$IMG" >/dev/null
-echo "setup-host: ready (image $IMG, rootless user $TEROK_CI_USER)"
+# (7) the gate's container test image: busybox + the host's git and its libraries (no registry)
+GIT_IMG=localhost/terok-git:test
+GIT_TAR=/var/tmp/terok-git.tar
+[ -s "$GIT_TAR" ] || "$(dirname "$0")/make-git-image.sh" "$GIT_TAR"
+podman image exists "$GIT_IMG" 2>/dev/null || podman import -q "$GIT_TAR" "$GIT_IMG" >/dev/null
+echo "setup-host: ready (images $IMG $GIT_IMG, rootless user $TEROK_CI_USER)"

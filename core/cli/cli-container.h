@@ -17,3 +17,14 @@ void cli_print_notes(const sandbox_notes *n);
 
 /* terok_output_cb writing stream 1 to stdout and 2 to stderr. */
 int cli_output_to_fds(void *userdata, int stream, const void *data, size_t len);
+
+/* The operator's terminal (cli-tty.c). Raw mode for -it when stdin is a terminal, restored by
+ * cli_restore_terminal(), at exit and on SIGTERM/SIGHUP/SIGQUIT/SIGINT. */
+void cli_raw_terminal(void);
+void cli_restore_terminal(void);
+/* The local terminal's size (stdout, else stdin) as spec's initial TTY size. */
+void cli_terminal_size(terok_exec_spec *spec);
+/* SIGWINCH -> {rows, cols} records on a pipe: sets spec->resize_fd and TEROK_EXEC_RESIZE_FD
+ * (nothing when there is no local terminal). 0 or -errno. Undone by cli_unwatch_resize(). */
+int cli_watch_resize(terok_exec_spec *spec);
+void cli_unwatch_resize(void);

@@ -81,5 +81,8 @@ int cmd_wait(cli *c, int argc, char **argv);
 int cmd_config(cli *c, int argc, char **argv);
 int cmd_plugins(cli *c, int argc, char **argv);
 int cmd_vault(cli *c, int argc, char **argv);
+int cmd_gate(cli *c, int argc, char **argv);
+int cmd_ssh(cli *c, int argc, char **argv);
 int cmd_shield(cli *c, int argc, char **argv);
 int cmd_hook(cli *c, int argc, char **argv);
+int cmd_clearance(cli *c, int argc, char **argv);

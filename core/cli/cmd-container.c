@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli-container.h"
+#include "log.h"
 #include "util/strv.h"
 
 enum {
@@ -146,7 +147,14 @@ static int simple_opts(cli *c, const char *cmd, int argc, char **argv, const cha
 
 static int do_start(sandbox *sb, const char *name, json_object *res, terok_error *err)
 {
-    return sandbox_start(sb, name, err);
+    terok_error e = TEROK_ERROR_INIT;
+    int r = sandbox_start(sb, name, err);
+
+    if (r >= 0 && sandbox_watch_events(sb, name, true, &e) < 0)
+        log_warning("blocked connections of '%s' are not being collected: %s", name,
+                    terok_error_message(&e));
+    terok_error_clear(&e);
+    return r;
 }
 
 int cmd_start(cli *c, int argc, char **argv)
@@ -333,53 +341,6 @@ int cmd_wait(cli *c, int argc, char **argv)
 
 /* ------------------------------------------------------------------ exec */
 
-/* The local terminal in raw mode for `exec -it` (keys, Ctrl-C included, go to the container's
- * TTY as bytes), restored on return and on a fatal signal. */
-static struct termios saved_termios;
-static volatile sig_atomic_t termios_saved;
-
-static void restore_terminal(void)
-{
-    if (termios_saved) {
-        (void)tcsetattr(STDIN_FILENO, TCSADRAIN, &saved_termios);
-        termios_saved = 0;
-    }
-}
-
-static void restore_terminal_and_die(int sig)
-{
-    restore_terminal(); /* tcsetattr is async-signal-safe */
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-static void raw_terminal(void)
-{
-    static const int sigs[] = {SIGTERM, SIGHUP, SIGQUIT, SIGINT};
-    struct termios raw;
-
-    if (tcgetattr(STDIN_FILENO, &saved_termios) < 0)
-        return;
-    raw = saved_termios;
-    cfmakeraw(&raw);
-    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
-        signal(sigs[i], restore_terminal_and_die);
-    if (tcsetattr(STDIN_FILENO, TCSADRAIN, &raw) == 0)
-        termios_saved = 1;
-}
-
-/* The size of the local terminal (stdout, else stdin) as the initial size of the exec TTY. */
-static void terminal_size(terok_exec_spec *spec)
-{
-    struct winsize ws = {0};
-
-    if ((ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 || ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) &&
-        ws.ws_row && ws.ws_col) {
-        spec->tty_rows = ws.ws_row;
-        spec->tty_cols = ws.ws_col;
-    }
-}
-
 int cmd_exec(cli *c, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -448,12 +409,17 @@ int cmd_exec(cli *c, int argc, char **argv)
         return EXIT_PASSTHROUGH_FAIL;
     fflush(stdout);
     if (spec.flags & TEROK_EXEC_TTY) {
-        terminal_size(&spec);
-        if ((spec.flags & TEROK_EXEC_INTERACTIVE) && isatty(STDIN_FILENO))
-            raw_terminal();
+        cli_terminal_size(&spec);
+        int k = cli_watch_resize(&spec);
+        if (k < 0)
+            log_warning("the container's terminal will not follow this one's size: %s",
+                        strerror(-k));
+        if (spec.flags & TEROK_EXEC_INTERACTIVE)
+            cli_raw_terminal();
     }
     r = sandbox_exec(sb, name, &spec, &exit_code, &err);
-    restore_terminal();
+    cli_restore_terminal();
+    cli_unwatch_resize();
     if (r < 0)
         return cli_failf(c, EXIT_PASSTHROUGH_FAIL, "%s", terok_error_message(&err));
     return exit_code;

@@ -32,3 +32,11 @@ int cmd_vault_serve(cli *c, int argc, char **argv)
     (void)argv;
     return cli_exec_daemon(c);
 }
+
+int cmd_gate_serve(cli *c, int argc, char **argv);
+int cmd_gate_serve(cli *c, int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    return cli_exec_daemon(c);
+}

@@ -6,11 +6,14 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "cli-container.h"
 #include "log.h"
 #include "spec.h"
+#include "sshkeys.h"
 #include "util/strv.h"
+#include "wiring.h"
 
 /* A string vector that grows geometrically: a command line may carry many -e options. */
 typedef struct vec {
@@ -73,9 +76,13 @@ enum {
     OPT_NO_SHIELD,
     OPT_ROUTE,
     OPT_NO_ROUTES,
+    OPT_REPO,
+    OPT_SSH_SCOPE,
+    OPT_TOKEN_TTL,
     OPT_SHIELD_ALLOW,
     OPT_SHIELD_DENY,
     OPT_JSON,
+    OPT_SEALED,
 };
 
 static void help(const char *cmd)
@@ -96,7 +103,10 @@ static void help(const char *cmd)
            "      --name NAME            container name (default: terok-<8 hex digits>)\n"
            "  -e, --env KEY=VALUE        set an environment variable (repeatable)\n"
            "      --env-file FILE        read KEY=VALUE lines from FILE\n"
-           "  -v, --volume HOST:TARGET[:OPTS]  bind-mount HOST (OPTS: ro, rw, z, Z)\n"
+           "  -v, --volume HOST:TARGET[:OPTS]  bind-mount HOST (OPTS: ro, rw, z, Z, live)\n"
+           "      --sealed               copy the volumes in before the start instead of\n"
+           "                             mounting them (except 'live' ones): nothing the\n"
+           "                             container writes reaches the host\n"
            "      --network MODE         none, slirp4netns[:OPTS], pasta[:OPTS], bridge, "
            "ns:/PATH\n"
            "      --pids-limit N         at most N processes (0 = unlimited)\n"
@@ -115,6 +125,9 @@ static void help(const char *cmd)
            "      --runtime NAME         OCI runtime: crun or krun\n"
            "  -t, --tty                  allocate a TTY\n"
            "  -i, --interactive          keep stdin open\n"
+           "      --repo PROJECT[:rw]    reach the gate's PROJECT (read-only; ':rw' may push)\n"
+           "                             as $TEROK_GATE_REPO_<PROJECT> (repeatable; see\n"
+           "                             'terok-sandbox gate --help')\n"
            "      --json                 print {\"name\", \"id\"} instead of the name\n"
            "\n"
            "Egress shield (default deny; see 'terok-sandbox shield --help'):\n"
@@ -130,6 +143,10 @@ static void help(const char *cmd)
            "      --route NAME           wire only this broker route (repeatable; default:\n"
            "                             every [route.*] in the config)\n"
            "      --no-routes            wire no broker route: no phantom tokens\n"
+           "      --ssh-scope SCOPE      offer the SSH keys linked to SCOPE through an agent\n"
+           "                             (SSH_AUTH_SOCK=/run/terok/ssh-agent.sock; see 'ssh')\n"
+           "      --token-ttl DURATION   phantom tokens expire after DURATION (e.g. 8h;\n"
+           "                             default: valid until rm)\n"
            "  -h, --help                 show this help\n");
 }
 
@@ -209,11 +226,15 @@ static int parse(cli *c, const char *cmd, int argc, char **argv, run_opts *o)
         {"no-shield", no_argument, NULL, OPT_NO_SHIELD},
         {"route", required_argument, NULL, OPT_ROUTE},
         {"no-routes", no_argument, NULL, OPT_NO_ROUTES},
+        {"repo", required_argument, NULL, OPT_REPO},
+        {"ssh-scope", required_argument, NULL, OPT_SSH_SCOPE},
+        {"token-ttl", required_argument, NULL, OPT_TOKEN_TTL},
         {"allow", required_argument, NULL, OPT_SHIELD_ALLOW},
         {"deny", required_argument, NULL, OPT_SHIELD_DENY},
         {"tty", no_argument, NULL, 't'},
         {"interactive", no_argument, NULL, 'i'},
         {"json", no_argument, NULL, OPT_JSON},
+        {"sealed", no_argument, NULL, OPT_SEALED},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -373,6 +394,43 @@ static int parse(cli *c, const char *cmd, int argc, char **argv, run_opts *o)
         case OPT_NO_ROUTES:
             r->no_routes = true;
             break;
+        case OPT_REPO: {
+            _cleanup_error_ terok_error err = TEROK_ERROR_INIT;
+            char project[128];
+            uint32_t rights;
+            if (wiring_parse_repo(optarg, project, sizeof project, &rights, &err) < 0) {
+                code = cli_usage_error_pt(c, cmd, pt, "%s", terok_error_message(&err));
+                goto out;
+            }
+            if (strv_extend(&r->repos, optarg) < 0)
+                goto oom;
+            break;
+        }
+        case OPT_SSH_SCOPE:
+            if (!ssh_scope_is_valid(optarg)) {
+                code =
+                    cli_usage_error_pt(c, cmd, pt,
+                                       "invalid --ssh-scope '%s': use [A-Za-z0-9][A-Za-z0-9._-]*, "
+                                       "at most %d",
+                                       optarg, SSH_SCOPE_MAX);
+                goto out;
+            }
+            r->ssh_scope = optarg;
+            break;
+        case OPT_TOKEN_TTL: {
+            int64_t ms;
+            /* whole seconds: tokens expire on the second (tokens.c) */
+            if (parse_duration_ms(optarg, &ms) < 0 || ms < 1000 || ms % 1000 != 0 ||
+                ms > 366LL * 24 * 3600 * 1000) {
+                code = cli_usage_error_pt(c, cmd, pt,
+                                          "invalid --token-ttl '%s': expected a duration in whole "
+                                          "seconds between 1s and 366d, e.g. 90s, 8h",
+                                          optarg);
+                goto out;
+            }
+            r->token_ttl_s = ms / 1000;
+            break;
+        }
         case OPT_SHIELD_ALLOW:
         case OPT_SHIELD_DENY:
             if (isempty(optarg)) {
@@ -392,6 +450,9 @@ static int parse(cli *c, const char *cmd, int argc, char **argv, run_opts *o)
             break;
         case OPT_JSON:
             c->json = true;
+            break;
+        case OPT_SEALED:
+            r->sealed = true;
             break;
         default:
             code = cli_getopt_error(c, cmd, pt, opt, argv);
@@ -452,6 +513,81 @@ static int fail(cli *c, bool pt, int r, const terok_error *err)
     return cli_failf(c, EXIT_PASSTHROUGH_FAIL, "%s", terok_error_message(err));
 }
 
+/* The foreground run: the container's stdio attached (a TTY and the operator's keys with -it),
+ * started, streamed until it ends; then its exit status is ours. A runtime that cannot attach
+ * gets start + logs -f + wait (no -i/-t there). */
+/* Blocked connections go to the clearance daemon; one that cannot be reached is a warning (the
+ * shield enforces the policy regardless). */
+static void watch_events(sandbox *sb, const char *name, bool attach)
+{
+    _cleanup_error_ terok_error err = TEROK_ERROR_INIT;
+
+    if (sandbox_watch_events(sb, name, attach, &err) < 0)
+        log_warning("blocked connections of '%s' are not being collected: %s", name,
+                    terok_error_message(&err));
+}
+
+static int foreground(cli *c, sandbox *sb, const char *name, bool tty, bool interactive, bool rm)
+{
+    _cleanup_error_ terok_error err = TEROK_ERROR_INIT;
+    terok_exec_spec io = {.struct_size = sizeof io,
+                          .stdin_fd = -1,
+                          .stdout_fd = STDOUT_FILENO,
+                          .stderr_fd = STDERR_FILENO};
+    int r, exit_code = -1;
+
+    if (tty) {
+        io.flags |= TEROK_EXEC_TTY;
+        cli_terminal_size(&io);
+        r = cli_watch_resize(&io);
+        if (r < 0)
+            log_warning("the container's terminal will not follow this one's size: %s",
+                        strerror(-r));
+    }
+    if (interactive) {
+        io.flags |= TEROK_EXEC_INTERACTIVE;
+        io.stdin_fd = STDIN_FILENO;
+    }
+    fflush(stdout);
+    if (tty && interactive)
+        cli_raw_terminal();
+    r = sandbox_start_attached(sb, name, &io, &exit_code, &err);
+    cli_restore_terminal();
+    cli_unwatch_resize();
+    if (r == -EOPNOTSUPP && !tty && !interactive) {
+        terok_logs_opts lo = {.struct_size = sizeof lo, .flags = TEROK_LOGS_FOLLOW, .tail = -1};
+
+        terok_error_clear(&err);
+        r = sandbox_start(sb, name, &err);
+        if (r >= 0) {
+            r = sandbox_logs(sb, name, &lo, cli_output_to_fds, NULL, &err);
+            if (r < 0 && r != -EOPNOTSUPP)
+                log_warning("cannot stream the output of '%s': %s", name,
+                            terok_error_message(&err));
+            terok_error_clear(&err);
+            r = 0;
+        }
+    }
+    if (r < 0) {
+        int code = fail(c, true, r, &err);
+        if (rm)
+            (void)sandbox_remove(sb, name, true, NULL, NULL);
+        return code;
+    }
+    /* the runtime may have read the status already: asking again would wait for its cleanup */
+    if (exit_code < 0) {
+        r = sandbox_wait(sb, name, -1, &exit_code, &err);
+        if (r < 0)
+            return fail(c, true, r, &err);
+    }
+    if (rm) {
+        r = sandbox_remove(sb, name, true, NULL, &err);
+        if (r < 0)
+            log_warning("cannot remove '%s': %s", name, terok_error_message(&err));
+    }
+    return exit_code;
+}
+
 static int do_create(cli *c, const char *cmd, int argc, char **argv, bool start)
 {
     _cleanup_error_ terok_error err = TEROK_ERROR_INIT;
@@ -459,8 +595,8 @@ static int do_create(cli *c, const char *cmd, int argc, char **argv, bool start)
     sandbox_notes notes = {0};
     run_opts o = {0};
     sandbox *sb;
-    bool pt, rm;
-    int r, code, exit_code = 0;
+    bool pt, rm, tty, interactive;
+    int r, code;
 
     run_request_init(&o.req);
     code = parse(c, cmd, argc, argv, &o);
@@ -470,18 +606,8 @@ static int do_create(cli *c, const char *cmd, int argc, char **argv, bool start)
     }
     pt = start && !o.detach;
     rm = o.req.remove_on_exit;
-    /* The foreground path streams logs and waits: it attaches neither stdin nor a terminal, so
-     * -i/-t would be silently ineffective there. Refuse rather than mislead. */
-    if (pt && (o.req.tty || o.req.interactive)) {
-        const char *f = o.req.tty && o.req.interactive ? "-it" : o.req.tty ? "-t" : "-i";
-
-        run_request_done(&o.req);
-        return cli_usage_error_pt(c, cmd, true,
-                                  "'run %s' in the foreground is not supported: the container's "
-                                  "stdin and terminal cannot be attached; use 'run -d %s ...' and "
-                                  "then 'exec -it NAME sh'",
-                                  f, f);
-    }
+    tty = o.req.tty;
+    interactive = o.req.interactive;
     /* In the foreground we remove it ourselves after reading the exit status. */
     if (pt)
         o.req.remove_on_exit = false;
@@ -501,33 +627,20 @@ static int do_create(cli *c, const char *cmd, int argc, char **argv, bool start)
         print_created(c, sb, name);
         return EXIT_OK;
     }
-    r = sandbox_start(sb, name, &err);
-    if (r < 0) {
-        code = fail(c, pt, r, &err);
-        if (rm)
-            (void)sandbox_remove(sb, name, true, NULL, NULL);
-        return code;
-    }
     if (o.detach) {
+        r = sandbox_start(sb, name, &err);
+        if (r < 0) {
+            code = fail(c, false, r, &err);
+            if (rm)
+                (void)sandbox_remove(sb, name, true, NULL, NULL);
+            return code;
+        }
+        watch_events(sb, name, true);
         print_created(c, sb, name);
         return EXIT_OK;
     }
-
-    terok_logs_opts lo = {.struct_size = sizeof lo, .flags = TEROK_LOGS_FOLLOW, .tail = -1};
-    fflush(stdout);
-    r = sandbox_logs(sb, name, &lo, cli_output_to_fds, NULL, &err);
-    if (r < 0 && r != -EOPNOTSUPP)
-        log_warning("cannot stream the output of '%s': %s", name, terok_error_message(&err));
-    terok_error_clear(&err);
-    r = sandbox_wait(sb, name, -1, &exit_code, &err);
-    if (r < 0)
-        return fail(c, true, r, &err);
-    if (rm) {
-        r = sandbox_remove(sb, name, true, NULL, &err);
-        if (r < 0)
-            log_warning("cannot remove '%s': %s", name, terok_error_message(&err));
-    }
-    return exit_code;
+    watch_events(sb, name, false);
+    return foreground(c, sb, name, tty, interactive, rm);
 }
 
 int cmd_run(cli *c, int argc, char **argv)

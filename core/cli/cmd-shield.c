@@ -5,11 +5,14 @@
  * service. Every operation maps onto one shield plugin op (core/src/shield.h). */
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
+#include <time.h>
 #include <limits.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "clearance/shield-audit.h"
 #include "cli.h"
 #include "shield.h"
 #include "spec.h"
@@ -31,6 +34,11 @@ static void shield_help(void)
            "  quarantine CONTAINER                     nothing out, open connections cut\n"
            "  status CONTAINER [--json]                posture and policy\n"
            "  rules CONTAINER                          the ruleset as loaded\n"
+           "  logs CONTAINER [--follow] [--json] [--since WHEN]\n"
+           "                                           blocked connections and verdicts from\n"
+           "                                           the audit (WHEN: 10m, 2h, or\n"
+           "                                           2026-01-31T12:00:00Z); --json: one\n"
+           "                                           object per line\n"
            "  install-hooks [--hooks-dir DIR]          write the OCI hooks that apply the shield\n"
            "                                           when a container starts (idempotent)\n"
            "\n"
@@ -249,6 +257,189 @@ static int do_rules(cli *c, int argc, char **argv)
     return r < 0 ? cli_fail(c, r, &err) : EXIT_OK;
 }
 
+/* ------------------------------------------------------------------ logs */
+
+static volatile sig_atomic_t logs_stop;
+
+static void logs_on_signal(int sig)
+{
+    (void)sig;
+    logs_stop = 1;
+}
+
+/* "10m" (that long ago) or "YYYY-MM-DDTHH:MM:SS[Z]" (UTC) -> unix ms. */
+static int parse_since(const char *s, int64_t *ret)
+{
+    int64_t ms;
+    struct tm tm = {0};
+    const char *end;
+
+    if (parse_duration_ms(s, &ms) == 0 && ms >= 0) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        *ret = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - ms;
+        return 0;
+    }
+    end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!end || (*end && !streq(end, "Z")))
+        return -EINVAL;
+    *ret = (int64_t)timegm(&tm) * 1000;
+    return 0;
+}
+
+typedef struct logs_ctx {
+    bool json;
+    int64_t last_id;
+    size_t rows;
+} logs_ctx;
+
+static int log_row_cb(void *userdata, const shield_audit_row *r)
+{
+    logs_ctx *l = userdata;
+    json_object *o = shield_audit_row_json(r);
+    char pb[12];
+
+    l->last_id = r->id;
+    l->rows++;
+    if (!o)
+        return -ENOMEM;
+    if (l->json) {
+        puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+                                                   JSON_C_TO_STRING_NOSLASHESCAPE));
+    } else {
+        json_object *t = NULL;
+        bool v6 = r->dest_ip && strchr(r->dest_ip, ':');
+
+        json_object_object_get_ex(o, "time", &t);
+        printf("%s %-10s", json_object_get_string(t), r->kind);
+        if (streq(r->kind, "suppressed"))
+            printf(" %lld more blocked connection(s) not recorded one by one (rate limit)",
+                   (long long)r->count);
+        else if (r->dest_ip) {
+            if (r->protocol >= 0)
+                printf(" %s", ip_proto_name(r->protocol, pb, sizeof pb));
+            if (r->dest_port > 0)
+                printf(" %s%s%s:%d", v6 ? "[" : "", r->dest_ip, v6 ? "]" : "", r->dest_port);
+            else
+                printf(" %s", r->dest_ip);
+            if (r->domain)
+                printf(" (%s)", r->domain);
+        }
+        if (r->target)
+            printf(" -> %s %s", r->kind, r->target);
+        if (r->actor_uid >= 0)
+            printf(" by uid %lld", (long long)r->actor_uid);
+        putchar('\n');
+    }
+    json_object_put(o);
+    return ferror(stdout) ? -EPIPE : 0;
+}
+
+static int count_row_cb(void *userdata, const shield_audit_row *r)
+{
+    ((logs_ctx *)userdata)->rows++;
+    return 0;
+}
+
+static int do_logs(cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"json", no_argument, NULL, 'j'},
+        {"follow", no_argument, NULL, 'f'},
+        {"since", required_argument, NULL, 's'},
+        {NULL, 0, NULL, 0},
+    };
+    _cleanup_error_ terok_error err = TEROK_ERROR_INIT;
+    shield_audit_query q = {0};
+    container_rec rec = {0};
+    const char *name = NULL;
+    bool follow = false, known;
+    logs_ctx l = {0};
+    sandbox *sb;
+    store *st;
+    int o, r;
+
+    optind = 0;
+    opterr = 0;
+    while ((o = getopt_long(argc, argv, "hf", opts, NULL)) >= 0) {
+        switch (o) {
+        case 'h':
+            shield_help();
+            return EXIT_OK;
+        case 'j':
+            c->json = true;
+            break;
+        case 'f':
+            follow = true;
+            break;
+        case 's':
+            if (parse_since(optarg, &q.since_ms) < 0)
+                return cli_usage_error(c, "shield",
+                                       "invalid --since '%s' (a duration like 10m, or "
+                                       "YYYY-MM-DDTHH:MM:SSZ)",
+                                       optarg);
+            break;
+        default:
+            return cli_usage_error(c, "shield", "unknown option for 'logs'");
+        }
+    }
+    if (optind + 1 != argc)
+        return cli_usage_error(c, "shield", "'logs' needs one CONTAINER");
+    name = argv[optind];
+    if (!container_name_is_valid(name))
+        return cli_usage_error(c, "shield", "invalid container name '%s'", name);
+    r = cli_sandbox(c, &sb);
+    if (r > 0)
+        return r;
+    r = sandbox_store(sb, &st, &err);
+    if (r < 0)
+        return cli_fail(c, r, &err);
+    r = store_container_get(st, name, &rec, &err);
+    if (r < 0 && r != -ENOENT)
+        return cli_fail(c, r, &err);
+    known = r == 0;
+    container_rec_done(&rec);
+    terok_error_clear(&err);
+    l.json = c->json;
+    q.container = name;
+    r = shield_audit_list(store_sqlite(st), &q, log_row_cb, &l, &err);
+    if (r < 0)
+        return r == -EPIPE ? EXIT_FAIL : cli_fail(c, r, &err);
+    /* a removed container's audit stays readable; a name never seen is an error */
+    if (!known && l.rows == 0 && !follow) {
+        logs_ctx any = {.json = c->json};
+        shield_audit_query all = {.container = name, .limit = 1};
+
+        r = shield_audit_list(store_sqlite(st), &all, count_row_cb, &any, &err);
+        if (r < 0)
+            return cli_fail(c, r, &err);
+        if (any.rows == 0)
+            return cli_failf(c, EXIT_NOTFOUND, "no such container '%s'", name);
+    }
+    if (!follow)
+        return EXIT_OK;
+    signal(SIGINT, logs_on_signal);
+    signal(SIGTERM, logs_on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    fflush(stdout);
+    /* the daemon commits every event at once: polling the indexed table is cheap */
+    while (!logs_stop) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+
+        nanosleep(&ts, NULL);
+        q.after_id = l.last_id;
+        r = shield_audit_list(store_sqlite(st), &q, log_row_cb, &l, &err);
+        if (r == -EPIPE || fflush(stdout) != 0)
+            return EXIT_OK; /* the reader went away */
+        if (r < 0 && r != -EBUSY)
+            return cli_fail(c, r, &err);
+        terok_error_clear(&err);
+    }
+    return EXIT_OK;
+}
+
 /* ------------------------------------------------------------------ install-hooks */
 
 static int write_hook(const char *dir, const char *file, const char *json, terok_error *err)
@@ -390,6 +581,8 @@ int cmd_shield(cli *c, int argc, char **argv)
         return do_status(c, argc - 1, argv + 1);
     if (streq(sub, "rules"))
         return do_rules(c, argc - 1, argv + 1);
+    if (streq(sub, "logs"))
+        return do_logs(c, argc - 1, argv + 1);
     if (streq(sub, "install-hooks"))
         return do_install_hooks(c, argc - 1, argv + 1);
     return cli_usage_error(c, "shield", "unknown command '%s'", sub);

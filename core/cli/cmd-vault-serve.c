@@ -155,6 +155,15 @@ int cmd_vault_serve(cli *c, int argc, char **argv)
         close(p[0]);
         rp.fd = p[1];
         (void)setsid();
+        /* Detached: nothing of the caller's stays open (a caller reading our output through a
+         * pipe would wait for the daemon's end); the daemon logs to <state>/logs/vault.log. */
+        int lfd = vault_log_open(sb, NULL, &err), nfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (lfd < 0 || nfd < 0)
+            return cli_fail(c, lfd < 0 ? lfd : -errno, &err);
+        if (dup2(nfd, 0) < 0 || dup2(lfd, 1) < 0 || dup2(lfd, 2) < 0)
+            return cli_failf(c, EXIT_FAIL, "dup2: %s", strerror(errno));
+        close(lfd);
+        close(nfd);
     }
     o.ready = on_ready;
     o.ready_userdata = &rp;

@@ -36,6 +36,8 @@ static void vault_help(void)
            "  serve [--foreground]          run the broker daemon (see 'vault serve --help')\n"
            "  stop                          stop the broker daemon\n"
            "  tokens list|revoke            phantom tokens, masked (see 'vault tokens --help')\n"
+           "  audit [--container NAME] [--limit N] [--json]\n"
+           "                                the broker's requests (never a secret)\n"
            "\n"
            "Exit status: 0 done, 1 failed, 2 bad command line, 4 no such entry, 5 the vault\n"
            "backend could not be used.\n");
@@ -511,6 +513,7 @@ static int vault_cmd_show_meta(cli *c, int argc, char **argv)
 int cmd_vault_serve(cli *c, int argc, char **argv);
 int cmd_vault_tokens(cli *c, int argc, char **argv);
 int cmd_vault_stop(cli *c, int argc, char **argv);
+int cmd_vault_audit(cli *c, int argc, char **argv);
 
 int cmd_vault(cli *c, int argc, char **argv)
 {
@@ -523,6 +526,7 @@ int cmd_vault(cli *c, int argc, char **argv)
         {"list", vault_cmd_list},           {"rm", vault_cmd_rm},
         {"show-meta", vault_cmd_show_meta}, {"serve", cmd_vault_serve},
         {"stop", cmd_vault_stop},           {"tokens", cmd_vault_tokens},
+        {"audit", cmd_vault_audit},
     };
 
     if (argc < 2 || streq(argv[1], "--help") || streq(argv[1], "-h") || streq(argv[1], "help")) {

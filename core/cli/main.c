@@ -25,8 +25,11 @@ static const cli_command commands[] = {
     {"config", cmd_config, "Check or show the configuration"},
     {"plugins", cmd_plugins, "List the plugins in the plugin directory"},
     {"vault", cmd_vault, "Credentials, phantom tokens and the broker daemon"},
+    {"gate", cmd_gate, "Git gate: projects, review, forward and the gate daemon"},
+    {"ssh", cmd_ssh, "SSH keys in the vault and the containers' ssh-agent"},
     {"shield", cmd_shield, "Live egress decisions, status and the OCI hooks"},
     {"hook", cmd_hook, "The shield's OCI hook (run by the container engine)"},
+    {"clearance", cmd_clearance, "Blocked connections awaiting a verdict, and their daemon"},
 };
 
 static void print_version(bool json)

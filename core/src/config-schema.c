@@ -25,6 +25,8 @@ static const config_key runtime_keys[] = {
 };
 static const config_key vault_keys[] = {
     KEY("backend", "backend", "sqlite", "Vault plugin: loads <plugin-dir>/vault-NAME.so"),
+    KEY("ca-file", "path", "",
+        "Extra CA bundle (PEM) the broker trusts for upstream TLS, besides the system's"),
 };
 static const config_key gate_keys[] = {
     KEY("backend", "backend", "git", "Gate plugin: loads <plugin-dir>/gate-NAME.so"),

@@ -188,11 +188,53 @@ char *plugin_caps_to_string(uint32_t kind, uint64_t caps)
 
 /* --- ownership and mode ------------------------------------------------------------------ */
 
+/* The uid root's files show as when we run in a user namespace that does not map the initial
+ * namespace's root (the rootless OCI hook runs in Podman's: the installed plugins, owned by
+ * root, appear as the overflow uid), else (uid_t)-1. Such a namespace cannot tell root from
+ * any other unmapped owner; the plugin directory there comes from the operator's own hook
+ * configuration, and the mode check still holds. */
+static uid_t unmapped_root_uid(void)
+{
+    static int cached = -1;
+    static uid_t overflow = (uid_t)-1;
+    char line[128];
+    FILE *f;
+
+    if (cached >= 0)
+        return cached ? overflow : (uid_t)-1;
+    cached = 0;
+    f = fopen("/proc/self/uid_map", "re");
+    if (!f)
+        return (uid_t)-1;
+    bool root_mapped = false;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long inside, outside, count;
+
+        if (sscanf(line, "%lu %lu %lu", &inside, &outside, &count) == 3 && outside == 0 &&
+            count > 0)
+            root_mapped = true;
+    }
+    fclose(f);
+    if (root_mapped)
+        return (uid_t)-1;
+    f = fopen("/proc/sys/kernel/overflowuid", "re");
+    if (f) {
+        unsigned long v;
+
+        if (fscanf(f, "%lu", &v) == 1 && v > 0 && v < UINT32_MAX) {
+            overflow = (uid_t)v;
+            cached = 1;
+        }
+        fclose(f);
+    }
+    return cached ? overflow : (uid_t)-1;
+}
+
 int owner_mode_problem(const struct stat *st, char *buf, size_t len)
 {
     mode_t w = st->st_mode & (S_IWGRP | S_IWOTH);
 
-    if (st->st_uid != 0 && st->st_uid != geteuid()) {
+    if (st->st_uid != 0 && st->st_uid != geteuid() && st->st_uid != unmapped_root_uid()) {
         snprintf(buf, len, "owned by uid %u, not by root or uid %u", (unsigned)st->st_uid,
                  (unsigned)geteuid());
         return -EPERM;

@@ -188,3 +188,20 @@ int runtime_ctl(runtime *rt, uint32_t op, void *arg, terok_error *err)
     CHECK_OP(rt, ctl, 0, err);
     return wrap(OPS(rt)->ctl(rt->state, op, arg, err), err, "runtime control op %u", op);
 }
+
+int runtime_start_attached(runtime *rt, const char *ref, const terok_exec_spec *io,
+                           int *ret_exit_code, terok_error *err)
+{
+    terok_runtime_ctl_attach a = {.struct_size = sizeof a, .ref = ref, .io = io, .exit_code = -1};
+    int r;
+
+    CHECK_OP(rt, ctl, 0, err);
+    if (io && (io->flags & TEROK_EXEC_TTY) && !(OPS(rt)->caps & TEROK_RUNTIME_CAP_TTY))
+        return terok_error_set(err, -EOPNOTSUPP, "runtime backend '%s' does not support a TTY",
+                               backend(rt));
+    r = wrap(OPS(rt)->ctl(rt->state, TEROK_RUNTIME_CTL_START_ATTACHED, &a, err), err,
+             "starting '%s' attached", strna(ref));
+    if (r >= 0 && ret_exit_code)
+        *ret_exit_code = a.exit_code >= 0 && a.exit_code <= 255 ? a.exit_code : -1;
+    return r;
+}

@@ -34,5 +34,10 @@ int runtime_image_inspect(runtime *rt, const char *image, terok_image_cb cb, voi
                           terok_error *err);
 int runtime_events(runtime *rt, const terok_list_filter *f, terok_event_cb cb, void *userdata,
                    terok_error *err);
+/* ctl START_ATTACHED: attach io to the created container, start it, stream until it ends;
+ * *ret_exit_code its status when the runtime knew it at once, else -1.
+ * -EOPNOTSUPP when the backend cannot (the caller starts, follows the logs and waits). */
+int runtime_start_attached(runtime *rt, const char *ref, const terok_exec_spec *io,
+                           int *ret_exit_code, terok_error *err);
 /* The backend's ctl(): TEROK_RUNTIME_CTL_* or a backend-specific opcode. */
 int runtime_ctl(runtime *rt, uint32_t op, void *arg, terok_error *err);

@@ -7,12 +7,14 @@
 #include <limits.h>
 #include <stdio.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "error.h"
 #include "terok-build-config.h"
 #include "runtime.h"
 #include "sandbox.h"
+#include "clearance/clearance-client.h"
 #include "shield.h"
 #include "spec.h"
 #include "wiring.h"
@@ -145,6 +147,7 @@ void run_request_done(run_request *r)
     strv_free(r->devices);
     strv_free(r->gpus);
     strv_free(r->routes);
+    strv_free(r->repos);
     strv_free(r->shield_allow);
     strv_free(r->shield_deny);
     for (size_t i = 0; i < r->n_volumes; i++) {
@@ -282,6 +285,34 @@ static int config_profiles(const config *cfg, char ***ret)
         p += strspn(p, ", \t");
     }
     *ret = l;
+    return 0;
+}
+
+/* Sealed mode: every volume but the live ones is copied into the created container (the host
+ * directory is never mounted, so nothing the container writes reaches it). A directory's
+ * content lands in TARGET (made when missing), a file becomes TARGET. */
+static int copy_volumes_in(runtime *rt, const run_request *req, const char *name, terok_error *err)
+{
+    for (size_t i = 0; i < req->n_volumes; i++) {
+        const volume_req *v = &req->volumes[i];
+        _cleanup_free_ char *dest = NULL;
+        struct stat st;
+        int r;
+
+        if (v->live)
+            continue;
+        if (stat(v->source, &st) < 0)
+            return terok_error_set(err, negative_errno(), "sealed volume source '%s': %s",
+                                   v->source, strerror(errno));
+        if (asprintf(&dest, "%s%s", v->target, S_ISDIR(st.st_mode) ? "/" : "") < 0)
+            return terok_error_set(err, -ENOMEM, "out of memory");
+        r = runtime_copy_in(rt, name, v->source, dest, err);
+        if (r < 0) {
+            (void)terok_error_prefix(err, "sealed container '%s': volume '%s:%s'", name, v->source,
+                                     v->target);
+            return r;
+        }
+    }
     return 0;
 }
 
@@ -431,13 +462,27 @@ int sandbox_create(sandbox *s, const run_request *req, sandbox_notes *notes, cha
     }
 
     /* 4. Wire it to the host services: runtime dir, phantom tokens, the broker's socket. */
-    r = wiring_setup(s, name, req->no_routes ? (char *[]){NULL} : req->routes, s->config_file, &w,
-                     err);
+    r = wiring_setup(s, name, req->no_routes ? (char *[]){NULL} : req->routes, req->repos,
+                     req->token_ttl_s, s->config_file, &w, err);
     if (r < 0) {
         (void)store_container_remove(st, name, NULL);
         if (shielded)
             shield_teardown(s, name);
         goto out;
+    }
+    if (r >= 0 && req->ssh_scope) {
+        r = wiring_ssh(s, name, req->ssh_scope, s->config_file, &w, err);
+        if (r >= 0 && !w.ssh_wired && notes)
+            (void)strv_extendf(&notes->warnings,
+                               "SSH scope '%s' has no keys linked: the container gets no agent",
+                               req->ssh_scope);
+        if (r < 0) {
+            wiring_rollback(s, name, &w);
+            (void)store_container_remove(st, name, NULL);
+            if (shielded)
+                shield_teardown(s, name);
+            goto out;
+        }
     }
     r = spec_wire(cs, w.run_dir, w.env, err);
     if (r < 0) {
@@ -458,6 +503,9 @@ int sandbox_create(sandbox *s, const run_request *req, sandbox_notes *notes, cha
         goto out;
     }
     r = store_container_set_id(st, name, id, err);
+    /* 6. Sealed: the volumes' content goes in now, before anything runs in there. */
+    if (r >= 0 && req->sealed)
+        r = copy_volumes_in(&rt, req, name, err);
     if (r < 0) {
         (void)runtime_remove(&rt, name, TEROK_REMOVE_FORCE | TEROK_REMOVE_VOLUMES, NULL);
         wiring_rollback(s, name, &w);
@@ -520,6 +568,35 @@ int sandbox_start(sandbox *s, const char *name, terok_error *err)
         return r;
     container_rec_done(&rec);
     return runtime_start(&rt, name, err);
+}
+
+int sandbox_watch_events(sandbox *s, const char *name, bool attach, terok_error *err)
+{
+    shield sh;
+    int r;
+
+    if (!registry_backend_name(s->registry, TEROK_PLUGIN_KIND_SHIELD) ||
+        shield_open(s->registry, 0, &sh, NULL) < 0 ||
+        !shield_has_cap(&sh, TEROK_SHIELD_CAP_EVENTS) || !shield_has_bundle(&sh, name))
+        return 0;
+    r = clearance_client_ensure(s, s->config_file, err);
+    if (r < 0 || !attach)
+        return r;
+    return clearance_client_attach(s, name, err);
+}
+
+int sandbox_start_attached(sandbox *s, const char *name, const terok_exec_spec *io,
+                           int *ret_exit_code, terok_error *err)
+{
+    container_rec rec = {0};
+    runtime rt;
+    int r;
+
+    r = managed_runtime(s, name, &rec, &rt, 0, err);
+    if (r < 0)
+        return r;
+    container_rec_done(&rec);
+    return runtime_start_attached(&rt, name, io, ret_exit_code, err);
 }
 
 int sandbox_stop(sandbox *s, const char *name, int64_t timeout_s, terok_error *err)
@@ -626,6 +703,8 @@ int sandbox_remove(sandbox *s, const char *name, bool force, bool *ret_existed, 
     r = wiring_teardown(s, name, err);
     if (r < 0)
         return r;
+    /* a clearance daemon, if one runs, drops the container's pending requests */
+    (void)clearance_client_forget(s, name, NULL);
     r = shield_remove(s, name, err);
     if (r < 0)
         return r;

@@ -39,6 +39,7 @@ typedef struct volume_req {
     char *source;
     char *target;
     bool read_only;
+    bool live;      /* bind-mounted even in sealed mode (option "live") */
     uint32_t label; /* 0, TEROK_MOUNT_SHARED_LABEL, TEROK_MOUNT_PRIVATE_LABEL */
 } volume_req;
 
@@ -72,7 +73,7 @@ typedef struct run_request {
     int cap_drop_all;
     int default_seccomp;
     bool remove_on_exit; /* --rm */
-    bool sealed;
+    bool sealed; /* volumes (but live ones) are copied in before start, never bind-mounted */
     bool tty;
     bool interactive;
     bool no_shield;      /* the operator said so explicitly */
@@ -80,6 +81,10 @@ typedef struct run_request {
     char **shield_deny;  /* --deny TARGET */
     char **routes;       /* broker routes to wire (NULL: every configured route) */
     bool no_routes;      /* wire no broker route at all */
+    char **repos;        /* gate projects to wire: "project[:ro|:rw]" */
+    /* --ssh-scope: the SSH keys linked to it reach the container's agent (NULL: none) */
+    const char *ssh_scope;
+    int64_t token_ttl_s; /* phantom tokens expire this long after the run; 0 = until rm */
 } run_request;
 void run_request_init(run_request *r);
 void run_request_done(run_request *r);
@@ -94,6 +99,16 @@ void sandbox_notes_done(sandbox_notes *n);
 int sandbox_create(sandbox *s, const run_request *req, sandbox_notes *notes, char **ret_name,
                    terok_error *err);
 int sandbox_start(sandbox *s, const char *name, terok_error *err);
+/* Have the clearance daemon (started on demand) collect the container's blocked connections:
+ * after start, attach asks it at once; before an attached start (foreground run), !attach only
+ * makes sure it runs and its next rescan (within a second) picks the container up. 0 when the
+ * container has no shield or its shield has no events. */
+int sandbox_watch_events(sandbox *s, const char *name, bool attach, terok_error *err);
+/* Start with the container's stdio attached to io (a foreground run, `run -it`) and return when
+ * its output ends. *ret_exit_code: its exit status when the runtime had it at once, else -1 (ask
+ * sandbox_wait()). -EOPNOTSUPP: the runtime cannot attach (nothing was started). */
+int sandbox_start_attached(sandbox *s, const char *name, const terok_exec_spec *io,
+                           int *ret_exit_code, terok_error *err);
 /* stop: SIGTERM, then SIGKILL after timeout_s (config default when < 0). */
 int sandbox_stop(sandbox *s, const char *name, int64_t timeout_s, terok_error *err);
 /* rm: idempotent; absent = removed (returns 0, *ret_existed false). force stops first. */

@@ -2,9 +2,11 @@
 /* shield.c: the core's calls into the configured shield backend. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "error.h"
+#include "paths.h"
 #include "shield.h"
 
 #define NEED_OP(s, op, what)                                                                       \
@@ -181,6 +183,17 @@ static int rm_flat_dir(int parent, const char *sub)
     if (r == 0 && unlinkat(parent, sub, AT_REMOVEDIR) < 0 && errno != ENOENT)
         r = negative_errno();
     return r;
+}
+
+bool shield_has_bundle(shield *s, const char *container)
+{
+    _cleanup_free_ char *dir = NULL;
+    struct stat st;
+
+    if (!container_name_is_valid(container) || !s->plugin->state_dir ||
+        asprintf(&dir, "%s/containers/%s/shield", s->plugin->state_dir, container) < 0)
+        return false;
+    return lstat(dir, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 int shield_forget(shield *s, const char *container, terok_error *err)

@@ -35,5 +35,8 @@ int shield_ctl(shield *s, uint32_t op, void *arg, terok_error *err);
 /* Remove the container's bundle (<plugin state>/containers/<name>/shield, docs/shield.md) and that
  * directory when nothing else is left in it. Absent is fine. After cleanup, on rm. */
 int shield_forget(shield *s, const char *container, terok_error *err);
+/* Whether the container has a bundle (<plugin state>/containers/<name>/shield): it was created
+ * shielded. */
+bool shield_has_bundle(shield *s, const char *container);
 /* "up", "down", "quarantine", "offline", "error" ("unknown" otherwise). */
 const char *shield_posture_name(uint32_t posture);

@@ -563,6 +563,8 @@ int spec_parse_volume(const char *s, volume_req *ret, terok_error *err)
                 v.label |= TEROK_MOUNT_SHARED_LABEL;
             else if (len == 1 && *o == 'Z')
                 v.label |= TEROK_MOUNT_PRIVATE_LABEL;
+            else if (len == 4 && strneq(o, "live", 4))
+                v.live = true;
             else
                 goto bad_opt;
             o += len;
@@ -575,8 +577,9 @@ int spec_parse_volume(const char *s, volume_req *ret, terok_error *err)
 bad_opt:
     free(v.source);
     free(v.target);
-    return terok_error_set(
-        err, -EINVAL, "invalid volume options in '%s': use a comma list of ro, rw, z, Z", Q(s));
+    return terok_error_set(err, -EINVAL,
+                           "invalid volume options in '%s': use a comma list of ro, rw, z, Z, live",
+                           Q(s));
 oom:
     free(v.source);
     free(v.target);

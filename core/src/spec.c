@@ -189,10 +189,20 @@ static const char *keep(composed_spec *c, const char *s)
     return c->mount_strings[strv_length(c->mount_strings) - 1];
 }
 
+/* A volume that is copied into the container (sealed mode) instead of bind-mounted. */
+static bool volume_is_copied(const run_request *req, const volume_req *v)
+{
+    return req->sealed && !v->live;
+}
+
 static bool has_target(const run_request *req, const char *t)
 {
     for (size_t i = 0; i < req->n_volumes; i++) {
         const char *v = req->volumes[i].target;
+
+        /* sealed: the content lands in what is mounted there (the workspace volume included) */
+        if (volume_is_copied(req, &req->volumes[i]))
+            continue;
         size_t n = strlen(t);
         /* "/tmp", "/tmp/" and "//tmp" all mean /tmp */
         while (v[0] == '/' && v[1] == '/')
@@ -226,6 +236,8 @@ static int compose_mounts(composed_spec *c, const run_request *req, const spec_p
 
     for (size_t i = 0; i < req->n_volumes; i++) {
         const volume_req *v = &req->volumes[i];
+        if (volume_is_copied(req, v))
+            continue; /* sandbox_create copies it in before the start */
         r = add_mount(c, TEROK_MOUNT_BIND, (v->read_only ? TEROK_MOUNT_RO : 0) | v->label,
                       v->source, v->target, NULL);
         if (r < 0)
@@ -441,6 +453,20 @@ static int compose_json(composed_spec *c, const run_request *req, const spec_pol
     json_object_object_add(o, "tty", json_object_new_boolean(s->flags & TEROK_SPEC_TTY));
     json_object_object_add(o, "interactive", json_object_new_boolean(s->flags & TEROK_SPEC_STDIN));
     json_object_object_add(o, "sealed", json_object_new_boolean(s->flags & TEROK_SPEC_SEALED));
+    if (req->sealed) {
+        json_object *copied = json_object_new_array();
+        for (size_t i = 0; i < req->n_volumes; i++) {
+            const volume_req *v = &req->volumes[i];
+            json_object *jc;
+            if (!volume_is_copied(req, v))
+                continue;
+            jc = json_object_new_object();
+            json_object_object_add(jc, "source", jstr(v->source));
+            json_object_object_add(jc, "target", jstr(v->target));
+            json_object_array_add(copied, jc);
+        }
+        json_object_object_add(o, "copied_in", copied);
+    }
     json_object_object_add(o, "hardening", h);
     json_object_object_add(o, "relaxations", rel);
     json_object_object_add(o, "shield", shield);

@@ -54,6 +54,22 @@ static const char *const migrations[] = {
     "  duration_us INTEGER"
     ");"
     "CREATE INDEX audit_container ON audit(container, at);",
+    /* 2 -> 3: the shield's audit: blocked connections seen by the clearance daemon and the
+     * operator's verdicts on them (core/src/clearance/shield-audit.c) */
+    "CREATE TABLE shield_events ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  at_ms INTEGER NOT NULL,"
+    "  container TEXT NOT NULL,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('blocked', 'suppressed', 'allow', 'deny')),"
+    "  dest_ip TEXT,"
+    "  dest_port INTEGER,"
+    "  protocol INTEGER,"
+    "  domain TEXT,"
+    "  target TEXT,"
+    "  count INTEGER NOT NULL DEFAULT 1,"
+    "  actor_uid INTEGER"
+    ");"
+    "CREATE INDEX shield_events_container ON shield_events(container, id);",
 };
 
 _Static_assert(ELEMENTSOF(migrations) == STORE_SCHEMA_VERSION,

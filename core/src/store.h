@@ -13,7 +13,7 @@
 
 typedef struct store store;
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 /* Opens (creating, 0600, O_NOFOLLOW semantics) <state_dir>/state.db and migrates it. A database
  * from a newer schema than we know is refused with a message naming both versions. */

@@ -197,8 +197,10 @@ int podman_copy_in(podman *p, const char *ref, const char *host_path, const char
             return terok_perr(err, -EINVAL, "copy into '%s': bad destination '%s'", ref,
                               container_path);
     }
-    if (asprintf(&url, "/containers/%s/archive?path=%s%s%s", ref, esc, esc_rename ? "&rename=" : "",
-                 strempty(esc_rename)) < 0)
+    /* noOverwriteDirNonDir: as `podman cp` without --overwrite, a directory never replaces a
+     * file of the container (or the reverse) */
+    if (asprintf(&url, "/containers/%s/archive?path=%s&noOverwriteDirNonDir=true%s%s", ref, esc,
+                 esc_rename ? "&rename=" : "", strempty(esc_rename)) < 0)
         return terok_perr(err, -ENOMEM, "out of memory");
 
     if (pipe2(pipefd, O_CLOEXEC) < 0)

@@ -110,26 +110,80 @@ static int start_body(const terok_exec_spec *s, char **ret)
     return asprintf(ret, "{\"Detach\":false,\"Tty\":%s}", tty ? "true" : "false") < 0 ? -ENOMEM : 0;
 }
 
-/* Start exec session `id` and pump its stream until the container side closes. */
-static int attach(podman *p, const char *id, const terok_exec_spec *s, terok_error *err)
+/* The fd of 4-byte {rows, cols} records, or -1 (older hosts pass a shorter struct). */
+static int resize_fd_of(const terok_exec_spec *s)
+{
+    if (!(s->flags & TEROK_EXEC_RESIZE_FD) || !(s->flags & TEROK_EXEC_TTY) ||
+        s->struct_size < offsetof(terok_exec_spec, resize_fd) + sizeof(int))
+        return -1;
+    return s->resize_fd;
+}
+
+/* POST <resize_path>?h=R&w=C on the state's handle (idle while a hijacked stream runs). A
+ * failed resize never ends the session: the process may just have exited. */
+static void resize(podman *p, const char *resize_path, unsigned rows, unsigned cols)
+{
+    _cleanup_response_ api_response rs = {0};
+    _cleanup_free_ char *path = NULL;
+    api_request rq = API_REQUEST_INIT;
+
+    if (!rows || !cols || asprintf(&path, "%s?h=%u&w=%u", resize_path, rows, cols) < 0)
+        return;
+    rq.method = "POST";
+    rq.path = path;
+    if (api_call(p, &rq, &rs, NULL) < 0 || rs.status < 200 || rs.status >= 300)
+        terok_plog(TEROK_LOG_DEBUG, "resizing the TTY via %s: HTTP %ld", resize_path, rs.status);
+}
+
+/* Drain the resize fd; apply the last complete record. */
+static void resize_from_fd(podman *p, int fd, const char *resize_path)
+{
+    unsigned char buf[256];
+    uint16_t rc[2];
+    ssize_t n = read(fd, buf, sizeof buf);
+
+    if (n < (ssize_t)sizeof rc)
+        return;
+    memcpy(rc, buf + (n / sizeof rc - 1) * sizeof rc, sizeof rc);
+    resize(p, resize_path, rc[0], rc[1]);
+}
+
+/* One hijacked stream: `POST <path>` with `Upgrade: tcp` on a second, CONNECT_ONLY handle
+ * (libpod answers 101 or 200 and the connection becomes the raw stream), then `upgraded` (e.g.
+ * the container's start, on the state's own handle), then the pump until the far side closes. */
+typedef struct hijack {
+    const char *path;        /* below PODMAN_API */
+    const char *body;        /* JSON, or NULL */
+    const char *what;        /* for error messages */
+    const char *resize_path; /* "/exec/<id>/resize" or "/containers/<ref>/resize" */
+    bool resize_at_start;    /* send the initial size once upgraded (attach has no size field) */
+    bool mount_lock;         /* hold the mount lock until the answer (attach initialises) */
+    int (*upgraded)(podman *p, void *data, terok_error *err);
+    void *data;
+} hijack;
+
+static int pump_stream(podman *p, const hijack *h, const terok_exec_spec *s, terok_error *err)
 {
     _cleanup_(curl_cleanupp) CURL *c = curl_easy_init();
-    _cleanup_free_ char *body = NULL, *req = NULL;
+    _cleanup_free_ char *req = NULL;
+    _cleanup_close_ int lock = -EBADF;
     api_buf head = {0};
     pump pu = {.spec = s, .tty = s->flags & TEROK_EXEC_TTY};
     bool interactive = (s->flags & TEROK_EXEC_INTERACTIVE) && s->stdin_fd >= 0, in_eof = false;
+    int rfd = resize_fd_of(s);
     curl_socket_t fd = CURL_SOCKET_BAD;
     size_t off = 0;
     int status, r = 0;
 
     pu.dm = (demux){.emit = emit, .userdata = &pu};
-    if (!c || start_body(s, &body) < 0 ||
-        asprintf(&req,
-                 "POST " PODMAN_API "/exec/%s/start HTTP/1.1\r\nHost: d\r\n"
-                 "Content-Type: application/json\r\nContent-Length: %zu\r\n"
-                 "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n%s",
-                 id, strlen(body), body) < 0)
+    if (!c || asprintf(&req,
+                       "POST " PODMAN_API "%s HTTP/1.1\r\nHost: d\r\n"
+                       "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+                       "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n%s",
+                       h->path, h->body ? strlen(h->body) : 0, strempty(h->body)) < 0)
         return terok_perr(err, -ENOMEM, "out of memory");
+    if ((!p->socket || p->broken) && (r = service_connect(p, err)) < 0)
+        return r;
     curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, p->socket);
     curl_easy_setopt(c, CURLOPT_URL, "http://d/");
     curl_easy_setopt(c, CURLOPT_CONNECT_ONLY, 1L);
@@ -138,9 +192,13 @@ static int attach(podman *p, const char *id, const terok_exec_spec *s, terok_err
     if (curl_easy_perform(c) != CURLE_OK ||
         curl_easy_getinfo(c, CURLINFO_ACTIVESOCKET, &fd) != CURLE_OK || fd == CURL_SOCKET_BAD)
         return terok_perr(err, -ECONNREFUSED, "podman service at '%s' does not answer", p->socket);
+    if (h->mount_lock)
+        lock = mount_lock(p);
     if ((r = send_all(c, fd, req, strlen(req))) < 0)
         goto lost;
     status = read_head(c, fd, &head, &off);
+    closep(&lock);
+    lock = -EBADF;
     if (status < 0) {
         r = status;
         goto lost;
@@ -164,26 +222,36 @@ static int attach(podman *p, const char *id, const terok_exec_spec *s, terok_err
         }
         rs.body.data = head.data + off;
         rs.body.len = head.len - off;
-        r = api_error(&rs, err, "starting exec session");
+        r = api_error(&rs, err, "%s", h->what);
         api_buf_free(&head);
         return r;
     }
+    if (h->upgraded && (r = h->upgraded(p, h->data, err)) < 0) {
+        api_buf_free(&head);
+        return r;
+    }
+    if (h->resize_at_start && (s->flags & TEROK_EXEC_TTY))
+        resize(p, h->resize_path, s->tty_rows, s->tty_cols);
     if (head.len > off)
         r = feed(&pu, head.data + off, head.len - off);
     api_buf_free(&head);
 
     while (r == 0) {
-        struct pollfd pfd[2] = {{.fd = fd, .events = POLLIN},
-                                {.fd = s->stdin_fd, .events = POLLIN}};
-        nfds_t n = interactive && !in_eof ? 2 : 1;
+        struct pollfd pfd[3] = {{.fd = fd, .events = POLLIN},
+                                {.fd = interactive && !in_eof ? s->stdin_fd : -1, .events = POLLIN},
+                                {.fd = rfd, .events = POLLIN}};
         char buf[16384];
 
-        if (poll(pfd, n, -1) < 0) {
+        if (poll(pfd, 3, -1) < 0) {
             if (errno == EINTR)
                 continue;
             r = negative_errno();
             break;
         }
+        if (pfd[2].revents & POLLIN)
+            resize_from_fd(p, rfd, h->resize_path);
+        else if (pfd[2].revents) /* the host closed its end: no more resizes */
+            rfd = -1;
         if (pfd[0].revents) {
             size_t got = 0;
             CURLcode cc = curl_easy_recv(c, buf, sizeof buf, &got);
@@ -197,7 +265,7 @@ static int attach(podman *p, const char *id, const terok_exec_spec *s, terok_err
                 break; /* the session ended */
             r = feed(&pu, buf, got);
         }
-        if (n == 2 && pfd[1].revents) {
+        if (pfd[1].revents) {
             ssize_t got = read(s->stdin_fd, buf, sizeof buf);
             if (got < 0 && (errno == EINTR || errno == EAGAIN))
                 continue;
@@ -212,17 +280,43 @@ static int attach(podman *p, const char *id, const terok_exec_spec *s, terok_err
         }
     }
     if (r == -ECANCELED)
-        return terok_perr(err, r, "exec output consumer stopped reading");
+        return terok_perr(err, r, "%s: the output consumer stopped reading", h->what);
     if (r < 0)
-        return terok_perr(err, r, "exec stream: %s", strerror(-r));
+        return terok_perr(err, r, "%s: %s", h->what, strerror(-r));
     if (pu.out_r < 0)
-        return terok_perr(err, pu.out_r, "writing exec output: %s", strerror(-pu.out_r));
+        return terok_perr(err, pu.out_r, "%s: writing the output: %s", h->what,
+                          strerror(-pu.out_r));
     return 0;
 lost:
     api_buf_free(&head);
     p->broken = true;
-    return terok_perr(err, r, "podman service at '%s' stopped answering during exec: %s", p->socket,
-                      strerror(-r));
+    return terok_perr(err, r, "podman service at '%s' stopped answering (%s): %s", p->socket,
+                      h->what, strerror(-r));
+}
+
+/* Start exec session `id` and pump its stream until the container side closes. */
+static int attach(podman *p, const char *id, const terok_exec_spec *s, terok_error *err)
+{
+    _cleanup_free_ char *body = NULL, *path = NULL, *rpath = NULL;
+    hijack h = {.what = "exec session"};
+
+    if (start_body(s, &body) < 0 || asprintf(&path, "/exec/%s/start", id) < 0 ||
+        asprintf(&rpath, "/exec/%s/resize", id) < 0)
+        return terok_perr(err, -ENOMEM, "out of memory");
+    h.path = path;
+    h.body = body;
+    h.resize_path = rpath;
+    return pump_stream(p, &h, s, err);
+}
+
+/* An exec spec from a host of ABI 1.0 (no resize_fd) or later. */
+static int exec_spec_check(const terok_exec_spec *s, terok_error *err)
+{
+    size_t known = sizeof *s;
+
+    if (s && s->struct_size < known)
+        known = TEROK_EXEC_SPEC_SIZE_1_0;
+    return check_struct(s, s ? s->struct_size : 0, known, "exec spec", err);
 }
 
 static int exit_code(podman *p, const char *id, int *ret, terok_error *err)
@@ -270,11 +364,11 @@ int podman_exec(podman *p, const char *ref, const terok_exec_spec *s, int *ret_e
     bool tty, interactive;
     int r, code = -1;
 
-    if ((r = check_struct(s, s ? s->struct_size : 0, sizeof *s, "exec spec", err)) < 0)
+    if ((r = exec_spec_check(s, err)) < 0)
         return r;
     if (!s->argv || !s->argv[0])
         return terok_perr(err, -EINVAL, "exec: empty command");
-    if (s->flags & ~(uint32_t)(TEROK_EXEC_TTY | TEROK_EXEC_INTERACTIVE))
+    if (s->flags & ~(uint32_t)(TEROK_EXEC_TTY | TEROK_EXEC_INTERACTIVE | TEROK_EXEC_RESIZE_FD))
         return terok_perr(err, -EOPNOTSUPP, "exec: unknown flags 0x%x", s->flags);
     tty = s->flags & TEROK_EXEC_TTY;
     interactive = (s->flags & TEROK_EXEC_INTERACTIVE) && s->stdin_fd >= 0;
@@ -329,5 +423,105 @@ int podman_exec(podman *p, const char *ref, const terok_exec_spec *s, int *ret_e
     if ((r = exit_code(p, id, &code, err)) < 0)
         return r;
     *ret_exit_code = code;
+    return 0;
+}
+
+int podman_start(podman *p, const char *ref, terok_error *err)
+{
+    _cleanup_response_ api_response rs = {0};
+    _cleanup_free_ char *path = NULL;
+    _cleanup_close_ int lock = -EBADF;
+    api_request rq = API_REQUEST_INIT;
+    int r;
+
+    if (asprintf(&path, "/containers/%s/start", ref) < 0)
+        return terok_perr(err, -ENOMEM, "out of memory");
+    rq.method = "POST";
+    rq.path = path;
+    lock = mount_lock(p);
+    if ((r = api_call(p, &rq, &rs, err)) < 0)
+        return r;
+    if (rs.status == 204 || rs.status == 304) /* 304: already running */
+        return 0;
+    return api_error(&rs, err, "starting container '%s'", ref);
+}
+
+static int start_now(podman *p, void *data, terok_error *err)
+{
+    return podman_start(p, data, err);
+}
+
+/* The exit status of a container whose stream just ended, read from inspect as soon as Podman
+ * has seen the exit (state "stopped"). libpod's wait for "exited" would also wait for Podman's
+ * `container cleanup` process (a fresh podman process) to finish, ~200 ms later. -1 when it
+ * does not show within ~1 s (the caller then waits). */
+static int32_t quick_exit_code(podman *p, const char *ref)
+{
+    _cleanup_free_ char *path = NULL;
+
+    if (asprintf(&path, "/containers/%s/json", ref) < 0)
+        return -1;
+    for (int tries = 0; tries < 200; tries++) {
+        _cleanup_response_ api_response rs = {0};
+        api_request rq = API_REQUEST_INIT;
+        json_object *j, *st = NULL, *v = NULL;
+        const char *status;
+        int32_t code = -1;
+        bool done;
+
+        rq.method = "GET";
+        rq.path = path;
+        if (api_call(p, &rq, &rs, NULL) < 0 || rs.status != 200 || !(j = api_json(&rs)))
+            return -1;
+        json_object_object_get_ex(j, "State", &st);
+        status = json_str(st, "Status");
+        done = status && (streq(status, "stopped") || streq(status, "exited"));
+        if (done && json_object_object_get_ex(st, "ExitCode", &v))
+            code = json_object_get_int(v);
+        json_object_put(j);
+        if (done)
+            return code >= 0 && code <= 255 ? code : -1;
+        nanosleep(&(struct timespec){0, 5 * 1000 * 1000}, NULL);
+    }
+    return -1;
+}
+
+int podman_start_attached(podman *p, terok_runtime_ctl_attach *a, terok_error *err)
+{
+    const terok_exec_spec *s;
+    _cleanup_free_ char *path = NULL, *rpath = NULL, *what = NULL;
+    hijack h = {.resize_at_start = true, .mount_lock = true, .upgraded = start_now};
+    bool interactive;
+    int r;
+
+    if (!a || a->struct_size < sizeof *a)
+        return terok_perr(err, -EINVAL, "start attached: struct too small");
+    if (!ref_is_valid(a->ref))
+        return terok_perr(err, -EINVAL, "container reference '%s' is not a valid name or id",
+                          strna(a->ref));
+    s = a->io;
+    if ((r = exec_spec_check(s, err)) < 0)
+        return r;
+    if (s->argv || s->env || s->user || s->workdir)
+        return terok_perr(err, -EINVAL, "start attached: argv, env, user and workdir are exec's");
+    if (s->flags & ~(uint32_t)(TEROK_EXEC_TTY | TEROK_EXEC_INTERACTIVE | TEROK_EXEC_RESIZE_FD))
+        return terok_perr(err, -EOPNOTSUPP, "start attached: unknown flags 0x%x", s->flags);
+    interactive = (s->flags & TEROK_EXEC_INTERACTIVE) && s->stdin_fd >= 0;
+    /* detachKeys= (empty): every byte the operator types goes to the container, ^P^Q too */
+    if (asprintf(&path,
+                 "/containers/%s/attach?stream=true&logs=false&stdout=true&stderr=true&stdin=%s"
+                 "&detachKeys=",
+                 a->ref, interactive ? "true" : "false") < 0 ||
+        asprintf(&rpath, "/containers/%s/resize", a->ref) < 0 ||
+        asprintf(&what, "attaching to container '%s'", a->ref) < 0)
+        return terok_perr(err, -ENOMEM, "out of memory");
+    h.path = path;
+    h.resize_path = rpath;
+    h.data = (void *)a->ref;
+    h.what = what;
+    a->exit_code = -1;
+    if ((r = pump_stream(p, &h, s, err)) < 0)
+        return r;
+    a->exit_code = quick_exit_code(p, a->ref);
     return 0;
 }

@@ -165,6 +165,10 @@ char **json_map_to_strv(json_object *o);
 
 int podman_exec(podman *p, const char *ref, const terok_exec_spec *spec, int *ret_exit_code,
                 terok_error *err);
+/* ctl START_ATTACHED: attach (initialising the container), start, pump until the stream ends. */
+int podman_start_attached(podman *p, terok_runtime_ctl_attach *a, terok_error *err);
+/* POST …/start under the mount lock (ref already checked). */
+int podman_start(podman *p, const char *ref, terok_error *err);
 int podman_copy_in(podman *p, const char *ref, const char *host_path, const char *container_path,
                    terok_error *err);
 

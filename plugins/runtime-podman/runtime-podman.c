@@ -187,20 +187,9 @@ static int pm_create(void *state, const terok_run_spec *spec, char **ret_id, ter
 
 static int pm_start(void *state, const char *ref, terok_error *err)
 {
-    _cleanup_response_ api_response rs = {0};
-    _cleanup_free_ char *path = NULL;
-    _cleanup_close_ int lock = -EBADF;
-    int r;
-
     if (!ref_is_valid(ref))
         return bad_ref(ref, err);
-    if (asprintf(&path, "/containers/%s/start", ref) < 0)
-        return terok_perr(err, -ENOMEM, "out of memory");
-    lock = mount_lock(state);
-    r = simple(state, "POST", path, 0, &rs, err);
-    if (r == 204 || r == 304) /* 304: already running */
-        return 0;
-    return r < 0 ? r : api_error(&rs, err, "starting container '%s'", ref);
+    return podman_start(state, ref, err);
 }
 
 static int pm_kill(void *state, const char *ref, int signo, terok_error *err)
@@ -648,6 +637,8 @@ static int pm_ctl(void *state, uint32_t op, void *arg, terok_error *err)
     terok_runtime_ctl_info *info = arg;
     int r;
 
+    if (op == TEROK_RUNTIME_CTL_START_ATTACHED)
+        return podman_start_attached(p, arg, err);
     if (op != TEROK_RUNTIME_CTL_INFO)
         return terok_perr(err, -EOPNOTSUPP, "ctl op %u is not supported", op);
     if (!info || info->struct_size < sizeof *info)

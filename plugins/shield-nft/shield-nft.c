@@ -61,6 +61,7 @@ typedef struct seen {
 
 typedef struct ev_source {
     char *container;
+    int64_t pid; /* whose netns the socket is in */
     int fd;
     seen *seen;
     size_t n_seen;
@@ -1030,6 +1031,8 @@ static int ctl_status(shield_state *s, terok_shield_ctl_text *a, terok_error *er
     return r;
 }
 
+static int ctl_events(shield_state *s, uint32_t op, terok_shield_ctl_events *a, terok_error *err);
+
 static int shield_ctl(void *state, uint32_t op, void *arg, terok_error *err)
 {
     switch (op) {
@@ -1037,6 +1040,9 @@ static int shield_ctl(void *state, uint32_t op, void *arg, terok_error *err)
         return ctl_refresh(state, arg, err);
     case TEROK_SHIELD_CTL_STATUS:
         return ctl_status(state, arg, err);
+    case TEROK_SHIELD_CTL_EVENTS_OPEN:
+    case TEROK_SHIELD_CTL_EVENTS_CLOSE:
+        return ctl_events(state, op, arg, err);
     default:
         return -EOPNOTSUPP;
     }
@@ -1052,25 +1058,27 @@ static ev_source *source_find(shield_state *s, const char *container)
     return NULL;
 }
 
-static int shield_events_fd(void *state, const char *container, int *ret_fd, terok_error *err)
+/* The container's event source, opened in the netns of the pid it runs as now; a source of an
+ * earlier run (another pid) is replaced. */
+static int source_open(shield_state *s, const char *container, ev_source **ret, terok_error *err)
 {
-    shield_state *s = state;
     ev_source *e, *ns;
     live l;
     int fd, r;
 
-    if (!s || !ret_fd)
-        return terok_perr(err, -EINVAL, "events_fd: bad argument");
-    if ((e = source_find(s, container))) {
-        *ret_fd = e->fd;
-        return 0;
-    }
     if ((r = live_open(s, container, &l, err)) < 0)
         return r;
     if (!l.running) {
         live_done(&l);
+        sources_close(s, container);
         return terok_perr(err, -ESRCH, "shield events '%s': container is not running", container);
     }
+    if ((e = source_find(s, container)) && e->pid == l.rt.pid) {
+        live_done(&l);
+        *ret = e;
+        return 0;
+    }
+    sources_close(s, container);
     if ((r = events_open(l.rt.pid, l.p->nflog_group, &fd, err)) < 0) {
         live_done(&l);
         return err_prefix(err, "shield events '%s'", container);
@@ -1083,7 +1091,8 @@ static int shield_events_fd(void *state, const char *container, int *ret_fd, ter
     }
     s->sources = ns;
     e = &s->sources[s->n_sources];
-    *e = (ev_source){.container = strdup(container), .fd = fd, .snap = take_ptr(l.p)};
+    *e = (ev_source){
+        .container = strdup(container), .pid = l.rt.pid, .fd = fd, .snap = take_ptr(l.p)};
     live_done(&l);
     if (!e->container) {
         close(fd);
@@ -1091,7 +1100,43 @@ static int shield_events_fd(void *state, const char *container, int *ret_fd, ter
         return terok_perr(err, -ENOMEM, "out of memory");
     }
     s->n_sources++;
-    *ret_fd = fd;
+    *ret = e;
+    return 0;
+}
+
+static int shield_events_fd(void *state, const char *container, int *ret_fd, terok_error *err)
+{
+    shield_state *s = state;
+    ev_source *e;
+    int r;
+
+    if (!s || !ret_fd)
+        return terok_perr(err, -EINVAL, "events_fd: bad argument");
+    if ((e = source_find(s, container))) {
+        *ret_fd = e->fd;
+        return 0;
+    }
+    if ((r = source_open(s, container, &e, err)) < 0)
+        return r;
+    *ret_fd = e->fd;
+    return 0;
+}
+
+static int ctl_events(shield_state *s, uint32_t op, terok_shield_ctl_events *a, terok_error *err)
+{
+    ev_source *e;
+    int r;
+
+    if (!s || !a || a->struct_size < sizeof *a || !a->container)
+        return terok_perr(err, -EINVAL, "events: bad argument");
+    if (op == TEROK_SHIELD_CTL_EVENTS_CLOSE) {
+        sources_close(s, a->container);
+        return 0;
+    }
+    if ((r = source_open(s, a->container, &e, err)) < 0)
+        return r;
+    a->ret_fd = e->fd;
+    a->ret_pid = e->pid;
     return 0;
 }
 

@@ -594,3 +594,82 @@ Test(podman, ctl_info)
     cr_assert(ops->caps & TEROK_RUNTIME_CAP_EXEC);
     cr_assert_eq(!!(ops->caps & TEROK_RUNTIME_CAP_ROOTLESS), rootless);
 }
+
+/* ctl START_ATTACHED: everything the container prints from its first instruction arrives, stdout
+ * and stderr apart; the exit status is known when the stream ends. */
+Test(podman, start_attached_streams_and_knows_the_status)
+{
+    static const char *const argv[] = {"sh", "-c", "echo first; echo oops >&2; exit 9", NULL};
+    it_spec sp;
+    it_output o = {0};
+    char *id = NULL;
+    terok_exec_spec io = {.struct_size = sizeof io,
+                          .stdin_fd = -1,
+                          .stdout_fd = -1,
+                          .stderr_fd = -1,
+                          .output = it_output_cb,
+                          .userdata = &o};
+    terok_runtime_ctl_attach a = {.struct_size = sizeof a, .io = &io, .exit_code = -1};
+    int code = -1;
+
+    it_spec_init(&sp, "attach", argv);
+    IT_OK(ops->create(st, &sp.s, &id, &err));
+    a.ref = id;
+    IT_OK(ops->ctl(st, TEROK_RUNTIME_CTL_START_ATTACHED, &a, &err));
+    cr_assert_str_eq(o.out, "first\n");
+    cr_assert_str_eq(o.err, "oops\n");
+    cr_assert_eq(a.exit_code, 9, "exit code %d", a.exit_code);
+    IT_OK(ops->wait(st, id, 60000, &code, &err));
+    cr_assert_eq(code, 9);
+    harness_free(id);
+}
+
+/* With a TTY: the initial size is applied right after the start (libpod has no size at create). */
+Test(podman, start_attached_tty_gets_its_size)
+{
+    static const char *const argv[] = {"sh", "-c", "sleep 1; stty size; tty", NULL};
+    it_spec sp;
+    it_output o = {0};
+    char *id = NULL;
+    terok_exec_spec io = {.struct_size = sizeof io,
+                          .flags = TEROK_EXEC_TTY,
+                          .stdin_fd = -1,
+                          .stdout_fd = -1,
+                          .stderr_fd = -1,
+                          .tty_rows = 33,
+                          .tty_cols = 111,
+                          .output = it_output_cb,
+                          .userdata = &o};
+    terok_runtime_ctl_attach a = {.struct_size = sizeof a, .io = &io, .exit_code = -1};
+
+    it_spec_init(&sp, "attachtty", argv);
+    sp.s.flags |= TEROK_SPEC_TTY;
+    IT_OK(ops->create(st, &sp.s, &id, &err));
+    a.ref = id;
+    IT_OK(ops->ctl(st, TEROK_RUNTIME_CTL_START_ATTACHED, &a, &err));
+    cr_assert(strstr(o.out, "33 111\r\n"), "%s", o.out);
+    cr_assert(strstr(o.out, "/dev/pts/"), "%s", o.out);
+    cr_assert_eq(a.exit_code, 0);
+    harness_free(id);
+}
+
+/* Bad input: an invalid reference, and exec-only fields. Nothing is created or started. */
+Test(podman, start_attached_rejects_bad_input)
+{
+    static const char *const argv[] = {"true", NULL};
+    terok_exec_spec io = {
+        .struct_size = sizeof io, .stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1};
+    terok_runtime_ctl_attach a = {.struct_size = sizeof a, .ref = "../x", .io = &io};
+
+    cr_assert_eq(ops->ctl(st, TEROK_RUNTIME_CTL_START_ATTACHED, &a, &err), -EINVAL);
+    cr_assert(strstr(terok_error_message(&err), "'../x'"), "%s", terok_error_message(&err));
+    terok_error_clear(&err);
+    a.ref = "it-nope";
+    io.argv = argv;
+    cr_assert_eq(ops->ctl(st, TEROK_RUNTIME_CTL_START_ATTACHED, &a, &err), -EINVAL);
+    terok_error_clear(&err);
+    io.argv = NULL;
+    cr_assert_eq(ops->ctl(st, TEROK_RUNTIME_CTL_START_ATTACHED, &a, &err), -ENOENT);
+    cr_assert(strstr(terok_error_message(&err), "it-nope"), "%s", terok_error_message(&err));
+    terok_error_clear(&err);
+}

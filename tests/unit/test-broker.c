@@ -854,3 +854,38 @@ Test(broker, oauth_concurrent_requests_share_one_refresh_and_bodies_wait_for_it)
     free(body);
     free(tok);
 }
+
+/* What libmicrohttpd 0.9.75 lets through and the broker must refuse itself (found by the
+ * broker-container suite: a bare CR reached the upstream as an injected header). */
+Test(broker, header_injection_bad_method_and_missing_host_get_400)
+{
+    static const char *const corpus[] = {
+        "GET /api/x HTTP/1.1\r\nHost: a\r\nX-A: b\rInjected: c\r\nConnection: close\r\n\r\n",
+        "GET /api/x HTTP/1.1\r\nHost: a\r\nX-A: b\r\n Injected: c\r\nConnection: close\r\n\r\n",
+        "GET /api/x HTTP/1.1\r\nHost: a\r\nX-A : b\r\nConnection: close\r\n\r\n",
+        "GET /api/x HTTP/1.1\r\nConnection: close\r\n\r\n",
+        "G(T /api/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    };
+
+    for (size_t i = 0; i < sizeof corpus / sizeof corpus[0]; i++) {
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct timeval tv = {5, 0};
+        char buf[4096];
+        size_t off = 0;
+        ssize_t k;
+
+        strncpy(sa.sun_path, sock_a, sizeof sa.sun_path - 1);
+        cr_assert(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        (void)!write(fd, corpus[i], strlen(corpus[i]));
+        while (off < sizeof buf - 1 && (k = read(fd, buf + off, sizeof buf - 1 - off)) > 0)
+            off += (size_t)k;
+        buf[off] = 0;
+        close(fd);
+        cr_expect(strncmp(buf, "HTTP/1.1 400", 12) == 0, "case %zu got '%.80s'", i, buf);
+    }
+    resp r = request(sock_a, "GET", "/-/health", NULL, NULL, NULL, 0);
+    cr_assert(eq(long, r.status, 200), "still serving");
+    resp_done(&r);
+}

@@ -10,7 +10,9 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sched.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <syslog.h>
 
 #include "error.h"
@@ -27,6 +29,19 @@ static void setup(void)
     test_tmpdir_setup();
     plugin_dir = strdup(test_path("plugins"));
     cr_assert(mkdir(plugin_dir, 0755) == 0);
+}
+
+/* Write a whole small file at an absolute path (proc files): 0 or -1 with errno. */
+static int test_write_file_abs(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    ssize_t n;
+
+    if (fd < 0)
+        return -1;
+    n = write(fd, text, strlen(text));
+    close(fd);
+    return n == (ssize_t)strlen(text) ? 0 : -1;
 }
 
 static void teardown(void)
@@ -447,6 +462,62 @@ Test(loader, directory_owned_by_someone_else)
     snprintf(what, sizeof what, "plugin directory '%s' is owned by uid 65534, not by root or uid 0",
              plugin_dir);
     expect_rejected(TEROK_PLUGIN_KIND_RUNTIME, "fixture", 0, -EPERM, "?", what);
+}
+
+/* The rootless OCI hook runs in Podman's user namespace, where root is not mapped and the
+ * installed (root-owned) plugins show as the overflow uid: they load there, and the mode check
+ * still refuses a writable directory. */
+static int load_in_userns_without_root(void)
+{
+    int go[2], done;
+    pid_t child;
+    char path[64], c = 0;
+
+    cr_assert(pipe(go) == 0);
+    child = fork();
+    cr_assert(child >= 0);
+    if (child == 0) {
+        terok_error err = TEROK_ERROR_INIT;
+        plugin *p = NULL;
+        int r;
+
+        close(go[1]);
+        if (unshare(CLONE_NEWUSER) < 0)
+            _exit(90);
+        if (read(go[0], &c, 1) != 1) /* the parent maps us: 0 -> 1000, root unmapped */
+            _exit(91);
+        r = loader_load(plugin_dir, TEROK_PLUGIN_KIND_RUNTIME, "fixture", 0, &p, &err);
+        if (r < 0)
+            _exit(strstr(terok_error_message(&err), "writable by its group") ? 2 : 1);
+        plugin_unload(p);
+        _exit(0);
+    }
+    close(go[0]);
+    usleep(100000); /* the child has unshared (its map is still unwritten, so it waits) */
+    snprintf(path, sizeof path, "/proc/%d/uid_map", (int)child);
+    cr_assert(test_write_file_abs(path, "0 1000 1\n") == 0, "uid_map: %s", strerror(errno));
+    snprintf(path, sizeof path, "/proc/%d/gid_map", (int)child);
+    cr_assert(test_write_file_abs(path, "0 1000 1\n") == 0, "gid_map: %s", strerror(errno));
+    cr_assert(write(go[1], "x", 1) == 1);
+    close(go[1]);
+    cr_assert(waitpid(child, &done, 0) == child);
+    bool exited = WIFEXITED(done);
+    cr_assert(exited, "the child died");
+    return WEXITSTATUS(done);
+}
+
+Test(loader, root_owned_plugin_in_a_userns_without_root)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root to map a user namespace without root");
+    install_fixture("good-runtime", "runtime-fixture.so", 0644);
+    /* uid 1000 on the host must reach it */
+    cr_assert(chmod(test_tmp, 0755) == 0 && chmod(plugin_dir, 0755) == 0);
+    cr_assert(load_in_userns_without_root() == 0,
+              "a root-owned plugin was refused where root shows as the overflow uid");
+    cr_assert(chmod(plugin_dir, 0775) == 0);
+    cr_assert(load_in_userns_without_root() == 2,
+              "a group-writable plugin directory was accepted in the user namespace");
 }
 
 Test(loader, missing_file)

@@ -653,6 +653,48 @@ Test(spec, user_volumes_replace_managed_scratch_mounts)
     spec_policy_done(&pol);
 }
 
+/* Sealed: copied volumes are no mounts (a sealed /workspace keeps the writable volume, which
+ * receives the content); a live one stays a bind mount; the record lists what is copied. */
+Test(spec, sealed_volumes_are_not_mounted)
+{
+    terok_error err = TEROK_ERROR_INIT;
+    spec_policy pol;
+    run_request r;
+    composed_spec *c;
+    json_object *o, *cp;
+    bool sealed;
+
+    terok_assert_ok(spec_policy_load(NULL, &pol, &err), &err);
+    base(&r);
+    r.sealed = true;
+    add_volume(&r, "/etc", "/data");
+    add_volume(&r, "/usr", "/workspace");
+    add_volume(&r, "/var", "/live");
+    r.volumes[2].live = true;
+    c = compose(&r, NULL, sv("true", NULL), NULL, &pol);
+    sealed = c->spec.flags & TEROK_SPEC_SEALED;
+    cr_assert(sealed, "flags 0x%x", c->spec.flags);
+    /* /live (bind), /tmp (tmpfs), /workspace (volume) */
+    cr_assert(eq(sz, c->spec.n_mounts, 3));
+    cr_assert(eq(u32, c->spec.mounts[0].type, TEROK_MOUNT_BIND));
+    cr_assert(eq(str, (char *)c->spec.mounts[0].target, "/live"));
+    cr_assert(eq(u32, c->spec.mounts[2].type, TEROK_MOUNT_VOLUME));
+    cr_assert(eq(str, (char *)c->spec.mounts[2].target, "/workspace"));
+    o = json_tokener_parse(c->json);
+    cp = jget(o, "copied_in");
+    cr_assert(cp && json_object_array_length(cp) == 2, "%s", c->json);
+    cr_assert(eq(str,
+                 (char *)json_object_get_string(jget(json_object_array_get_idx(cp, 0), "source")),
+                 "/etc"));
+    cr_assert(eq(str,
+                 (char *)json_object_get_string(jget(json_object_array_get_idx(cp, 1), "target")),
+                 "/workspace"));
+    json_object_put(o);
+    composed_spec_free(c);
+    run_request_done(&r);
+    spec_policy_done(&pol);
+}
+
 Test(spec, sensitive_env_values_are_redacted_in_the_record)
 {
     terok_error err = TEROK_ERROR_INIT;
@@ -712,11 +754,17 @@ Test(spec, parse_cpus_and_volumes)
     cr_assert(eq(u32, v.label, TEROK_MOUNT_PRIVATE_LABEL));
     free(v.source);
     free(v.target);
+    terok_assert_ok(spec_parse_volume("/a:/b:ro,live", &v, &err), &err);
+    cr_assert(v.live && v.read_only);
+    free(v.source);
+    free(v.target);
+    cr_assert(eq(int, spec_parse_volume("/a:/b:lively", &v, &err), -EINVAL));
+    terok_error_clear(&err);
     cr_assert(eq(int, spec_parse_volume("/src", &v, &err), -EINVAL));
     cr_assert(eq(str, err.message, "invalid volume '/src': use HOST:TARGET[:OPTIONS]"));
     cr_assert(eq(int, spec_parse_volume("/a:/b:exec", &v, &err), -EINVAL));
     cr_assert(eq(str, err.message,
-                 "invalid volume options in '/a:/b:exec': use a comma list of ro, rw, z, Z"));
+                 "invalid volume options in '/a:/b:exec': use a comma list of ro, rw, z, Z, live"));
     terok_error_clear(&err);
 }
 

@@ -81,6 +81,32 @@ typedef int (*terok_gate_text_cb)(void *userdata, const char *data, size_t len);
 
 #define TEROK_GATE_FORWARD_FORCE (1u << 0)
 
+/* ctl opcodes of the gate kind (ABI 1.0 adds no op for these; a backend that lacks one answers
+ * -EOPNOTSUPP). Structs passed as `arg` start with struct_size and grow at the end only. */
+enum {
+    /* Remove backup refs older than a cutoff. arg: terok_gate_prune *. */
+    TEROK_GATE_CTL_BACKUPS_PRUNE = 0x0101,
+    /* Lend the upstream credential of a repo for the following sync/forward calls of this
+     * instance (the plugin copies it with host->secret_new), or forget it (secret NULL).
+     * arg: terok_gate_credential *. The core fetches the secret from the vault. */
+    TEROK_GATE_CTL_CREDENTIAL = 0x0102,
+};
+
+typedef struct terok_gate_prune {
+    uint32_t struct_size;
+    uint32_t flags;
+    const char *repo;
+    int64_t older_than_seconds; /* backups older than this go; 0: every backup */
+    uint64_t ret_pruned;        /* out: how many were removed */
+} terok_gate_prune;
+
+typedef struct terok_gate_credential {
+    uint32_t struct_size;
+    uint32_t flags;
+    const char *repo;
+    const terok_secret *secret; /* "TOKEN" or "USER:TOKEN"; NULL forgets */
+} terok_gate_credential;
+
 typedef struct terok_gate_ops {
     uint32_t struct_size;
     uint32_t reserved0;

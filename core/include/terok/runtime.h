@@ -159,6 +159,7 @@ typedef int (*terok_output_cb)(void *userdata, int stream, const void *data, siz
 
 #define TEROK_EXEC_TTY (1u << 0)         /* allocate a TTY (stdout and stderr merged) */
 #define TEROK_EXEC_INTERACTIVE (1u << 1) /* attach stdin_fd */
+#define TEROK_EXEC_RESIZE_FD (1u << 2)   /* with TTY: resize_fd is set (appended field) */
 typedef struct terok_exec_spec {
     uint32_t struct_size;
     uint32_t flags; /* TEROK_EXEC_* */
@@ -172,7 +173,13 @@ typedef struct terok_exec_spec {
     uint16_t tty_rows, tty_cols;
     terok_output_cb output; /* captured output; when set, the fds above are not written */
     void *userdata;
+    /* ABI 1.0 ends here; append only */
+    /* --- appended after 1.0 --- With TEROK_EXEC_RESIZE_FD: every 4-byte record {uint16_t rows,
+     * cols} (host byte order) readable from this fd resizes the TTY while the session runs (the
+     * host writes one on SIGWINCH). The runtime reads it, never closes it. */
+    int resize_fd;
 } terok_exec_spec;
+#define TEROK_EXEC_SPEC_SIZE_1_0 (offsetof(terok_exec_spec, userdata) + sizeof(void *))
 
 #define TEROK_LOGS_FOLLOW (1u << 0)
 #define TEROK_LOGS_TIMESTAMPS (1u << 1)
@@ -249,7 +256,8 @@ typedef struct terok_runtime_ops {
 
 /* ctl opcodes reserved by the core. */
 enum {
-    TEROK_RUNTIME_CTL_INFO = 1, /* arg: terok_runtime_ctl_info * */
+    TEROK_RUNTIME_CTL_INFO = 1,           /* arg: terok_runtime_ctl_info * */
+    TEROK_RUNTIME_CTL_START_ATTACHED = 2, /* arg: terok_runtime_ctl_attach * */
 };
 typedef struct terok_runtime_ctl_info {
     uint32_t struct_size;
@@ -257,6 +265,24 @@ typedef struct terok_runtime_ctl_info {
     const char *api_version; /* borrowed until the next call on this state */
     const char *endpoint;    /* e.g. the socket in use */
 } terok_runtime_ctl_info;
+
+/* START_ATTACHED: attach to a created container's stdio, start it, and pass its output on until
+ * its stream ends (the container exited). exit_code: the container's status when the runtime
+ * could read it at once, else -1 (then wait() gives it). `io` says
+ * where the streams go exactly as for exec: TTY (must match TEROK_SPEC_TTY at create: the
+ * stream is raw with a TTY, framed without), INTERACTIVE + stdin_fd (the container was created
+ * with TEROK_SPEC_STDIN; EOF on stdin_fd closes the container's stdin), stdout/stderr fds or
+ * `output`, tty_rows/tty_cols as the initial size, RESIZE_FD. io->argv, env, user and workdir
+ * must be NULL. A runtime without it returns -EOPNOTSUPP (the host then starts, follows the
+ * logs and waits). */
+typedef struct terok_runtime_ctl_attach {
+    uint32_t struct_size;
+    uint32_t reserved0;
+    const char *ref;
+    const terok_exec_spec *io;
+    int32_t exit_code; /* out: 0-255, or -1 when unknown */
+    int32_t reserved1;
+} terok_runtime_ctl_attach;
 
 #ifdef __cplusplus
 }

@@ -107,8 +107,10 @@ typedef struct terok_shield_ops {
 } terok_shield_ops;
 
 /* ctl opcodes of the shield kind (below 0x10000 they are the core's). */
-#define TEROK_SHIELD_CTL_REFRESH 0x10000u /* arg: terok_shield_ctl_refresh * */
-#define TEROK_SHIELD_CTL_STATUS 0x10001u  /* arg: terok_shield_ctl_text * */
+#define TEROK_SHIELD_CTL_REFRESH 0x10000u      /* arg: terok_shield_ctl_refresh * */
+#define TEROK_SHIELD_CTL_STATUS 0x10001u       /* arg: terok_shield_ctl_text * */
+#define TEROK_SHIELD_CTL_EVENTS_OPEN 0x10002u  /* arg: terok_shield_ctl_events * */
+#define TEROK_SHIELD_CTL_EVENTS_CLOSE 0x10003u /* arg: terok_shield_ctl_events * */
 
 /* Re-resolve a container's domain targets and re-add their current addresses with fresh
  * TTL-derived timeouts; stale addresses expire on their own. The caller schedules the next
@@ -128,6 +130,20 @@ typedef struct terok_shield_ctl_text {
     terok_shield_text_cb cb;
     void *userdata;
 } terok_shield_ctl_text;
+
+/* EVENTS_OPEN: events_fd() plus the pid of the process whose netns the source reads, so the
+ * caller can watch that process (pidfd) and close the source when it exits: the fd itself never
+ * reports a hang-up. A source left from an earlier run of the container (another pid) is
+ * replaced. EVENTS_CLOSE: close the container's source (ret_* unused); the bundle is untouched,
+ * unlike cleanup(). Idempotent. */
+typedef struct terok_shield_ctl_events {
+    uint32_t struct_size;
+    uint32_t reserved0;
+    const char *container;
+    int32_t ret_fd; /* owned by the shield, like events_fd's */
+    uint32_t reserved1;
+    int64_t ret_pid;
+} terok_shield_ctl_events;
 
 #ifdef __cplusplus
 }

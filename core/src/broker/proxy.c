@@ -148,6 +148,16 @@ static bool is_hop_by_hop(const char *name, size_t len)
     return false;
 }
 
+/* The audit's duration in microseconds: the loop's millisecond clock made every request
+ * faster than 1 ms (most of them) 0 or 1000. */
+static int64_t now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* ---- buffers ---- */
 
 static size_t buf_room(const buf *b)
@@ -226,11 +236,21 @@ static enum MHD_Result respond_json(req *q, int status, const char *outcome, con
 {
     struct MHD_Response *resp;
     enum MHD_Result r;
-    char *body = NULL;
+    json_object *o = json_object_new_object();
+    const char *text;
+    char *body;
     int n;
 
-    /* The message never contains a token or a credential: callers pass fixed text and names. */
-    n = asprintf(&body, "{\"error\":\"%s\",\"status\":%d}\n", message, status);
+    /* The message never contains a token or a credential: callers pass fixed text and names
+     * from the configuration, escaped here. */
+    if (!o)
+        return MHD_NO;
+    json_object_object_add(o, "error", json_object_new_string(message));
+    json_object_object_add(o, "status", json_object_new_int(status));
+    text =
+        json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    n = text ? asprintf(&body, "%s\n", text) : -1;
+    json_object_put(o);
     if (n < 0)
         return MHD_NO;
     resp = MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_FREE);
@@ -682,6 +702,41 @@ static enum MHD_Result count_iter(void *cls, enum MHD_ValueKind kind, const char
     return MHD_YES;
 }
 
+/* RFC 9112 §5: a field name is a token (no whitespace before the colon); a value holds no
+ * CR, LF, NUL or other control character but HTAB. libmicrohttpd 0.9.75 lets all of these
+ * through, and libcurl would forward a bare CR verbatim: an upstream that splits lines on CR
+ * then sees headers the container injected. */
+static bool field_char_ok(unsigned char c)
+{
+    return c == '\t' || (c >= ' ' && c != 0x7f);
+}
+
+static enum MHD_Result field_iter(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  size_t key_size, const char *value, size_t value_size)
+{
+    bool *bad = cls;
+
+    if (key_size == 0 || strlen(key) != key_size) {
+        *bad = true;
+        return MHD_NO;
+    }
+    for (size_t i = 0; i < key_size; i++)
+        if (!isalnum((unsigned char)key[i]) && !strchr("!#$%&'*+-.^_`|~", key[i])) {
+            *bad = true;
+            return MHD_NO;
+        }
+    if (value && strlen(value) != value_size) {
+        *bad = true;
+        return MHD_NO;
+    }
+    for (size_t i = 0; value && i < value_size; i++)
+        if (!field_char_ok((unsigned char)value[i])) {
+            *bad = true;
+            return MHD_NO;
+        }
+    return MHD_YES;
+}
+
 static const char *find_token(req *q, size_t *ret_len)
 {
     STRV_FOREACH(h, q->rt->token_headers)
@@ -1116,7 +1171,7 @@ static void oauth_forget(req *q)
             }
 }
 
-static enum MHD_Result begin(req *q, const char *url)
+static enum MHD_Result begin(req *q, const char *url, const char *version)
 {
     proxy *p = q->ls->p;
     const char *seg, *slash, *tok, *cl, *te;
@@ -1141,6 +1196,20 @@ static enum MHD_Result begin(req *q, const char *url)
     }
     if (url[0] != '/' || !path_ok(url))
         return respond_json(q, 400, "bad-path", "malformed request path");
+    /* RFC 9110 §9.1: the method is a token; libmicrohttpd passes any bytes on */
+    for (const char *m = q->method; *m; m++)
+        if (!isalnum((unsigned char)*m) && !strchr("!#$%&'*+-.^_`|~", *m))
+            return respond_json(q, 400, "bad-method", "malformed request method");
+    bool bad_field = false;
+    MHD_get_connection_values_n(q->conn, MHD_HEADER_KIND, field_iter, &bad_field);
+    if (bad_field)
+        return respond_json(q, 400, "bad-header",
+                            "malformed header field (control character, NUL or whitespace "
+                            "in a name)");
+    /* RFC 9112 §3.2: an HTTP/1.1 request without Host is answered 400 */
+    if (streq(version, MHD_HTTP_VERSION_1_1) &&
+        !MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST))
+        return respond_json(q, 400, "bad-host", "HTTP/1.1 request without Host");
     /* One framing header at most: two are how requests get smuggled past proxies. */
     unsigned framing = 0;
     MHD_get_connection_values_n(q->conn, MHD_HEADER_KIND, count_iter, &framing);
@@ -1170,8 +1239,9 @@ static enum MHD_Result begin(req *q, const char *url)
     const char *outcome = verdict_message(v, &status);
     if (v != TOKEN_VALID)
         return respond_json(q, status, outcome,
-                            status == 403 ? "token not valid for this container or route"
-                                          : "invalid phantom token");
+                            status == 403        ? "token not valid for this container or route"
+                            : v == TOKEN_EXPIRED ? "phantom token expired"
+                                                 : "invalid phantom token");
     if (!route_allows(q->rt, q->method, q->path))
         return respond_json(q, 403, "not-allowed", "request not allowed by the route");
     /* Protocol upgrades (WebSocket) are refused plainly rather than half-proxied: see
@@ -1234,10 +1304,20 @@ static enum MHD_Result begin(req *q, const char *url)
 
         r = p->hooks->get_credential(p->hooks->userdata, q->rt->credential, &cred, &err);
         if (r < 0) {
+            _cleanup_free_ char *msg = NULL;
+
             log_warning("vault: credential '%s' for route '%s': %s", q->rt->credential, q->rt->name,
                         terok_error_message(&err));
             terok_error_clear(&err);
-            return respond_json(q, 502, "credential-missing", "credential unavailable");
+            /* names only (configuration, not secrets): the operator learns what to add */
+            if (asprintf(&msg,
+                         r == -ENOENT ? "credential '%s' of route '%s' is not in the vault"
+                                      : "credential '%s' of route '%s' is unavailable (vault "
+                                        "error; see the broker's log)",
+                         q->rt->credential, q->rt->name) < 0)
+                return MHD_NO;
+            return respond_json(q, 502, r == -ENOENT ? "credential-missing" : "credential-error",
+                                msg);
         }
         terok_secret_peek(cred, &secret, &slen);
         if (set_cred_line(q, secret, slen) < 0)
@@ -1261,13 +1341,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         q->ls = ls;
         q->conn = conn;
-        q->t0 = evloop_now_ms() * 1000;
+        q->t0 = now_us();
         q->resp_length = -1;
         q->method = strdup(method);
         *con_cls = q;
         if (!q->method)
             return MHD_NO;
-        return begin(q, url);
+        return begin(q, url, version);
     }
     if (q->fail_status && !q->responded) {
         *upload_size = 0;
@@ -1334,7 +1414,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
             .status = q->status,
             .bytes_in = q->bytes_in,
             .bytes_out = q->bytes_out,
-            .duration_us = evloop_now_ms() * 1000 - q->t0,
+            .duration_us = now_us() - q->t0,
         };
         ls->p->hooks->audit(ls->p->hooks->userdata, &a);
     }

@@ -14,10 +14,12 @@
 #include <time.h>
 
 #include "broker/proxy.h"
+#include "broker/ssh-signer.h"
 #include "broker/vault-daemon.h"
 #include "daemon/ctl.h"
 #include "error.h"
 #include "log.h"
+#include "sshkeys.h"
 #include "tokens.h"
 #include "util/macro.h"
 #include "vault.h"
@@ -69,6 +71,7 @@ typedef struct vault_daemon {
     routes routes;
     broker_hooks hooks;
     proxy *proxy;
+    ssh_signer *signer; /* ssh-agent.sock of containers run with an SSH scope */
     ctl_server *ctl;
     audit_row *audit;
     size_t n_audit;
@@ -202,6 +205,20 @@ static int hook_check(void *ud, const char *container, const char *route_name, c
     return 0;
 }
 
+typedef struct type_probe {
+    const char *name;
+    bool ssh;
+} type_probe;
+
+static int probe_type(void *ud, const terok_vault_entry *e)
+{
+    type_probe *p = ud;
+
+    if (streq(e->name, p->name) && e->type && strncmp(e->type, "ssh-", 4) == 0)
+        p->ssh = true;
+    return 0;
+}
+
 static int hook_credential(void *ud, const char *name, const terok_secret **ret, terok_error *err)
 {
     vault_daemon *d = ud;
@@ -225,6 +242,16 @@ static int hook_credential(void *ud, const char *name, const terok_secret **ret,
         } else
             i = &(*i)->next;
     }
+    /* An SSH key is for the signer only: a route naming one would send the private key upstream. */
+    type_probe tp = {name, false};
+    r = vault_list(&d->vault, probe_type, &tp, err);
+    if (r < 0)
+        return r;
+    if (tp.ssh)
+        return terok_error_set(err, -EPERM,
+                               "vault entry '%s' is an SSH key: a route cannot send it as a "
+                               "credential",
+                               name);
     r = vault_get(&d->vault, name, &s, err);
     if (r < 0)
         return r;
@@ -387,7 +414,13 @@ static int open_container(vault_daemon *d, const char *name, terok_error *err)
     r = vault_socket_path(d->sb->paths.runtime_dir, name, &sock);
     if (r < 0)
         return terok_error_set(err, r, "out of memory");
-    return proxy_listen_unix(d->proxy, name, sock, err);
+    r = proxy_listen_unix(d->proxy, name, sock, err);
+    if (r < 0)
+        return r;
+    r = ssh_signer_open(d->signer, name, dir, err);
+    if (r > 0)
+        log_info("vault: ssh-agent socket of '%s' open", name);
+    return r < 0 ? r : 0;
 }
 
 static int reopen_cb(void *ud, const container_rec *rec)
@@ -426,6 +459,7 @@ static json_object *on_ctl(void *ud, const struct ucred *peer, json_object *req,
             log_info("vault: opened the socket of '%s'", n);
         } else {
             proxy_close(d->proxy, n);
+            ssh_signer_close(d->signer, n);
             log_info("vault: closed the socket of '%s'", n);
         }
     } else if (streq(o, "stop")) {
@@ -441,6 +475,8 @@ static json_object *on_ctl(void *ud, const struct ucred *peer, json_object *req,
     json_object_object_add(reply, "listeners",
                            json_object_new_int64((int64_t)proxy_listeners(d->proxy)));
     json_object_object_add(reply, "routes", json_object_new_int64((int64_t)d->routes.n));
+    json_object_object_add(reply, "ssh_listeners",
+                           json_object_new_int64((int64_t)ssh_signer_listeners(d->signer)));
     return reply;
 }
 
@@ -455,6 +491,7 @@ int vault_daemon_run(sandbox *sb, const vault_daemon_opts *o, terok_error *err)
 {
     vault_daemon d = {.sb = sb, .inotify_fd = -EBADF};
     _cleanup_free_ char *ctl_path = NULL;
+    const char *ca_file;
     store *st = NULL;
     int r;
 
@@ -494,7 +531,21 @@ int vault_daemon_run(sandbox *sb, const vault_daemon_opts *o, terok_error *err)
     randombytes_buf(d.tc_key, sizeof d.tc_key);
     watch_db(&d);
     d.hooks = (broker_hooks){hook_check, hook_credential, hook_audit, &d, hook_put};
-    r = proxy_new(d.loop, &d.routes, &d.hooks, o->ca_file, &d.proxy, err);
+    /* --ca-file wins over [vault] ca-file; an unreadable bundle is an error now, not a TLS
+     * failure on every request later */
+    ca_file = o->ca_file ? o->ca_file : config_get(sb->config, "vault", "ca-file");
+    if (ca_file && *ca_file && access(ca_file, R_OK) < 0) {
+        r = terok_error_set(err, negative_errno(), "cannot read the CA bundle '%s': %s", ca_file,
+                            strerror(errno));
+        goto out;
+    }
+    r = proxy_new(d.loop, &d.routes, &d.hooks, ca_file && *ca_file ? ca_file : NULL, &d.proxy, err);
+    if (r < 0)
+        goto out;
+    r = sshkeys_schema(d.db, err);
+    if (r >= 0 &&
+        ssh_signer_new(d.loop, d.have_vault ? &d.vault : NULL, d.db, hook_audit, &d, &d.signer) < 0)
+        r = terok_error_set(err, -ENOMEM, "out of memory");
     if (r < 0)
         goto out;
     r = mkdir_safe(sb->paths.runtime_dir, 0700, err);
@@ -545,6 +596,7 @@ out:
     }
     free(d.db_base);
     sqlite3_finalize(d.data_version);
+    ssh_signer_free(d.signer);
     evloop_free(d.loop);
     routes_done(&d.routes);
     sodium_memzero(d.key, sizeof d.key);

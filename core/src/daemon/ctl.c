@@ -226,6 +226,14 @@ ctl_server *ctl_server_free(ctl_server *s)
     return NULL;
 }
 
+void ctl_server_keep_path(ctl_server *s)
+{
+    if (s) {
+        free(s->path);
+        s->path = NULL;
+    }
+}
+
 int ctl_call(const char *path, json_object *request, int timeout_ms, json_object **ret_reply,
              terok_error *err)
 {

@@ -28,6 +28,8 @@ int ctl_server_new(evloop *l, const char *path, ctl_handler handler, void *userd
 int ctl_server_adopt(evloop *l, int fd, ctl_handler handler, void *userdata, ctl_server **ret,
                      terok_error *err);
 ctl_server *ctl_server_free(ctl_server *s); /* unlinks the socket it created */
+/* Leave the socket file alone at free (it was replaced: another daemon's now). */
+void ctl_server_keep_path(ctl_server *s);
 
 /* Client: send one request, wait for the reply (timeout_ms), return it (caller owns). A reply
  * with ok=false becomes -EREMOTEIO with the daemon's message. -ECONNREFUSED/-ENOENT when no

@@ -112,12 +112,10 @@ static int start(evloop *l, int fd, const httpd_config *c, httpd *h, terok_error
     return 0;
 }
 
-int httpd_listen_unix(evloop *l, const char *path, mode_t mode, const httpd_config *c, httpd **ret,
-                      terok_error *err)
+int httpd_bind_unix(const char *path, mode_t mode, terok_error *err)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     size_t n = strlen(path);
-    httpd *h;
     int fd, r;
 
     if (n >= sizeof sa.sun_path)
@@ -136,6 +134,41 @@ int httpd_listen_unix(evloop *l, const char *path, mode_t mode, const httpd_conf
         unlink(path);
         return r;
     }
+    return fd;
+}
+
+int httpd_bind_tcp(const char *ipv4, uint16_t port, uint16_t *ret_port, terok_error *err)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    socklen_t len = sizeof sa;
+    int fd, one = 1, r;
+
+    if (inet_pton(AF_INET, ipv4, &sa.sin_addr) != 1)
+        return terok_error_set(err, -EINVAL, "invalid listen address '%s'", ipv4);
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return terok_error_set(err, negative_errno(), "socket: %s", strerror(errno));
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 128) < 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
+        r = terok_error_set(err, negative_errno(), "cannot listen on %s:%u: %s", ipv4, port,
+                            strerror(errno));
+        close(fd);
+        return r;
+    }
+    *ret_port = ntohs(sa.sin_port);
+    return fd;
+}
+
+int httpd_listen_unix(evloop *l, const char *path, mode_t mode, const httpd_config *c, httpd **ret,
+                      terok_error *err)
+{
+    httpd *h;
+    int fd, r;
+
+    fd = httpd_bind_unix(path, mode, err);
+    if (fd < 0)
+        return fd;
     h = calloc(1, sizeof(*h));
     if (!h) {
         close(fd);
@@ -155,30 +188,19 @@ int httpd_listen_unix(evloop *l, const char *path, mode_t mode, const httpd_conf
 int httpd_listen_tcp(evloop *l, const char *ipv4, uint16_t port, const httpd_config *c, httpd **ret,
                      terok_error *err)
 {
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
-    socklen_t len = sizeof sa;
-    int fd, one = 1, r;
+    uint16_t bound = 0;
     httpd *h;
+    int fd, r;
 
-    if (inet_pton(AF_INET, ipv4, &sa.sin_addr) != 1)
-        return terok_error_set(err, -EINVAL, "invalid listen address '%s'", ipv4);
-    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    fd = httpd_bind_tcp(ipv4, port, &bound, err);
     if (fd < 0)
-        return terok_error_set(err, negative_errno(), "socket: %s", strerror(errno));
-    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 128) < 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
-        r = terok_error_set(err, negative_errno(), "cannot listen on %s:%u: %s", ipv4, port,
-                            strerror(errno));
-        close(fd);
-        return r;
-    }
+        return fd;
     h = calloc(1, sizeof(*h));
     if (!h) {
         close(fd);
         return terok_error_set(err, -ENOMEM, "out of memory");
     }
-    h->port = ntohs(sa.sin_port);
+    h->port = bound;
     r = start(l, fd, c, h, err);
     if (r < 0) {
         httpd_free(h);

@@ -34,6 +34,10 @@ int httpd_listen_unix(evloop *l, const char *path, mode_t mode, const httpd_conf
 /* Loopback TCP (tests and benchmarks); port 0 picks one (see httpd_port). */
 int httpd_listen_tcp(evloop *l, const char *ipv4, uint16_t port, const httpd_config *c, httpd **ret,
                      terok_error *err);
+/* The listening sockets alone (non-blocking, close-on-exec), for servers that run MHD in its
+ * own threads: return the fd or a negative errno. */
+int httpd_bind_unix(const char *path, mode_t mode, terok_error *err);
+int httpd_bind_tcp(const char *ipv4, uint16_t port, uint16_t *ret_port, terok_error *err);
 /* Stops the MHD daemon, closes the socket, unlinks a Unix socket file we created. */
 httpd *httpd_free(httpd *h);
 uint16_t httpd_port(const httpd *h);

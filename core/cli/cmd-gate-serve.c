@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* cmd-gate-serve.c: `terok-sandbox gate serve`, the git gate daemon. Built only into
+ * terok-sandbox-daemon (it links libmicrohttpd); the CLI execs that binary for it. */
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "cli.h"
+#include "daemon/spawn.h"
+#include "gate-serve/gate-client.h"
+#include "gate-serve/gate-daemon.h"
+#include "log.h"
+#include "paths.h"
+
+#define MAX_TCP 8
+
+static void serve_help(void)
+{
+    printf("Usage: terok-sandbox gate serve [OPTIONS]\n"
+           "\n"
+           "Run the git gate. Containers reach it on their own socket\n"
+           "(<runtime>/containers/<name>/gate.sock, /run/terok/gate.sock inside, and\n"
+           "http://127.0.0.1:9418/ through terok-init's bridge). Only the smart-HTTP\n"
+           "endpoints of /<project>.git are served, to a task presenting its gate token\n"
+           "(HTTP Basic, the token as user name). `run --repo` starts the daemon on demand.\n"
+           "\n"
+           "Options:\n"
+           "      --foreground               stay in the foreground (default: detach once\n"
+           "                                 ready and print the daemon's pid)\n"
+           "      --tcp ADDR:PORT=CONTAINER  also listen on a loopback TCP port, every request\n"
+           "                                 on it counting as CONTAINER (tests, benchmarks)\n"
+           "      --max-workers N            git requests served at once (default 8)\n"
+           "  -h, --help                     show this help\n");
+}
+
+static int parse_tcp(const char *s, gate_tcp_listener *ret, char **owned)
+{
+    char *copy = strdup(s), *colon, *eq;
+    int64_t port;
+
+    if (!copy)
+        return -ENOMEM;
+    colon = strrchr(copy, ':');
+    eq = colon ? strchr(colon, '=') : NULL;
+    if (!colon || !eq || colon == copy) {
+        free(copy);
+        return -EINVAL;
+    }
+    *colon = 0;
+    *eq = 0;
+    if (parse_int64(colon + 1, 0, 65535, &port) < 0 || !container_name_is_valid(eq + 1) ||
+        strcmp(copy, "127.0.0.1") != 0) {
+        free(copy);
+        return -EINVAL;
+    }
+    *ret = (gate_tcp_listener){copy, (uint16_t)port, eq + 1};
+    *owned = copy;
+    return 0;
+}
+
+static void on_ready(void *ud)
+{
+    int *fd = ud;
+    char b = 1;
+
+    if (*fd >= 0) {
+        (void)!write(*fd, &b, 1);
+        close(*fd);
+        *fd = -1;
+    }
+}
+
+int cmd_gate_serve(cli *c, int argc, char **argv);
+int cmd_gate_serve(cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"foreground", no_argument, NULL, 'f'},
+        {"tcp", required_argument, NULL, 't'},
+        {"max-workers", required_argument, NULL, 'w'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    _cleanup_error_ terok_error err = TEROK_ERROR_INIT;
+    gate_tcp_listener tcp[MAX_TCP];
+    char *owned[MAX_TCP] = {NULL};
+    gate_daemon_opts o = {.tcp = tcp};
+    bool foreground = false;
+    int ready_fd = -1;
+    int64_t v;
+    sandbox *sb;
+    int opt, r;
+
+    while ((opt = getopt_long(argc, argv, "+h", opts, NULL)) >= 0) {
+        switch (opt) {
+        case 'f':
+            foreground = true;
+            break;
+        case 't':
+            if (o.n_tcp >= MAX_TCP)
+                return cli_usage_error(c, "gate serve", "at most %d --tcp listeners", MAX_TCP);
+            if (parse_tcp(optarg, &tcp[o.n_tcp], &owned[o.n_tcp]) < 0)
+                return cli_usage_error(c, "gate serve",
+                                       "invalid --tcp '%s': expected 127.0.0.1:PORT=CONTAINER",
+                                       optarg);
+            o.n_tcp++;
+            break;
+        case 'w':
+            if (parse_int64(optarg, 1, 256, &v) < 0)
+                return cli_usage_error(c, "gate serve",
+                                       "invalid --max-workers '%s': expected 1 to 256", optarg);
+            o.max_workers = (unsigned)v;
+            break;
+        case 'h':
+            serve_help();
+            return EXIT_OK;
+        default:
+            return cli_usage_error(c, "gate serve", "unknown option");
+        }
+    }
+    if (optind != argc)
+        return cli_usage_error(c, "gate serve", "unexpected argument '%s'", argv[optind]);
+
+    r = cli_sandbox(c, &sb);
+    if (r > 0)
+        return r;
+    if (gate_client_ping(sb, NULL) == 0)
+        return cli_failf(c, EXIT_FAIL, "a gate daemon already serves '%s'", sb->paths.runtime_dir);
+
+    if (!foreground) {
+        int p[2];
+        pid_t pid;
+        char b = 0;
+
+        if (pipe2(p, O_CLOEXEC) < 0)
+            return cli_failf(c, EXIT_FAIL, "pipe: %s", strerror(errno));
+        pid = fork();
+        if (pid < 0)
+            return cli_failf(c, EXIT_FAIL, "fork: %s", strerror(errno));
+        if (pid > 0) {
+            close(p[1]);
+            ssize_t k = read(p[0], &b, 1);
+            close(p[0]);
+            if (k != 1)
+                return cli_failf(c, EXIT_FAIL, "the gate daemon failed to start");
+            if (c->json) {
+                json_object *j = json_object_new_object();
+                json_object_object_add(j, "pid", json_object_new_int(pid));
+                cli_json_print(j);
+            } else
+                printf("gate daemon running (pid %d)\n", (int)pid);
+            return EXIT_OK;
+        }
+        close(p[0]);
+        ready_fd = p[1];
+        (void)setsid();
+        /* Detached: nothing of the caller's stays open (a caller reading our output through a
+         * pipe would wait for the daemon's end); the daemon logs to <state>/logs/gate.log. */
+        int lfd = daemon_log_open(sb, "gate", NULL, &err),
+            nfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (lfd < 0 || nfd < 0)
+            return cli_fail(c, lfd < 0 ? lfd : -errno, &err);
+        if (dup2(nfd, 0) < 0 || dup2(lfd, 1) < 0 || dup2(lfd, 2) < 0)
+            return cli_failf(c, EXIT_FAIL, "dup2: %s", strerror(errno));
+        close(lfd);
+        close(nfd);
+    }
+    o.ready = on_ready;
+    o.ready_userdata = &ready_fd;
+    r = gate_daemon_run(sb, &o, &err);
+    for (size_t i = 0; i < o.n_tcp; i++)
+        free(owned[i]);
+    if (r < 0)
+        return cli_fail(c, r, &err);
+    return EXIT_OK;
+}

@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* daemon/spawn.h: start a daemon on demand: `terok-sandbox-daemon [--config F] <service> serve
+ * --foreground`, detached (own session), logging to <state>/logs/<service>.log, and wait until
+ * its control socket answers. Never prints. */
+#pragma once
+
+#include "sandbox.h"
+
+/* Open (append, 0600, O_NOFOLLOW) <state>/logs/<service>.log, creating the directories; returns
+ * the fd (close-on-exec) and, when ret_path is given, the path. */
+int daemon_log_open(sandbox *sb, const char *service, char **ret_path, terok_error *err);
+
+/* ping: 0 once the daemon answers. Returns 0 at once when it already does. */
+int daemon_spawn(sandbox *sb, const char *config_file, const char *service,
+                 int (*ping)(sandbox *sb, terok_error *err), terok_error *err);

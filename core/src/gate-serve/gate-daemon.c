@@ -1,0 +1,394 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* gate-serve/gate-daemon.c: `terok-sandbox gate serve`. One evloop holds the control socket
+ * (<runtime>/gate.ctl: open/close a container's socket, status, stop), the signals and the audit
+ * flush; the container sockets (<runtime>/containers/<name>/gate.sock) and optional loopback TCP
+ * listeners are libmicrohttpd daemons with a thread per connection (gate-http.c), because the
+ * backend's serve() blocks while git runs. Tokens are checked against the store under a lock
+ * (the store's connection is single-threaded). It never sees a credential: upstream work is
+ * the CLI's. Logs go to stderr, never a token. */
+#include <pthread.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "daemon/ctl.h"
+#include "error.h"
+#include "gate-serve/gate-client.h"
+#include "gate-serve/gate-daemon.h"
+#include "gate-serve/gate-http.h"
+#include "gate.h"
+#include "log.h"
+#include "paths.h"
+#include "tokens.h"
+#include "util/macro.h"
+
+#define AUDIT_FLUSH_MS 200
+#define AUDIT_MAX_QUEUED 2048
+
+typedef struct audit_row {
+    char *container, *repo, *method, *path, *outcome;
+    int status;
+    uint64_t bytes_in, bytes_out;
+    int64_t duration_us, at;
+} audit_row;
+
+typedef struct gate_daemon {
+    sandbox *sb;
+    evloop *loop;
+    sqlite3 *db;
+    pthread_mutex_t db_mu; /* the store connection is opened without SQLite's own mutex */
+    uint8_t key[TOKEN_KEY_BYTES];
+    gate gate;
+    gate_hooks hooks;
+    gate_http *http;
+    ctl_server *ctl;
+
+    pthread_mutex_t audit_mu;
+    audit_row *audit;
+    size_t n_audit;
+    int64_t audit_timer; /* loop thread only */
+} gate_daemon;
+
+/* ---- hooks (connection and worker threads) ---- */
+
+static int hook_check(void *ud, const char *container, const char *repo, const char *token,
+                      size_t len, token_verdict *v, uint32_t *rights, terok_error *err)
+{
+    gate_daemon *d = ud;
+    token_info info = {0};
+    int r;
+
+    pthread_mutex_lock(&d->db_mu);
+    r = tokens_check(d->db, d->key, TOKEN_KIND_GATE, token, len, container, repo,
+                     (int64_t)time(NULL), v, &info, err);
+    pthread_mutex_unlock(&d->db_mu);
+    if (r >= 0)
+        *rights = *v == TOKEN_VALID ? info.rights : 0;
+    return r;
+}
+
+static int hook_serve(void *ud, const terok_gate_http *req, terok_error *err)
+{
+    gate_daemon *d = ud;
+
+    return gate_serve(&d->gate, req, err);
+}
+
+static void hook_audit(void *ud, const gate_audit *a)
+{
+    gate_daemon *d = ud;
+    audit_row row = {
+        .container = strdup(a->container),
+        .repo = a->repo ? strdup(a->repo) : NULL,
+        .method = strdup(a->method),
+        .path = strdup(a->path),
+        .outcome = strdup(a->outcome),
+        .status = a->status,
+        .bytes_in = a->bytes_in,
+        .bytes_out = a->bytes_out,
+        .duration_us = a->duration_us,
+        .at = (int64_t)time(NULL),
+    };
+
+    log_debug("gate: '%s' %s %s of '%s' -> %d %s (%" PRIu64 " B in, %" PRIu64 " B out, %" PRId64
+              " ms)",
+              a->container, a->method, a->path, strna(a->repo), a->status, a->outcome, a->bytes_in,
+              a->bytes_out, a->duration_us / 1000);
+    pthread_mutex_lock(&d->audit_mu);
+    if (d->n_audit < AUDIT_MAX_QUEUED) { /* the store is not keeping up: do not grow forever */
+        audit_row *v = reallocarray(d->audit, d->n_audit + 1, sizeof(*v));
+        if (v) {
+            d->audit = v;
+            v[d->n_audit++] = row;
+            row = (audit_row){0};
+        }
+    }
+    pthread_mutex_unlock(&d->audit_mu);
+    free(row.container);
+    free(row.repo);
+    free(row.method);
+    free(row.path);
+    free(row.outcome);
+    evloop_wake(d->loop); /* the loop arms the flush timer */
+}
+
+/* ---- audit flush (loop thread) ---- */
+
+static void audit_rows_free(audit_row *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(rows[i].container);
+        free(rows[i].repo);
+        free(rows[i].method);
+        free(rows[i].path);
+        free(rows[i].outcome);
+    }
+    free(rows);
+}
+
+static void flush_audit(gate_daemon *d)
+{
+    sqlite3_stmt *st = NULL;
+    audit_row *rows;
+    size_t n;
+
+    pthread_mutex_lock(&d->audit_mu);
+    rows = TAKE_PTR(d->audit);
+    n = d->n_audit;
+    d->n_audit = 0;
+    pthread_mutex_unlock(&d->audit_mu);
+    if (n == 0)
+        return;
+    pthread_mutex_lock(&d->db_mu);
+    if (sqlite3_exec(d->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(d->db,
+                           "INSERT INTO audit(at, service, container, target, method, path,"
+                           " status, outcome, bytes_in, bytes_out, duration_us)"
+                           " VALUES (?,'gate',?,?,?,?,?,?,?,?,?)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        log_warning("gate: cannot write %zu audit row(s): %s", n, sqlite3_errmsg(d->db));
+        sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
+        pthread_mutex_unlock(&d->db_mu);
+        audit_rows_free(rows, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        audit_row *a = &rows[i];
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, a->at);
+        sqlite3_bind_text(st, 2, a->container, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, a->repo, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, a->method, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, a->path, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 6, a->status);
+        sqlite3_bind_text(st, 7, a->outcome, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 8, (int64_t)a->bytes_in);
+        sqlite3_bind_int64(st, 9, (int64_t)a->bytes_out);
+        sqlite3_bind_int64(st, 10, a->duration_us);
+        (void)sqlite3_step(st);
+    }
+    sqlite3_finalize(st);
+    if (sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        log_warning("gate: cannot commit audit rows: %s", sqlite3_errmsg(d->db));
+        sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    pthread_mutex_unlock(&d->db_mu);
+    audit_rows_free(rows, n);
+}
+
+static int on_audit_timer(evloop *l, void *ud)
+{
+    gate_daemon *d = ud;
+
+    d->audit_timer = 0;
+    flush_audit(d);
+    return 0;
+}
+
+static void on_wake(evloop *l, int *timeout_ms, void *ud)
+{
+    gate_daemon *d = ud;
+    bool pending;
+
+    pthread_mutex_lock(&d->audit_mu);
+    pending = d->n_audit > 0;
+    pthread_mutex_unlock(&d->audit_mu);
+    if (pending && !d->audit_timer)
+        d->audit_timer = evloop_add_timer(l, AUDIT_FLUSH_MS, on_audit_timer, d);
+}
+
+/* ---- container sockets ---- */
+
+static int open_container(gate_daemon *d, const char *name, terok_error *err)
+{
+    _cleanup_free_ char *dir = NULL, *sock = NULL;
+    int r;
+
+    if (!container_name_is_valid(name))
+        return terok_error_set(err, -EINVAL, "invalid container name '%s'", name);
+    if (asprintf(&dir, "%s/containers", d->sb->paths.runtime_dir) < 0)
+        return terok_error_set(err, -ENOMEM, "out of memory");
+    /* <runtime>/containers 0700 keeps other users out; <name>/ 0711 lets the container's
+     * mapped uid reach the 0666 socket through the bind mount (MACHINE.md §13.1). */
+    r = mkdir_safe(dir, 0700, err);
+    if (r < 0)
+        return r;
+    free(dir);
+    dir = NULL;
+    if (asprintf(&dir, "%s/containers/%s", d->sb->paths.runtime_dir, name) < 0)
+        return terok_error_set(err, -ENOMEM, "out of memory");
+    if (mkdir(dir, 0711) < 0 && errno != EEXIST)
+        return terok_error_set(err, negative_errno(), "cannot create '%s': %s", dir,
+                               strerror(errno));
+    (void)chmod(dir, 0711);
+    if (gate_socket_path(d->sb->paths.runtime_dir, name, &sock) < 0)
+        return terok_error_set(err, -ENOMEM, "out of memory");
+    return gate_http_listen_unix(d->http, name, sock, err);
+}
+
+static int has_gate_token(void *ud, const token_info *info, int kind, const char *masked,
+                          int64_t created_at)
+{
+    bool *found = ud;
+
+    if (kind == TOKEN_KIND_GATE)
+        *found = true;
+    return 0;
+}
+
+static int reopen_cb(void *ud, const container_rec *rec)
+{
+    gate_daemon *d = ud;
+    terok_error err = TEROK_ERROR_INIT;
+    bool found = false;
+
+    /* Only containers wired to a repo had a gate socket. */
+    (void)tokens_list(d->db, rec->name, has_gate_token, &found, NULL);
+    if (found && open_container(d, rec->name, &err) < 0)
+        log_warning("gate: cannot reopen the socket of '%s': %s", rec->name,
+                    terok_error_message(&err));
+    else if (found)
+        log_info("gate: reopened the socket of '%s'", rec->name);
+    terok_error_clear(&err);
+    return 0;
+}
+
+static json_object *on_ctl(void *ud, const struct ucred *peer, json_object *req, terok_error *err)
+{
+    gate_daemon *d = ud;
+    json_object *op = NULL, *name = NULL, *reply;
+
+    json_object_object_get_ex(req, "op", &op);
+    json_object_object_get_ex(req, "container", &name);
+    if (!op || !json_object_is_type(op, json_type_string)) {
+        terok_error_set(err, -EINVAL, "request without an 'op'");
+        return NULL;
+    }
+    const char *o = json_object_get_string(op);
+    if (streq(o, "open") || streq(o, "close")) {
+        if (!name || !json_object_is_type(name, json_type_string)) {
+            terok_error_set(err, -EINVAL, "'%s' needs a 'container'", o);
+            return NULL;
+        }
+        const char *n = json_object_get_string(name);
+        if (streq(o, "open")) {
+            if (open_container(d, n, err) < 0)
+                return NULL;
+            log_info("gate: opened the socket of '%s'", n);
+        } else {
+            /* waits for that container's connection threads: its requests are short or dead */
+            gate_http_close(d->http, n);
+            log_info("gate: closed the socket of '%s'", n);
+        }
+    } else if (streq(o, "stop")) {
+        log_info("gate: stop requested by uid %u", (unsigned)peer->uid);
+        evloop_exit(d->loop, 0);
+    } else if (!streq(o, "status") && !streq(o, "ping")) {
+        terok_error_set(err, -EINVAL, "unknown op '%s'", o);
+        return NULL;
+    }
+    reply = json_object_new_object();
+    json_object_object_add(reply, "ok", json_object_new_boolean(1));
+    json_object_object_add(reply, "pid", json_object_new_int((int)getpid()));
+    json_object_object_add(reply, "listeners",
+                           json_object_new_int64((int64_t)gate_http_listeners(d->http)));
+    json_object_object_add(reply, "backend", json_object_new_string(d->gate.plugin->name));
+    return reply;
+}
+
+static int on_signal(evloop *l, int signo, uint32_t events, void *ud)
+{
+    log_info("gate: signal %d, shutting down", signo);
+    evloop_exit(l, 0);
+    return 0;
+}
+
+int gate_daemon_run(sandbox *sb, const gate_daemon_opts *o, terok_error *err)
+{
+    gate_daemon d = {.sb = sb};
+    _cleanup_free_ char *ctl_path = NULL;
+    store *st = NULL;
+    int r;
+
+    pthread_mutex_init(&d.db_mu, NULL);
+    pthread_mutex_init(&d.audit_mu, NULL);
+    /* Every thread (MHD's, the workers) inherits this mask: the loop's signalfd alone takes
+     * SIGTERM/SIGINT, never a connection thread's default action. */
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &mask, NULL);
+    r = sandbox_store(sb, &st, err);
+    if (r < 0)
+        goto out;
+    d.db = store_sqlite(st);
+    r = tokens_key_load(sb->paths.state_dir, d.key, err);
+    if (r < 0)
+        goto out;
+    r = gate_open(sb->registry, TEROK_GATE_CAP_SMART_HTTP, &d.gate, err);
+    if (r < 0) {
+        terok_error_prefix(err, "gate backend");
+        goto out;
+    }
+    r = evloop_new(&d.loop);
+    if (r < 0) {
+        terok_error_set(err, r, "cannot create the event loop");
+        goto out;
+    }
+    d.hooks = (gate_hooks){hook_check, hook_serve, hook_audit, &d};
+    r = gate_http_new(&d.hooks, o->max_workers, &d.http, err);
+    if (r < 0)
+        goto out;
+    evloop_on_wake(d.loop, on_wake, &d);
+    r = mkdir_safe(sb->paths.runtime_dir, 0700, err);
+    if (r < 0)
+        goto out;
+    r = gate_ctl_path(sb->paths.runtime_dir, &ctl_path);
+    if (r < 0) {
+        terok_error_set(err, r, "out of memory");
+        goto out;
+    }
+    r = ctl_server_new(d.loop, ctl_path, on_ctl, &d, &d.ctl, err);
+    if (r < 0)
+        goto out;
+    for (size_t i = 0; i < o->n_tcp; i++) {
+        uint16_t port = 0;
+        r = gate_http_listen_tcp(d.http, o->tcp[i].container, o->tcp[i].address, o->tcp[i].port,
+                                 &port, err);
+        if (r < 0)
+            goto out;
+        log_notice("gate: listening on %s:%u for '%s'", o->tcp[i].address, port,
+                   o->tcp[i].container);
+    }
+    /* Sockets of containers that exist survive a daemon restart. The TCP listeners already
+     * serve: the store's connection is shared with their token checks. */
+    pthread_mutex_lock(&d.db_mu);
+    (void)store_container_list(st, reopen_cb, &d, NULL);
+    pthread_mutex_unlock(&d.db_mu);
+    r = evloop_add_signal(d.loop, SIGTERM, on_signal, &d);
+    if (r >= 0)
+        r = evloop_add_signal(d.loop, SIGINT, on_signal, &d);
+    if (r < 0) {
+        terok_error_set(err, r, "cannot handle signals: %s", strerror(-r));
+        goto out;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    if (o->ready)
+        o->ready(o->ready_userdata);
+    log_info("gate: serving with backend '%s' on '%s'", d.gate.plugin->name, ctl_path);
+    r = evloop_run(d.loop);
+    if (r < 0)
+        terok_error_set(err, r, "event loop failed: %s", strerror(-r));
+out:
+    ctl_server_free(d.ctl);
+    gate_http_free(d.http); /* stops the listeners, waits for running git requests */
+    flush_audit(&d);
+    evloop_free(d.loop);
+    sodium_memzero(d.key, sizeof d.key);
+    pthread_mutex_destroy(&d.db_mu);
+    pthread_mutex_destroy(&d.audit_mu);
+    return r;
+}

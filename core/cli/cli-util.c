@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* cli-util.c: error reporting, JSON and table output shared by the command groups. */
+#include <fcntl.h>
 #include <stdarg.h>
+#include <unistd.h>
 #include <inttypes.h>
 #include <stdio.h>
 
 #include "cli.h"
+#include "daemon/spawn.h"
 #include "log.h"
 #include "util/strv.h"
 
@@ -192,4 +195,60 @@ void cli_table_print(cli_table *t)
     }
     strv_free(t->cells);
     free(t);
+}
+
+int cli_daemon_detach(cli *c, sandbox *sb, const char *service, int *ret_ready_fd)
+{
+    _cleanup_error_ terok_error err = TEROK_ERROR_INIT;
+    int p[2], lfd, nfd;
+    pid_t pid;
+    char b = 0;
+
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return cli_failf(c, EXIT_FAIL, "pipe: %s", strerror(errno));
+    pid = fork();
+    if (pid < 0)
+        return cli_failf(c, EXIT_FAIL, "fork: %s", strerror(errno));
+    if (pid > 0) {
+        close(p[1]);
+        ssize_t k = read(p[0], &b, 1);
+        close(p[0]);
+        if (k != 1)
+            return cli_failf(c, EXIT_FAIL,
+                             "the %s daemon failed to start (see <state>/logs/%s.log)", service,
+                             service);
+        if (c->json) {
+            json_object *j = json_object_new_object();
+            json_object_object_add(j, "pid", json_object_new_int(pid));
+            cli_json_print(j);
+        } else
+            printf("%s daemon running (pid %d)\n", service, (int)pid);
+        return EXIT_OK;
+    }
+    close(p[0]);
+    (void)setsid();
+    /* Nothing of the caller's stays open: a caller reading our output through a pipe would
+     * otherwise wait for the daemon's end. */
+    lfd = daemon_log_open(sb, service, NULL, &err);
+    if (lfd < 0)
+        _exit(cli_fail(c, lfd, &err));
+    nfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (nfd < 0 || dup2(nfd, 0) < 0 || dup2(lfd, 1) < 0 || dup2(lfd, 2) < 0)
+        _exit(EXIT_FAIL);
+    close(lfd);
+    close(nfd);
+    *ret_ready_fd = p[1];
+    return CLI_DETACHED;
+}
+
+void cli_daemon_ready(void *userdata)
+{
+    int *fd = userdata;
+    char b = 1;
+
+    if (*fd >= 0) {
+        (void)!write(*fd, &b, 1);
+        close(*fd);
+        *fd = -1;
+    }
 }

@@ -67,6 +67,16 @@ int cli_parse_int(cli *c, const char *cmd, const char *opt, const char *s, int64
  * live there so the CLI loads neither libcurl nor libmicrohttpd). Returns only on failure. */
 int cli_exec_daemon(cli *c);
 
+/* `SERVICE serve` without --foreground. The parent waits until the daemon is ready, prints
+ * "SERVICE daemon running (pid N)" (--json: {"pid": N}) and returns the exit code (>= 0) to
+ * end with. The child returns CLI_DETACHED: a session leader with stdin on /dev/null and
+ * stdout/stderr appended to <state>/logs/SERVICE.log (nothing of the caller's stays open), and
+ * *ret_ready_fd to hand to cli_daemon_ready() once it serves. */
+#define CLI_DETACHED (-1)
+int cli_daemon_detach(cli *c, sandbox *sb, const char *service, int *ret_ready_fd);
+/* The daemons' ready callback: userdata is the int fd from cli_daemon_detach (-1: none). */
+void cli_daemon_ready(void *userdata);
+
 /* Command groups (one file each). */
 int cmd_run(cli *c, int argc, char **argv);
 int cmd_create(cli *c, int argc, char **argv);

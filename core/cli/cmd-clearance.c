@@ -291,42 +291,6 @@ static int do_stop(cli *c, int argc, char **argv)
     return EXIT_OK;
 }
 
-static void on_ready(void *ud)
-{
-    int *fd = ud;
-    char b = 1;
-
-    if (*fd >= 0) {
-        (void)!write(*fd, &b, 1);
-        close(*fd);
-        *fd = -1;
-    }
-}
-
-static int detach_stdio(sandbox *sb)
-{
-    _cleanup_free_ char *logdir = NULL, *logpath = NULL;
-    int fd, null;
-
-    if (asprintf(&logdir, "%s/logs", sb->paths.state_dir) < 0 ||
-        asprintf(&logpath, "%s/clearance.log", logdir) < 0 ||
-        mkdir_safe(sb->paths.state_dir, 0700, NULL) < 0 || mkdir_safe(logdir, 0700, NULL) < 0)
-        return -ENOMEM;
-    fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
-    null = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (fd < 0 || null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(fd, 2) < 0) {
-        int r = negative_errno();
-        if (fd >= 0)
-            close(fd);
-        if (null >= 0)
-            close(null);
-        return r;
-    }
-    close(fd);
-    close(null);
-    return 0;
-}
-
 static int do_serve(cli *c, int argc, char **argv)
 {
     _cleanup_error_ terok_error err = TEROK_ERROR_INIT;
@@ -346,37 +310,11 @@ static int do_serve(cli *c, int argc, char **argv)
         return cli_failf(c, EXIT_FAIL, "a clearance daemon already serves '%s'",
                          sb->paths.runtime_dir);
     if (!foreground) {
-        int p[2];
-        pid_t pid;
-        char b = 0;
-
-        if (pipe2(p, O_CLOEXEC) < 0)
-            return cli_failf(c, EXIT_FAIL, "pipe: %s", strerror(errno));
-        pid = fork();
-        if (pid < 0)
-            return cli_failf(c, EXIT_FAIL, "fork: %s", strerror(errno));
-        if (pid > 0) {
-            close(p[1]);
-            ssize_t k = read(p[0], &b, 1);
-            close(p[0]);
-            if (k != 1)
-                return cli_failf(c, EXIT_FAIL, "the clearance daemon failed to start");
-            if (c->json) {
-                json_object *j = json_object_new_object();
-                json_object_object_add(j, "pid", json_object_new_int(pid));
-                cli_json_print(j);
-            } else
-                printf("clearance daemon running (pid %d)\n", (int)pid);
-            return EXIT_OK;
-        }
-        close(p[0]);
-        ready_fd = p[1];
-        (void)setsid();
-        /* detached: nothing on the caller's terminal or pipes; logs go where `run` puts them */
-        if (detach_stdio(sb) < 0)
-            return EXIT_FAIL;
+        r = cli_daemon_detach(c, sb, "clearance", &ready_fd);
+        if (r != CLI_DETACHED)
+            return r;
     }
-    o.ready = on_ready;
+    o.ready = cli_daemon_ready;
     o.ready_userdata = &ready_fd;
     r = clearance_daemon_run(sb, &o, &err);
     if (r < 0)

@@ -59,18 +59,6 @@ static int parse_tcp(const char *s, gate_tcp_listener *ret, char **owned)
     return 0;
 }
 
-static void on_ready(void *ud)
-{
-    int *fd = ud;
-    char b = 1;
-
-    if (*fd >= 0) {
-        (void)!write(*fd, &b, 1);
-        close(*fd);
-        *fd = -1;
-    }
-}
-
 int cmd_gate_serve(cli *c, int argc, char **argv);
 int cmd_gate_serve(cli *c, int argc, char **argv)
 {
@@ -128,44 +116,11 @@ int cmd_gate_serve(cli *c, int argc, char **argv)
         return cli_failf(c, EXIT_FAIL, "a gate daemon already serves '%s'", sb->paths.runtime_dir);
 
     if (!foreground) {
-        int p[2];
-        pid_t pid;
-        char b = 0;
-
-        if (pipe2(p, O_CLOEXEC) < 0)
-            return cli_failf(c, EXIT_FAIL, "pipe: %s", strerror(errno));
-        pid = fork();
-        if (pid < 0)
-            return cli_failf(c, EXIT_FAIL, "fork: %s", strerror(errno));
-        if (pid > 0) {
-            close(p[1]);
-            ssize_t k = read(p[0], &b, 1);
-            close(p[0]);
-            if (k != 1)
-                return cli_failf(c, EXIT_FAIL, "the gate daemon failed to start");
-            if (c->json) {
-                json_object *j = json_object_new_object();
-                json_object_object_add(j, "pid", json_object_new_int(pid));
-                cli_json_print(j);
-            } else
-                printf("gate daemon running (pid %d)\n", (int)pid);
-            return EXIT_OK;
-        }
-        close(p[0]);
-        ready_fd = p[1];
-        (void)setsid();
-        /* Detached: nothing of the caller's stays open (a caller reading our output through a
-         * pipe would wait for the daemon's end); the daemon logs to <state>/logs/gate.log. */
-        int lfd = daemon_log_open(sb, "gate", NULL, &err),
-            nfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (lfd < 0 || nfd < 0)
-            return cli_fail(c, lfd < 0 ? lfd : -errno, &err);
-        if (dup2(nfd, 0) < 0 || dup2(lfd, 1) < 0 || dup2(lfd, 2) < 0)
-            return cli_failf(c, EXIT_FAIL, "dup2: %s", strerror(errno));
-        close(lfd);
-        close(nfd);
+        r = cli_daemon_detach(c, sb, "gate", &ready_fd);
+        if (r != CLI_DETACHED)
+            return r;
     }
-    o.ready = on_ready;
+    o.ready = cli_daemon_ready;
     o.ready_userdata = &ready_fd;
     r = gate_daemon_run(sb, &o, &err);
     for (size_t i = 0; i < o.n_tcp; i++)

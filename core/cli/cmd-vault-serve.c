@@ -60,22 +60,6 @@ static int parse_tcp(const char *s, vault_tcp_listener *ret, char **owned)
     return 0;
 }
 
-typedef struct ready_pipe {
-    int fd;
-} ready_pipe;
-
-static void on_ready(void *ud)
-{
-    ready_pipe *p = ud;
-    char b = 1;
-
-    if (p->fd >= 0) {
-        (void)!write(p->fd, &b, 1);
-        close(p->fd);
-        p->fd = -1;
-    }
-}
-
 int cmd_vault_serve(cli *c, int argc, char **argv);
 int cmd_vault_serve(cli *c, int argc, char **argv)
 {
@@ -91,7 +75,7 @@ int cmd_vault_serve(cli *c, int argc, char **argv)
     char *owned[MAX_TCP] = {NULL};
     vault_daemon_opts o = {.tcp = tcp};
     bool foreground = false;
-    ready_pipe rp = {-1};
+    int ready_fd = -1;
     sandbox *sb;
     int opt, r;
 
@@ -129,44 +113,12 @@ int cmd_vault_serve(cli *c, int argc, char **argv)
         return cli_failf(c, EXIT_FAIL, "a vault daemon already serves '%s'", sb->paths.runtime_dir);
 
     if (!foreground) {
-        int p[2];
-        pid_t pid;
-        char b = 0;
-
-        if (pipe2(p, O_CLOEXEC) < 0)
-            return cli_failf(c, EXIT_FAIL, "pipe: %s", strerror(errno));
-        pid = fork();
-        if (pid < 0)
-            return cli_failf(c, EXIT_FAIL, "fork: %s", strerror(errno));
-        if (pid > 0) {
-            close(p[1]);
-            ssize_t k = read(p[0], &b, 1);
-            close(p[0]);
-            if (k != 1)
-                return cli_failf(c, EXIT_FAIL, "the vault daemon failed to start");
-            if (c->json) {
-                json_object *j = json_object_new_object();
-                json_object_object_add(j, "pid", json_object_new_int(pid));
-                cli_json_print(j);
-            } else
-                printf("vault daemon running (pid %d)\n", (int)pid);
-            return EXIT_OK;
-        }
-        close(p[0]);
-        rp.fd = p[1];
-        (void)setsid();
-        /* Detached: nothing of the caller's stays open (a caller reading our output through a
-         * pipe would wait for the daemon's end); the daemon logs to <state>/logs/vault.log. */
-        int lfd = vault_log_open(sb, NULL, &err), nfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (lfd < 0 || nfd < 0)
-            return cli_fail(c, lfd < 0 ? lfd : -errno, &err);
-        if (dup2(nfd, 0) < 0 || dup2(lfd, 1) < 0 || dup2(lfd, 2) < 0)
-            return cli_failf(c, EXIT_FAIL, "dup2: %s", strerror(errno));
-        close(lfd);
-        close(nfd);
+        r = cli_daemon_detach(c, sb, "vault", &ready_fd);
+        if (r != CLI_DETACHED)
+            return r;
     }
-    o.ready = on_ready;
-    o.ready_userdata = &rp;
+    o.ready = cli_daemon_ready;
+    o.ready_userdata = &ready_fd;
     /* The broker holds credentials in memory: no core dumps, not ptrace-able by same-uid peers
      * (main() already did this for every command). */
     r = vault_daemon_run(sb, &o, &err);

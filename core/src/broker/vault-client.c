@@ -39,14 +39,9 @@ int vault_client_ping(sandbox *sb, terok_error *err)
     return call(sb, "ping", NULL, 2000, err);
 }
 
-int vault_log_open(sandbox *sb, char **ret_path, terok_error *err)
-{
-    return daemon_log_open(sb, "vault", ret_path, err);
-}
-
 int vault_client_ensure(sandbox *sb, const char *config_file, terok_error *err)
 {
-    return daemon_spawn(sb, config_file, "vault", vault_client_ping, err);
+    return daemon_spawn(sb, config_file, "vault", false, vault_client_ping, err);
 }
 
 int vault_client_open(sandbox *sb, const char *container, terok_error *err)

@@ -12,6 +12,3 @@ int vault_client_close(sandbox *sb, const char *container, terok_error *err);
 /* Ask a running daemon to exit; -ENOENT/-ECONNREFUSED when none runs. */
 int vault_client_stop(sandbox *sb, terok_error *err);
 
-/* Open <state>/logs/vault.log for appending (0600, created with its directory); returns the fd
- * and, when ret_path is given, the path. The daemon writes there when it is not in the foreground. */
-int vault_log_open(sandbox *sb, char **ret_path, terok_error *err);

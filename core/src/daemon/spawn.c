@@ -37,7 +37,7 @@ int daemon_log_open(sandbox *sb, const char *service, char **ret_path, terok_err
     return fd;
 }
 
-int daemon_spawn(sandbox *sb, const char *config_file, const char *service,
+int daemon_spawn(sandbox *sb, const char *config_file, const char *service, bool in_cli,
                  int (*ping)(sandbox *sb, terok_error *err), terok_error *err)
 {
     _cleanup_free_ char *logpath = NULL, *exe = NULL;
@@ -50,7 +50,9 @@ int daemon_spawn(sandbox *sb, const char *config_file, const char *service,
 
     if (ping(sb, NULL) == 0)
         return 0;
-    exe = daemon_exe_path();
+    exe = in_cli ? strdup("/proc/self/exe") : daemon_exe_path();
+    if (!exe && in_cli)
+        return terok_error_set(err, -ENOMEM, "out of memory");
     if (!exe)
         return terok_error_set(err, -ENOENT,
                                "terok-sandbox-daemon was not found (looked next to this binary "
@@ -59,7 +61,7 @@ int daemon_spawn(sandbox *sb, const char *config_file, const char *service,
     fd = daemon_log_open(sb, service, &logpath, err);
     if (fd < 0)
         return fd;
-    argv[n++] = "terok-sandbox-daemon";
+    argv[n++] = in_cli ? "terok-sandbox" : "terok-sandbox-daemon";
     if (config_file) {
         argv[n++] = "--config";
         argv[n++] = config_file;
@@ -85,15 +87,20 @@ int daemon_spawn(sandbox *sb, const char *config_file, const char *service,
         return terok_error_set(err, -r, "cannot start the %s daemon: %s", service, strerror(r));
     /* The daemon is not our child for long: it setsid()s and outlives us; reap it if it dies
      * early so the failure shows up here. */
-    for (int i = 0; i < 100; i++) {
+    for (int i = 0; i < 200; i++) {
+        struct timespec ts = {0, 25 * 1000 * 1000};
         int st;
+
         if (ping(sb, NULL) == 0)
             return 0;
-        if (waitpid(pid, &st, WNOHANG) == pid)
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            /* another CLI may have started one at the same time: ours lost the socket race */
+            if (ping(sb, NULL) == 0)
+                return 0;
             return terok_error_set(err, -ECHILD,
                                    "the %s daemon exited at start (status %d); see '%s'", service,
                                    WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), logpath);
-        struct timespec ts = {0, 50 * 1000 * 1000};
+        }
         nanosleep(&ts, NULL);
     }
     return terok_error_set(err, -ETIMEDOUT, "the %s daemon did not answer within 5 s; see '%s'",

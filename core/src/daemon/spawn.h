@@ -11,5 +11,7 @@
 int daemon_log_open(sandbox *sb, const char *service, char **ret_path, terok_error *err);
 
 /* ping: 0 once the daemon answers. Returns 0 at once when it already does. */
-int daemon_spawn(sandbox *sb, const char *config_file, const char *service,
+/* in_cli: the service lives in terok-sandbox itself (this executable); else in
+ * terok-sandbox-daemon (the HTTP daemons). */
+int daemon_spawn(sandbox *sb, const char *config_file, const char *service, bool in_cli,
                  int (*ping)(sandbox *sb, terok_error *err), terok_error *err);

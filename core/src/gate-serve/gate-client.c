@@ -44,7 +44,7 @@ int gate_client_ping(sandbox *sb, terok_error *err)
 
 int gate_client_ensure(sandbox *sb, const char *config_file, terok_error *err)
 {
-    return daemon_spawn(sb, config_file, "gate", gate_client_ping, err);
+    return daemon_spawn(sb, config_file, "gate", false, gate_client_ping, err);
 }
 
 int gate_client_open(sandbox *sb, const char *container, terok_error *err)

@@ -160,9 +160,22 @@ static int simple(podman *p, const char *method, const char *path, int64_t timeo
 #define ANON_PREFIX "terok-anon-"
 #define ANON_LABEL "io.terok.anonymous-volume"
 
-static bool userns_is_keep_id(const char *u)
+/* keep-id with the task as the operator (no user, or the operator's numeric uid): the only case
+ * where root of the service's user namespace is the task's uid. Any other user keeps the plain
+ * anonymous volume (and Podman's chown of it). */
+static bool task_is_operator_keep_id(const terok_run_spec *s)
 {
-    return u && strneq(u, "keep-id", 7) && (u[7] == 0 || u[7] == ':');
+    const char *u = s->userns;
+    char *end = NULL;
+    unsigned long uid;
+
+    if (!u || !strneq(u, "keep-id", 7) || (u[7] != 0 && u[7] != ':') || strstr(u, "uid="))
+        return false;
+    if (isempty(s->user))
+        return true;
+    errno = 0;
+    uid = strtoul(s->user, &end, 10);
+    return !errno && end != s->user && (*end == 0 || *end == ':') && uid == (unsigned long)getuid();
 }
 
 static int volume_delete(podman *p, const char *name, terok_error *err)
@@ -239,7 +252,7 @@ static int pm_create(void *state, const terok_run_spec *spec, char **ret_id, ter
     const char *id;
     int r;
 
-    if (userns_is_keep_id(spec->userns) && spec->n_mounts && spec->mounts) {
+    if (task_is_operator_keep_id(spec) && spec->n_mounts && spec->mounts) {
         for (size_t i = 0; i < spec->n_mounts; i++)
             n_anon += spec->mounts[i].type == TEROK_MOUNT_VOLUME && !spec->mounts[i].source;
     }

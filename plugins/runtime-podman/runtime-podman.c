@@ -150,7 +150,7 @@ static int simple(podman *p, const char *method, const char *path, int64_t timeo
     return r < 0 ? r : (int)rs->status;
 }
 
-/* Anonymous volumes under keep-id (see docs/runtime-podman.md, "Workspace ownership"):
+/* Anonymous volumes under keep-id (docs/runtime-podman.md, "a writable workspace under keep-id"):
  * Podman 4.3 chowns a fresh anonymous volume to the owner of the image directory it covers
  * (libpod fixVolumePermissions), so a root-owned /workspace in the image becomes root-owned
  * in the container and the task (the operator's uid) cannot write to it; `U` is not honoured
@@ -209,6 +209,8 @@ static int anon_create(podman *p, const char *container, char **ret_name, terok_
 {
     _cleanup_response_ api_response rs = {0};
     _cleanup_free_ char *name = NULL, *body = NULL;
+    json_object *o, *label, *opts;
+    const char *text;
     api_request rq = API_REQUEST_INIT;
     uint8_t rnd[16];
     int r;
@@ -221,10 +223,25 @@ static int anon_create(podman *p, const char *container, char **ret_name, terok_
     memcpy(name, ANON_PREFIX, sizeof ANON_PREFIX - 1);
     for (size_t i = 0; i < sizeof rnd; i++)
         snprintf(name + sizeof ANON_PREFIX - 1 + 2 * i, 3, "%02x", rnd[i]);
-    if (asprintf(&body,
-                 "{\"Name\":\"%s\",\"Label\":{\"" ANON_LABEL "\":\"%s\"},"
-                 "\"Options\":{\"o\":\"uid=0,gid=0\"}}",
-                 name, strempty(container)) < 0)
+    o = json_object_new_object();
+    label = json_object_new_object();
+    opts = json_object_new_object();
+    r = !o || !label || !opts;
+    if (!r) {
+        r |= json_object_object_add(label, ANON_LABEL, json_object_new_string(strempty(container)));
+        r |= json_object_object_add(opts, "o", json_object_new_string("uid=0,gid=0"));
+        r |= json_object_object_add(o, "Name", json_object_new_string(name));
+        r |= json_object_object_add(o, "Label", label);
+        label = NULL; /* o owns it (a failed add leaks at worst, never frees twice) */
+        r |= json_object_object_add(o, "Options", opts);
+        opts = NULL;
+        text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+        r |= !text || !(body = strdup(text));
+    }
+    json_object_put(label);
+    json_object_put(opts);
+    json_object_put(o);
+    if (r)
         return terok_perr(err, -ENOMEM, "out of memory");
     rq.method = "POST";
     rq.path = "/volumes/create";

@@ -192,17 +192,35 @@ static int volume_delete(podman *p, const char *name, terok_error *err)
     return r < 0 ? r : api_error(&rs, err, "removing volume '%s'", name);
 }
 
-/* Leftovers of remove-on-exit containers (podman removes those without us): unused volumes
- * of ours older than a minute, so a volume created just now for a container being created
- * stays. Best effort. */
+/* Leftovers of remove-on-exit containers (Podman removes those without us): our volumes older
+ * than a minute that no container uses (a plain DELETE refuses a volume in use). The minute
+ * spares a volume made just now for a container still being created; Podman 4.3's `until`
+ * prune filter does not (a fresh volume was pruned), hence the client-side age. Best effort. */
 static void anon_prune(podman *p)
 {
     _cleanup_response_ api_response rs = {0};
+    json_object *j;
+    int64_t now = (int64_t)time(NULL);
 
-    (void)simple(p, "POST",
-                 "/volumes/prune?filters=%7B%22label%22%3A%5B%22" ANON_LABEL
-                 "%22%5D%2C%22until%22%3A%5B%221m%22%5D%7D",
-                 0, &rs, NULL);
+    if (simple(p, "GET", "/volumes/json?filters=%7B%22label%22%3A%5B%22" ANON_LABEL "%22%5D%7D", 0,
+               &rs, NULL) != 200)
+        return;
+    j = api_json(&rs);
+    for (size_t i = 0;
+         j && json_object_is_type(j, json_type_array) && i < json_object_array_length(j); i++) {
+        json_object *v = json_object_array_get_idx(j, i);
+        const char *name = json_str(v, "Name"), *created = json_str(v, "CreatedAt");
+        int64_t t = created ? rfc3339_to_unix(created) : 0;
+        _cleanup_response_ api_response d = {0};
+        _cleanup_free_ char *path = NULL;
+
+        if (!name || !strneq(name, ANON_PREFIX, sizeof ANON_PREFIX - 1) || !ref_is_valid(name) ||
+            t <= 0 || now - t < 60 || asprintf(&path, "/volumes/%s", name) < 0)
+            continue;
+        if (simple(p, "DELETE", path, 0, &d, NULL) == 204)
+            terok_plog(TEROK_LOG_DEBUG, "removed the leftover volume '%s'", name);
+    }
+    json_object_put(j);
 }
 
 static int anon_create(podman *p, const char *container, char **ret_name, terok_error *err)

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "podman.h"
@@ -149,30 +150,184 @@ static int simple(podman *p, const char *method, const char *path, int64_t timeo
     return r < 0 ? r : (int)rs->status;
 }
 
+/* Anonymous volumes under keep-id (docs/runtime-podman.md, "a writable workspace under keep-id"):
+ * Podman 4.3 chowns a fresh anonymous volume to the owner of the image directory it covers
+ * (libpod fixVolumePermissions), so a root-owned /workspace in the image becomes root-owned
+ * in the container and the task (the operator's uid) cannot write to it; `U` is not honoured
+ * for volumes. A volume created through the API with o=uid=0,gid=0 is owned by root of the
+ * service's user namespace, which keep-id maps to the task's uid, and is never chowned again.
+ * We create such a named volume per anonymous volume mount and remove it with the container. */
+#define ANON_PREFIX "terok-anon-"
+#define ANON_LABEL "io.terok.anonymous-volume"
+
+/* keep-id with the task as the operator (no user, or the operator's numeric uid): the only case
+ * where root of the service's user namespace is the task's uid. Any other user keeps the plain
+ * anonymous volume (and Podman's chown of it). */
+static bool task_is_operator_keep_id(const terok_run_spec *s)
+{
+    const char *u = s->userns;
+    char *end = NULL;
+    unsigned long uid;
+
+    if (!u || !strneq(u, "keep-id", 7) || (u[7] != 0 && u[7] != ':') || strstr(u, "uid="))
+        return false;
+    if (isempty(s->user))
+        return true;
+    errno = 0;
+    uid = strtoul(s->user, &end, 10);
+    return !errno && end != s->user && (*end == 0 || *end == ':') && uid == (unsigned long)getuid();
+}
+
+static int volume_delete(podman *p, const char *name, terok_error *err)
+{
+    _cleanup_response_ api_response rs = {0};
+    _cleanup_free_ char *path = NULL;
+    int r;
+
+    if (asprintf(&path, "/volumes/%s?force=true", name) < 0)
+        return terok_perr(err, -ENOMEM, "out of memory");
+    r = simple(p, "DELETE", path, 0, &rs, err);
+    if (r == 204 || r == 404)
+        return 0;
+    return r < 0 ? r : api_error(&rs, err, "removing volume '%s'", name);
+}
+
+/* Leftovers of remove-on-exit containers (Podman removes those without us): our volumes older
+ * than a minute that no container uses (a plain DELETE refuses a volume in use). The minute
+ * spares a volume made just now for a container still being created; Podman 4.3's `until`
+ * prune filter does not (a fresh volume was pruned), hence the client-side age. Best effort. */
+static void anon_prune(podman *p)
+{
+    _cleanup_response_ api_response rs = {0};
+    json_object *j;
+    int64_t now = (int64_t)time(NULL);
+
+    if (simple(p, "GET", "/volumes/json?filters=%7B%22label%22%3A%5B%22" ANON_LABEL "%22%5D%7D", 0,
+               &rs, NULL) != 200)
+        return;
+    j = api_json(&rs);
+    for (size_t i = 0;
+         j && json_object_is_type(j, json_type_array) && i < json_object_array_length(j); i++) {
+        json_object *v = json_object_array_get_idx(j, i);
+        const char *name = json_str(v, "Name"), *created = json_str(v, "CreatedAt");
+        int64_t t = created ? rfc3339_to_unix(created) : 0;
+        _cleanup_response_ api_response d = {0};
+        _cleanup_free_ char *path = NULL;
+
+        if (!name || !strneq(name, ANON_PREFIX, sizeof ANON_PREFIX - 1) || !ref_is_valid(name) ||
+            t <= 0 || now - t < 60 || asprintf(&path, "/volumes/%s", name) < 0)
+            continue;
+        if (simple(p, "DELETE", path, 0, &d, NULL) == 204)
+            terok_plog(TEROK_LOG_DEBUG, "removed the leftover volume '%s'", name);
+    }
+    json_object_put(j);
+}
+
+static int anon_create(podman *p, const char *container, char **ret_name, terok_error *err)
+{
+    _cleanup_response_ api_response rs = {0};
+    _cleanup_free_ char *name = NULL, *body = NULL;
+    json_object *o, *label, *opts;
+    const char *text;
+    api_request rq = API_REQUEST_INIT;
+    uint8_t rnd[16];
+    int r;
+
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+        return terok_perr(err, -errno, "getrandom: %s", strerror(errno));
+    name = malloc(sizeof ANON_PREFIX + 2 * sizeof rnd);
+    if (!name)
+        return terok_perr(err, -ENOMEM, "out of memory");
+    memcpy(name, ANON_PREFIX, sizeof ANON_PREFIX - 1);
+    for (size_t i = 0; i < sizeof rnd; i++)
+        snprintf(name + sizeof ANON_PREFIX - 1 + 2 * i, 3, "%02x", rnd[i]);
+    o = json_object_new_object();
+    label = json_object_new_object();
+    opts = json_object_new_object();
+    r = !o || !label || !opts;
+    if (!r) {
+        r |= json_object_object_add(label, ANON_LABEL, json_object_new_string(strempty(container)));
+        r |= json_object_object_add(opts, "o", json_object_new_string("uid=0,gid=0"));
+        r |= json_object_object_add(o, "Name", json_object_new_string(name));
+        r |= json_object_object_add(o, "Label", label);
+        label = NULL; /* o owns it (a failed add leaks at worst, never frees twice) */
+        r |= json_object_object_add(o, "Options", opts);
+        opts = NULL;
+        text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+        r |= !text || !(body = strdup(text));
+    }
+    json_object_put(label);
+    json_object_put(opts);
+    json_object_put(o);
+    if (r)
+        return terok_perr(err, -ENOMEM, "out of memory");
+    rq.method = "POST";
+    rq.path = "/volumes/create";
+    rq.json = body;
+    if ((r = api_call(p, &rq, &rs, err)) < 0)
+        return r;
+    if (rs.status != 201)
+        return api_error(&rs, err, "creating the workspace volume of container '%s'",
+                         strna(container));
+    *ret_name = TAKE_PTR(name);
+    return 0;
+}
+
 static int pm_create(void *state, const terok_run_spec *spec, char **ret_id, terok_error *err)
 {
     podman *p = state;
     _cleanup_response_ api_response rs = {0};
     _cleanup_free_ char *body = NULL;
+    _cleanup_free_ terok_mount *ms = NULL;
+    _cleanup_free_ char **anon = NULL;
+    size_t n_anon = 0;
+    terok_run_spec copy;
     api_request rq = API_REQUEST_INIT;
     json_object *j, *warnings = NULL;
     const char *id;
     int r;
 
+    if (task_is_operator_keep_id(spec) && spec->n_mounts && spec->mounts) {
+        for (size_t i = 0; i < spec->n_mounts; i++)
+            n_anon += spec->mounts[i].type == TEROK_MOUNT_VOLUME && !spec->mounts[i].source;
+    }
+    if (n_anon) {
+        ms = calloc(spec->n_mounts, sizeof *ms);
+        anon = calloc(n_anon + 1, sizeof *anon);
+        if (!ms || !anon)
+            return terok_perr(err, -ENOMEM, "out of memory");
+        anon_prune(p);
+        n_anon = 0;
+        for (size_t i = 0; i < spec->n_mounts; i++) {
+            ms[i] = spec->mounts[i];
+            if (ms[i].type != TEROK_MOUNT_VOLUME || ms[i].source)
+                continue;
+            if ((r = anon_create(p, spec->name, &anon[n_anon], err)) < 0)
+                goto fail;
+            ms[i].source = anon[n_anon++];
+        }
+        copy = *spec;
+        copy.mounts = ms;
+        spec = &copy;
+    }
+
     if ((r = spec_to_json(spec, &body, err)) < 0)
-        return r;
+        goto fail;
     rq.method = "POST";
     rq.path = "/containers/create";
     rq.json = body;
     if ((r = api_call(p, &rq, &rs, err)) < 0)
-        return r;
-    if (rs.status != 201)
-        return api_error(&rs, err, "creating container '%s'", spec->name);
+        goto fail;
+    if (rs.status != 201) {
+        r = api_error(&rs, err, "creating container '%s'", spec->name);
+        goto fail;
+    }
     j = api_json(&rs);
     id = json_str(j, "Id");
     if (!id) {
         json_object_put(j);
-        return terok_perr(err, -EPROTO, "creating container '%s': no id in the answer", spec->name);
+        r = terok_perr(err, -EPROTO, "creating container '%s': no id in the answer", spec->name);
+        goto fail;
     }
     /* e.g. "Resource limits are not supported and ignored on cgroups V1 rootless systems" */
     if (json_object_object_get_ex(j, "Warnings", &warnings) &&
@@ -182,7 +337,16 @@ static int pm_create(void *state, const terok_run_spec *spec, char **ret_id, ter
                        json_object_get_string(json_object_array_get_idx(warnings, i)));
     *ret_id = terok_plugin__host->strdup(id);
     json_object_put(j);
+    for (size_t i = 0; anon && anon[i]; i++)
+        free(anon[i]);
     return *ret_id ? 0 : terok_perr(err, -ENOMEM, "out of memory");
+
+fail:
+    for (size_t i = 0; anon && anon[i]; i++) {
+        (void)volume_delete(p, anon[i], NULL);
+        free(anon[i]);
+    }
+    return r;
 }
 
 static int pm_start(void *state, const char *ref, terok_error *err)
@@ -305,7 +469,7 @@ static bool removal_reports_error(json_object *j, const char **ret_msg)
     return false;
 }
 
-static int pm_remove(void *state, const char *ref, uint32_t flags, terok_error *err)
+static int remove_container(void *state, const char *ref, uint32_t flags, terok_error *err)
 {
     podman *p = state;
     _cleanup_response_ api_response rs = {0}, ex = {0};
@@ -354,6 +518,61 @@ static int pm_remove(void *state, const char *ref, uint32_t flags, terok_error *
     }
     json_object_put(j);
     return api_error(&rs, err, "removing container '%s'", ref);
+}
+
+/* Names of the volumes pm_create made for the container's anonymous mounts; NULL-terminated,
+ * NULL when none (or the container is gone: removal then reports that). */
+static char **anon_volumes_of(podman *p, const char *ref)
+{
+    _cleanup_response_ api_response rs = {0};
+    _cleanup_free_ char *path = NULL;
+    json_object *j, *mounts = NULL;
+    char **names = NULL;
+    size_t n = 0;
+
+    if (asprintf(&path, "/containers/%s/json", ref) < 0 ||
+        simple(p, "GET", path, 0, &rs, NULL) != 200)
+        return NULL;
+    j = api_json(&rs);
+    if (j && json_object_object_get_ex(j, "Mounts", &mounts) &&
+        json_object_is_type(mounts, json_type_array)) {
+        size_t len = json_object_array_length(mounts);
+        names = calloc(len + 1, sizeof *names);
+        for (size_t i = 0; names && i < len; i++) {
+            const char *name = json_str(json_object_array_get_idx(mounts, i), "Name");
+            if (name && strneq(name, ANON_PREFIX, sizeof ANON_PREFIX - 1) &&
+                (names[n] = strdup(name)))
+                n++;
+        }
+    }
+    json_object_put(j);
+    if (names && n == 0) {
+        free(names);
+        names = NULL;
+    }
+    return names;
+}
+
+static int pm_remove(void *state, const char *ref, uint32_t flags, terok_error *err)
+{
+    podman *p = state;
+    _cleanup_strv_free_ char **anon = NULL;
+    int r;
+
+    if (!ref_is_valid(ref))
+        return bad_ref(ref, err);
+    if (flags & TEROK_REMOVE_VOLUMES)
+        anon = anon_volumes_of(p, ref);
+    r = remove_container(p, ref, flags, err);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; anon && anon[i]; i++) {
+        int q = volume_delete(p, anon[i], NULL);
+        if (q < 0)
+            terok_plog(TEROK_LOG_WARNING, "container '%s' removed, its volume '%s' not: %s", ref,
+                       anon[i], strerror(-q));
+    }
+    return 0;
 }
 
 static int pm_inspect(void *state, const char *ref, terok_container_cb cb, void *userdata,

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "podman-it.h"
+#include "terok-test.h"
 
 TestSuite(podman_hardening, .init = it_setup, .fini = it_teardown, .timeout = 240);
 
@@ -83,6 +84,58 @@ Test(podman_hardening, hardened_as_seen_from_inside)
         cr_assert(has_line(o.out, "pids=128"), "%s", o.out);
         cr_assert(has_line(o.out, "mem=67108864"), "%s", o.out);
     }
+}
+
+/* The core gives every container an anonymous volume at /workspace; the test image has a
+ * root-owned /workspace, which Podman 4.3 copies onto a fresh anonymous volume's owner. The
+ * task's uid (keep-id: the operator's) must still be able to write there, and removing the
+ * container removes the volume. */
+static int count_anon_volumes(const char *name)
+{
+    char filter[160];
+    const char *argv[] = {"podman", "volume", "ls", "-q", "--filter", filter, NULL};
+    cli_result r;
+    int n = 0;
+
+    snprintf(filter, sizeof filter, "label=io.terok.anonymous-volume=%s", name);
+    r = test_run(NULL, argv);
+    cr_assert_eq(r.exit_code, 0, "podman volume ls: %s", r.err);
+    for (const char *c = r.out; c && *c; c++)
+        n += *c == '\n';
+    cli_result_done(&r);
+    return n;
+}
+
+Test(podman_hardening, workspace_writable_by_the_task)
+{
+    const char *argv[] = {"sh", "-c",
+                          "echo id=$(id -u); touch /workspace/f && echo ws=rw; "
+                          "echo owner=$(stat -c %u /workspace/f)",
+                          NULL};
+    terok_mount ms[] = {
+        {.type = TEROK_MOUNT_TMPFS, .target = "/tmp", .options = "size=8m"},
+        {.type = TEROK_MOUNT_VOLUME, .target = "/workspace"}, /* anonymous, as the core adds */
+    };
+    it_spec sp;
+    it_output o;
+    char *id = NULL;
+    char want[64];
+
+    it_spec_init(&sp, "workspace", argv);
+    it_harden(&sp);
+    sp.s.mounts = ms;
+    sp.s.n_mounts = 2;
+    cr_assert_eq(it_run(&sp.s, &o, &id), 0, "%s", o.all);
+    snprintf(want, sizeof want, "id=%u", rootless ? (unsigned)getuid() : 0u);
+    cr_assert(has_line(o.out, want), "%s", o.out);
+    cr_assert(has_line(o.out, "ws=rw"), "%s", o.all);
+    snprintf(want, sizeof want, "owner=%u", rootless ? (unsigned)getuid() : 0u);
+    cr_assert(has_line(o.out, want), "%s", o.out);
+    if (rootless)
+        cr_assert_eq(count_anon_volumes(sp.name), 1);
+    IT_OK(ops->remove(st, id, TEROK_REMOVE_FORCE | TEROK_REMOVE_VOLUMES, &err));
+    harness_free(id);
+    cr_assert_eq(count_anon_volumes(sp.name), 0);
 }
 
 Test(podman_hardening, relaxations_are_executed)

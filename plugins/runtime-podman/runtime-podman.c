@@ -287,6 +287,9 @@ static int pm_create(void *state, const terok_run_spec *spec, char **ret_id, ter
     const char *id;
     int r;
 
+    /* Validate first: nothing (no volume) is created for a spec Podman would not get. */
+    if ((r = spec_to_json(spec, &body, err)) < 0)
+        return r;
     if (task_is_operator_keep_id(spec) && spec->n_mounts && spec->mounts) {
         for (size_t i = 0; i < spec->n_mounts; i++)
             n_anon += spec->mounts[i].type == TEROK_MOUNT_VOLUME && !spec->mounts[i].source;
@@ -309,10 +312,12 @@ static int pm_create(void *state, const terok_run_spec *spec, char **ret_id, ter
         copy = *spec;
         copy.mounts = ms;
         spec = &copy;
+        free(body);
+        body = NULL;
+        if ((r = spec_to_json(spec, &body, err)) < 0)
+            goto fail;
     }
 
-    if ((r = spec_to_json(spec, &body, err)) < 0)
-        goto fail;
     rq.method = "POST";
     rq.path = "/containers/create";
     rq.json = body;

@@ -253,7 +253,7 @@ const char *config_get(const config *c, const char *section, const char *key)
     if (e)
         return e->value;
     k = declared_key(c, section, key);
-    return k && *k->def ? k->def : NULL;
+    return k && k->def && *k->def ? k->def : NULL;
 }
 
 const char *config_origin(const config *c, const char *section, const char *key)
@@ -264,7 +264,7 @@ const char *config_origin(const config *c, const char *section, const char *key)
     if (e)
         return e->origin;
     k = declared_key(c, section, key);
-    return k && *k->def ? "default" : NULL;
+    return k && k->def && *k->def ? "default" : NULL;
 }
 
 int config_value_to_int(const char *type, const char *value, int64_t *ret)
@@ -328,7 +328,7 @@ int config_section_get(const terok_config_section *sec, const char *key, const c
         *ret = e->value;
         return 0;
     }
-    if (!*k->def)
+    if (!k->def || !*k->def)
         return -ENOENT;
     *ret = k->def;
     return 0;

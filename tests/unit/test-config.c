@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config-internal.h"
 #include "config.h"
 #include "terok-build-config.h"
 #include "terok-test.h"
@@ -768,4 +769,22 @@ Test(config, shipped_example_is_valid)
     free(got);
     free(out);
     config_free(c);
+}
+
+/* Every compiled-in key is complete: a NULL default or help would crash `config show` (a key
+ * without a default has ""). */
+Test(config, core_schema_keys_are_complete)
+{
+    const config_schema_section *all[64];
+    size_t n = 0;
+
+    for (size_t i = 0; i < config_core_schema_n && n < 63; i++)
+        all[n++] = &config_core_schema[i];
+    all[n++] = &config_route_schema;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < all[i]->n_keys; j++) {
+            const config_key *k = &all[i]->keys[j];
+            cr_assert(k->name && k->type && k->def && k->help, "[%s] key %zu (%s) is incomplete",
+                      all[i]->name, j, k->name ? k->name : "(no name)");
+        }
 }

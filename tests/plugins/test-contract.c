@@ -12,8 +12,11 @@
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 
 #include "error.h"
 #include "loader.h"
@@ -90,8 +93,39 @@ static void contract_setup(void)
     test_tmpdir_setup();
 }
 
+/* runtime-podman starts a private Podman service when none answers, and it outlives the test
+ * (idle timeout). Left running, it is a second service on the same storage while the podman
+ * suites run, which wedges Podman 4.3: stop it with the test. */
+static void stop_private_podman(void)
+{
+    const char *rt = getenv("TEROK_SANDBOX_RUNTIME_DIR");
+    char path[4096];
+    long pid = 0;
+    FILE *f;
+
+    if (!rt)
+        return;
+    snprintf(path, sizeof path, "%s/runtime-podman/podman.pid", rt);
+    f = fopen(path, "re");
+    if (!f)
+        return;
+    if (fscanf(f, "%ld", &pid) != 1)
+        pid = 0;
+    fclose(f);
+    if (pid <= 1 || kill((pid_t)pid, SIGTERM) < 0)
+        return;
+    for (int i = 0; i < 100 && kill((pid_t)pid, 0) == 0; i++) {
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        (void)waitpid((pid_t)pid, NULL, WNOHANG);
+        nanosleep(&ts, NULL);
+    }
+    if (kill((pid_t)pid, 0) == 0)
+        (void)kill((pid_t)pid, SIGKILL);
+}
+
 static void contract_teardown(void)
 {
+    stop_private_podman();
     test_tmpdir_teardown();
 }
 

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* terok-test.c: shared test helpers (see terok-test.h). */
+#include <criterion/hooks.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <poll.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -8,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "terok-test.h"
@@ -173,4 +177,81 @@ void cli_result_done(cli_result *r)
     free(r->out);
     free(r->err);
     r->out = r->err = NULL;
+}
+
+/* A private Podman service a test started (runtime-podman starts one when none answers) idles on
+ * after the test for its idle timeout. Running beside the next Podman suite it is a second
+ * service on the same storage, and Podman 4.3 then wedges (stuck `container cleanup`
+ * processes). Every test binary stops the services under its temporary dirs
+ * (unix:///tmp/terok-...) when its tests are done; Podman suites never run in parallel with
+ * others, so no service still in use is touched. */
+static bool is_test_podman_service(const char *cmdline, size_t n)
+{
+    bool podman = false, service = false, ours = false;
+
+    for (size_t i = 0; i < n; i += strlen(cmdline + i) + 1) {
+        const char *a = cmdline + i;
+        const char *base = strrchr(a, '/');
+
+        if (i == 0)
+            podman = streq(base ? base + 1 : a, "podman");
+        else if (streq(a, "service"))
+            service = true;
+        else if (strncmp(a, "unix:///tmp/terok-", 18) == 0)
+            ours = true;
+    }
+    return podman && service && ours;
+}
+
+static void stop_test_podman_services(void)
+{
+    pid_t pids[64];
+    size_t n = 0;
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+
+    if (!d)
+        return;
+    while ((e = readdir(d)) && n < 64) {
+        char path[64], buf[4096];
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        ssize_t k;
+        int fd;
+
+        if (*end || pid <= 1)
+            continue;
+        snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        k = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (k <= 0)
+            continue;
+        buf[k] = 0;
+        if (is_test_podman_service(buf, (size_t)k) && kill((pid_t)pid, SIGTERM) == 0)
+            pids[n++] = (pid_t)pid;
+    }
+    closedir(d);
+    for (int t = 0; t < 100; t++) {
+        bool alive = false;
+        for (size_t i = 0; i < n; i++) {
+            (void)waitpid(pids[i], NULL, WNOHANG); /* a service the test spawned itself */
+            if (kill(pids[i], 0) == 0)
+                alive = true;
+        }
+        if (!alive)
+            return;
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    for (size_t i = 0; i < n; i++)
+        (void)kill(pids[i], SIGKILL);
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats *stats)
+{
+    (void)stats;
+    stop_test_podman_services();
 }

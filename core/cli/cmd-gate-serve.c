@@ -34,31 +34,6 @@ static void serve_help(void)
            "  -h, --help                     show this help\n");
 }
 
-static int parse_tcp(const char *s, gate_tcp_listener *ret, char **owned)
-{
-    char *copy = strdup(s), *colon, *eq;
-    int64_t port;
-
-    if (!copy)
-        return -ENOMEM;
-    colon = strrchr(copy, ':');
-    eq = colon ? strchr(colon, '=') : NULL;
-    if (!colon || !eq || colon == copy) {
-        free(copy);
-        return -EINVAL;
-    }
-    *colon = 0;
-    *eq = 0;
-    if (parse_int64(colon + 1, 0, 65535, &port) < 0 || !container_name_is_valid(eq + 1) ||
-        strcmp(copy, "127.0.0.1") != 0) {
-        free(copy);
-        return -EINVAL;
-    }
-    *ret = (gate_tcp_listener){copy, (uint16_t)port, eq + 1};
-    *owned = copy;
-    return 0;
-}
-
 int cmd_gate_serve(cli *c, int argc, char **argv);
 int cmd_gate_serve(cli *c, int argc, char **argv)
 {
@@ -87,7 +62,7 @@ int cmd_gate_serve(cli *c, int argc, char **argv)
         case 't':
             if (o.n_tcp >= MAX_TCP)
                 return cli_usage_error(c, "gate serve", "at most %d --tcp listeners", MAX_TCP);
-            if (parse_tcp(optarg, &tcp[o.n_tcp], &owned[o.n_tcp]) < 0)
+            if (tcp_listener_parse(optarg, &tcp[o.n_tcp], &owned[o.n_tcp]) < 0)
                 return cli_usage_error(c, "gate serve",
                                        "invalid --tcp '%s': expected 127.0.0.1:PORT=CONTAINER",
                                        optarg);

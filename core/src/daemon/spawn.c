@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "daemon/ctl.h"
 #include "daemon/spawn.h"
 #include "error.h"
 #include "paths.h"
@@ -105,4 +106,24 @@ int daemon_spawn(sandbox *sb, const char *config_file, const char *service, bool
     }
     return terok_error_set(err, -ETIMEDOUT, "the %s daemon did not answer within 5 s; see '%s'",
                            service, logpath);
+}
+
+int daemon_call(sandbox *sb, const char *service, const char *op, const char *container,
+                int timeout_ms, terok_error *err)
+{
+    _cleanup_free_ char *path = NULL;
+    json_object *req = json_object_new_object(), *reply = NULL;
+    int r;
+
+    if (asprintf(&path, "%s/%s.ctl", sb->paths.runtime_dir, service) < 0 || !req) {
+        json_object_put(req);
+        return terok_error_set(err, -ENOMEM, "out of memory");
+    }
+    json_object_object_add(req, "op", json_object_new_string(op));
+    if (container)
+        json_object_object_add(req, "container", json_object_new_string(container));
+    r = ctl_call(path, req, timeout_ms, &reply, err);
+    json_object_put(req);
+    json_object_put(reply);
+    return r;
 }

@@ -15,3 +15,8 @@ int daemon_log_open(sandbox *sb, const char *service, char **ret_path, terok_err
  * terok-sandbox-daemon (the HTTP daemons). */
 int daemon_spawn(sandbox *sb, const char *config_file, const char *service, bool in_cli,
                  int (*ping)(sandbox *sb, terok_error *err), terok_error *err);
+
+/* One control request {"op": op[, "container": container]} to <runtime>/<service>.ctl; the
+ * reply is checked and dropped (ctl_call's errors: -ENOENT/-ECONNREFUSED when none runs). */
+int daemon_call(sandbox *sb, const char *service, const char *op, const char *container,
+                int timeout_ms, terok_error *err);

@@ -20,21 +20,7 @@ int gate_socket_path(const char *runtime_dir, const char *container, char **ret)
 static int call(sandbox *sb, const char *op, const char *container, int timeout_ms,
                 terok_error *err)
 {
-    _cleanup_free_ char *path = NULL;
-    json_object *req = json_object_new_object(), *reply = NULL;
-    int r;
-
-    if (gate_ctl_path(sb->paths.runtime_dir, &path) < 0 || !req) {
-        json_object_put(req);
-        return terok_error_set(err, -ENOMEM, "out of memory");
-    }
-    json_object_object_add(req, "op", json_object_new_string(op));
-    if (container)
-        json_object_object_add(req, "container", json_object_new_string(container));
-    r = ctl_call(path, req, timeout_ms, &reply, err);
-    json_object_put(req);
-    json_object_put(reply);
-    return r;
+    return daemon_call(sb, "gate", op, container, timeout_ms, err);
 }
 
 int gate_client_ping(sandbox *sb, terok_error *err)

@@ -5,13 +5,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "daemon/tcp-listener.h"
 #include "sandbox.h"
 
-typedef struct gate_tcp_listener {
-    const char *address; /* "127.0.0.1" */
-    uint16_t port;       /* 0: any */
-    const char *container;
-} gate_tcp_listener;
+typedef tcp_listener gate_tcp_listener;
 
 typedef struct gate_daemon_opts {
     const gate_tcp_listener *tcp; /* tests and benchmarks */

@@ -35,4 +35,3 @@ int cmd_gate_stop(cli *c, int argc, char **argv)
         printf("gate daemon stopped\n");
     return EXIT_OK;
 }
-

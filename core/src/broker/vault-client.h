@@ -11,4 +11,3 @@ int vault_client_open(sandbox *sb, const char *container, terok_error *err);
 int vault_client_close(sandbox *sb, const char *container, terok_error *err);
 /* Ask a running daemon to exit; -ENOENT/-ECONNREFUSED when none runs. */
 int vault_client_stop(sandbox *sb, terok_error *err);
-

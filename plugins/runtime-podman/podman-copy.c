@@ -215,7 +215,7 @@ int podman_copy_in(podman *p, const char *ref, const char *host_path, const char
     closep(&wr);
     wr = -EBADF;
 
-    lock = mount_lock(p);
+    lock = storage_lock(p);
     rq.method = "PUT";
     rq.path = url;
     rq.upload_fd = rd;

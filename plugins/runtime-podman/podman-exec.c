@@ -157,7 +157,7 @@ typedef struct hijack {
     const char *what;        /* for error messages */
     const char *resize_path; /* "/exec/<id>/resize" or "/containers/<ref>/resize" */
     bool resize_at_start;    /* send the initial size once upgraded (attach has no size field) */
-    bool mount_lock;         /* hold the mount lock until the answer (attach initialises) */
+    bool storage_lock;       /* hold the storage lock until the answer (attach initialises) */
     int (*upgraded)(podman *p, void *data, terok_error *err);
     void *data;
 } hijack;
@@ -192,8 +192,8 @@ static int pump_stream(podman *p, const hijack *h, const terok_exec_spec *s, ter
     if (curl_easy_perform(c) != CURLE_OK ||
         curl_easy_getinfo(c, CURLINFO_ACTIVESOCKET, &fd) != CURLE_OK || fd == CURL_SOCKET_BAD)
         return terok_perr(err, -ECONNREFUSED, "podman service at '%s' does not answer", p->socket);
-    if (h->mount_lock)
-        lock = mount_lock(p);
+    if (h->storage_lock)
+        lock = storage_lock(p);
     if ((r = send_all(c, fd, req, strlen(req))) < 0)
         goto lost;
     status = read_head(c, fd, &head, &off);
@@ -438,7 +438,7 @@ int podman_start(podman *p, const char *ref, terok_error *err)
         return terok_perr(err, -ENOMEM, "out of memory");
     rq.method = "POST";
     rq.path = path;
-    lock = mount_lock(p);
+    lock = storage_lock(p);
     if ((r = api_call(p, &rq, &rs, err)) < 0)
         return r;
     if (rs.status == 204 || rs.status == 304) /* 304: already running */
@@ -490,7 +490,7 @@ int podman_start_attached(podman *p, terok_runtime_ctl_attach *a, terok_error *e
 {
     const terok_exec_spec *s;
     _cleanup_free_ char *path = NULL, *rpath = NULL, *what = NULL;
-    hijack h = {.resize_at_start = true, .mount_lock = true, .upgraded = start_now};
+    hijack h = {.resize_at_start = true, .storage_lock = true, .upgraded = start_now};
     bool interactive;
     int r;
 

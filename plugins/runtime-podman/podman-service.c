@@ -106,13 +106,13 @@ int mkdir_p(const char *path, mode_t mode)
     return 0;
 }
 
-int mount_lock(podman *p)
+int storage_lock(podman *p)
 {
     _cleanup_free_ char *path = NULL;
     int fd;
 
     if (!p->private_dir || mkdir_p(p->private_dir, 0700) < 0 ||
-        asprintf(&path, "%s/mount.lock", p->private_dir) < 0)
+        asprintf(&path, "%s/storage.lock", p->private_dir) < 0)
         return -EBADF;
     fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)

@@ -108,12 +108,15 @@ int service_connect(podman *p, terok_error *err);
 /* GET _ping on `sock` through the state's handle; fills *ret_version on success. */
 int service_ping(podman *p, const char *sock, char **ret_version, terok_error *err);
 
-/* Podman 4.3's service can deadlock its storage layer (c/storage mount locks) when several
- * requests mount container storage at once in the one process (seen with 10 concurrent starts:
- * every later call hung until the service was killed). Start, remove and copy_in hold this
- * lock file (<runtime>/runtime-podman/mount.lock) among our clients; creates, waits and the rest
- * stay concurrent. Returns an fd to close, or -EBADF (best effort, never an error). */
-int mount_lock(podman *p);
+/* Podman 4.3 (containers/storage before 1.45) can deadlock its storage locks for good when a
+ * create with userns=auto runs beside another storage operation: CreateContainer holds
+ * layers.lock and getAutoUserNS then takes storage.lock, while mounts, removals and copies take
+ * them the other way round (podman#16062, fixed by containers/storage#1387). Seen here with 10
+ * concurrent `run -d`: every later call, `podman ps` included, hung until the service was killed.
+ * Create, start, remove, copy_in and attached starts therefore hold this lock file
+ * (<runtime>/runtime-podman/storage.lock) among our clients; waits, inspects and the rest stay
+ * concurrent. Returns an fd to close, or -EBADF (best effort, never an error). */
+int storage_lock(podman *p);
 int mkdir_p(const char *path, mode_t mode);
 
 /* ---- podman-spec.c ---- */
@@ -167,7 +170,7 @@ int podman_exec(podman *p, const char *ref, const terok_exec_spec *spec, int *re
                 terok_error *err);
 /* ctl START_ATTACHED: attach (initialising the container), start, pump until the stream ends. */
 int podman_start_attached(podman *p, terok_runtime_ctl_attach *a, terok_error *err);
-/* POST …/start under the mount lock (ref already checked). */
+/* POST …/start under the storage lock (ref already checked). */
 int podman_start(podman *p, const char *ref, terok_error *err);
 int podman_copy_in(podman *p, const char *ref, const char *host_path, const char *container_path,
                    terok_error *err);

@@ -280,6 +280,7 @@ static int pm_create(void *state, const terok_run_spec *spec, char **ret_id, ter
     _cleanup_free_ char *body = NULL;
     _cleanup_free_ terok_mount *ms = NULL;
     _cleanup_free_ char **anon = NULL;
+    _cleanup_close_ int lock = -EBADF;
     size_t n_anon = 0;
     terok_run_spec copy;
     api_request rq = API_REQUEST_INIT;
@@ -321,7 +322,11 @@ static int pm_create(void *state, const terok_run_spec *spec, char **ret_id, ter
     rq.method = "POST";
     rq.path = "/containers/create";
     rq.json = body;
-    if ((r = api_call(p, &rq, &rs, err)) < 0)
+    lock = storage_lock(p); /* see storage_lock(): userns=auto creates deadlock Podman 4.3 */
+    r = api_call(p, &rq, &rs, err);
+    closep(&lock);
+    lock = -EBADF;
+    if (r < 0)
         goto fail;
     if (rs.status != 201) {
         r = api_error(&rs, err, "creating container '%s'", spec->name);
@@ -495,7 +500,7 @@ static int remove_container(void *state, const char *ref, uint32_t flags, terok_
                  flags & TEROK_REMOVE_VOLUMES ? "&v=true" : "") < 0 ||
         asprintf(&exists, "/containers/%s/exists", ref) < 0)
         return terok_perr(err, -ENOMEM, "out of memory");
-    lock = mount_lock(p);
+    lock = storage_lock(p);
     r = simple(p, "DELETE", path, 0, &rs, err);
     closep(&lock);
     lock = -EBADF;

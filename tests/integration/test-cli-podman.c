@@ -587,8 +587,8 @@ Test(cli_podman, hardening_from_inside)
 }
 
 /* Ten `run -d` as ten concurrent processes: all succeed and ps agrees. They share one private
- * service; the plugin serialises the storage-mounting calls across processes (mount.lock), which
- * Podman 4.3 needs (docs/runtime-podman.md). */
+ * service; the plugin serialises its storage calls across processes (storage.lock), which
+ * Podman 4.3 needs with userns=auto (docs/runtime-podman.md). */
 Test(cli_podman, ten_concurrent_runs, .timeout = 400)
 {
     enum { K = 10 };

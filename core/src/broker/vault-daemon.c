@@ -46,10 +46,10 @@ typedef struct cred_cache {
 } cred_cache;
 
 /* Phantom tokens found in the store are remembered (by a keyed BLAKE2b of the token, never the
- * token itself) so the hot path needs no SQL and no system call. The whole cache is dropped
- * whenever another connection committed to the state database: an inotify watch on the
- * database's directory (an "urgent" evloop watch, so it is read before any request that arrived
- * with it) marks the cache suspect on any write to the database or its WAL, and the next check
+ * token itself) so the hot path needs no SQL (one read() of an empty inotify queue). The whole
+ * cache is dropped whenever another connection committed to the state database: an inotify watch on
+ * the database's directory (read by every check, and by the loop as an "urgent" watch when idle)
+ * marks the cache suspect on any write to the database or its WAL, and the next check
  * then asks SQLite (`PRAGMA data_version`, which changes only for commits by *other*
  * connections, so our own audit writes do not flush it). `vault tokens revoke`, `rm` and a new
  * `run` therefore take effect on the very next request. Without inotify every check asks SQLite.
@@ -181,6 +181,12 @@ static int hook_check(void *ud, const char *container, const char *route_name, c
     token_info info;
     int r;
 
+    /* Read the watch here too, not only from the loop: MHD may read a keep-alive client's next
+     * request in the same pass that sent the previous answer, before the loop looks at the
+     * inotify fd again (a revocation between the two was missed under ASan in CI). One
+     * non-blocking read() that finds nothing is the whole cost. */
+    if (d->inotify_fd >= 0)
+        (void)on_db_event(d->loop, d->inotify_fd, EPOLLIN, d);
     if (d->tc_suspect || d->inotify_fd < 0) {
         d->tc_suspect = false;
         token_cache_sync(d);

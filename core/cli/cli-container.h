@@ -28,3 +28,8 @@ void cli_terminal_size(terok_exec_spec *spec);
  * (nothing when there is no local terminal). 0 or -errno. Undone by cli_unwatch_resize(). */
 int cli_watch_resize(terok_exec_spec *spec);
 void cli_unwatch_resize(void);
+/* Pass SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 received by this process on to the
+ * container `name` until cli_sig_proxy_stop() (a foreground run without a raw terminal). 0 or
+ * -errno. */
+int cli_sig_proxy_start(const char *config_file, const char *name);
+void cli_sig_proxy_stop(void);

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* cli-util.c: error reporting, JSON and table output shared by the command groups. */
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -251,4 +254,31 @@ void cli_daemon_ready(void *userdata)
         close(*fd);
         *fd = -1;
     }
+}
+
+int cli_parse_signal(const char *s, int *ret)
+{
+    const char *n = s;
+    int64_t v;
+
+    if (isempty(s))
+        return -EINVAL;
+    if (parse_int64(s, 1, 64, &v) == 0) {
+        *ret = (int)v;
+        return 0;
+    }
+    if (strncasecmp(n, "SIG", 3) == 0)
+        n += 3;
+    if (strncasecmp(n, "RTMIN+", 6) == 0 && parse_int64(n + 6, 0, SIGRTMAX - SIGRTMIN, &v) == 0) {
+        *ret = SIGRTMIN + (int)v;
+        return 0;
+    }
+    for (int i = 1; i < SIGRTMIN; i++) {
+        const char *a = sigabbrev_np(i);
+        if (a && strcasecmp(a, n) == 0) {
+            *ret = i;
+            return 0;
+        }
+    }
+    return -EINVAL;
 }

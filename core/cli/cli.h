@@ -63,6 +63,9 @@ void cli_table_print(cli_table *t);          /* prints and frees */
 int cli_parse_int(cli *c, const char *cmd, const char *opt, const char *s, int64_t min, int64_t max,
                   int64_t *ret);
 
+/* A signal given as a name (TERM, SIGTERM, sigint; RTMIN+n) or a number from 1 to 64. */
+int cli_parse_signal(const char *s, int *ret);
+
 /* Replace this process with terok-sandbox-daemon running the same command line (the daemons
  * live there so the CLI loads neither libcurl nor libmicrohttpd). Returns only on failure. */
 int cli_exec_daemon(cli *c);
@@ -82,6 +85,7 @@ int cmd_run(cli *c, int argc, char **argv);
 int cmd_create(cli *c, int argc, char **argv);
 int cmd_start(cli *c, int argc, char **argv);
 int cmd_stop(cli *c, int argc, char **argv);
+int cmd_kill(cli *c, int argc, char **argv);
 int cmd_rm(cli *c, int argc, char **argv);
 int cmd_exec(cli *c, int argc, char **argv);
 int cmd_logs(cli *c, int argc, char **argv);

@@ -218,6 +218,54 @@ int cmd_stop(cli *c, int argc, char **argv)
     return for_each_name(c, argc, argv, optind, do_stop, "stopped");
 }
 
+static int kill_signo = SIGTERM;
+
+static int do_kill(sandbox *sb, const char *name, json_object *res, terok_error *err)
+{
+    return sandbox_kill(sb, name, kill_signo, err);
+}
+
+int cmd_kill(cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"signal", required_argument, NULL, 's'},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int o;
+
+    opterr = 0;
+    while ((o = getopt_long(argc, argv, ":s:h", opts, NULL)) >= 0) {
+        switch (o) {
+        case 'h':
+            printf("Usage: terok-sandbox kill [-s SIGNAL] [--json] NAME...\n\n"
+                   "Send a signal to containers' main process (terok-init passes it on to the\n"
+                   "command). Prints each name.\n\n"
+                   "  -s, --signal SIGNAL  a name (TERM, SIGKILL, int) or a number from 1 to 64;\n"
+                   "                       TERM by default\n"
+                   "      --json           print [{\"name\", \"signalled\"}]\n"
+                   "  -h, --help           show this help\n");
+            return EXIT_OK;
+        case 's':
+            if (cli_parse_signal(optarg, &kill_signo) < 0)
+                return cli_usage_error(c, "kill",
+                                       "invalid value '%s' for --signal: expected a signal name "
+                                       "(TERM, SIGINT) or a number from 1 to 64",
+                                       optarg);
+            break;
+        case OPT_JSON:
+            c->json = true;
+            break;
+        default:
+            return cli_getopt_error(c, "kill", false, o, argv);
+        }
+    }
+    if (optind >= argc)
+        return cli_usage_error(c, "kill", "a container NAME is required");
+    return for_each_name(c, argc, argv, optind, do_kill, "signalled");
+}
+
 static bool rm_force;
 
 static int do_rm(sandbox *sb, const char *name, json_object *res, terok_error *err)

@@ -550,7 +550,9 @@ static int foreground(cli *c, sandbox *sb, const char *name, bool tty, bool inte
     }
     fflush(stdout);
     if (tty && interactive)
-        cli_raw_terminal();
+        cli_raw_terminal(); /* the keys (Ctrl-C too) go to the container's terminal */
+    else if ((r = cli_sig_proxy_start(c->config_file, name)) < 0)
+        log_warning("signals to terok-sandbox will not reach '%s': %s", name, strerror(-r));
     r = sandbox_start_attached(sb, name, &io, &exit_code, &err);
     cli_restore_terminal();
     cli_unwatch_resize();
@@ -570,6 +572,7 @@ static int foreground(cli *c, sandbox *sb, const char *name, bool tty, bool inte
     }
     if (r < 0) {
         int code = fail(c, true, r, &err);
+        cli_sig_proxy_stop();
         if (rm)
             (void)sandbox_remove(sb, name, true, NULL, NULL);
         return code;
@@ -577,9 +580,12 @@ static int foreground(cli *c, sandbox *sb, const char *name, bool tty, bool inte
     /* the runtime may have read the status already: asking again would wait for its cleanup */
     if (exit_code < 0) {
         r = sandbox_wait(sb, name, -1, &exit_code, &err);
-        if (r < 0)
+        if (r < 0) {
+            cli_sig_proxy_stop();
             return fail(c, true, r, &err);
+        }
     }
+    cli_sig_proxy_stop();
     if (rm) {
         r = sandbox_remove(sb, name, true, NULL, &err);
         if (r < 0)

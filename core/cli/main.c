@@ -16,6 +16,7 @@ static const cli_command commands[] = {
     {"create", cmd_create, "Create a sandboxed container without starting it"},
     {"start", cmd_start, "Start a created or stopped container"},
     {"stop", cmd_stop, "Stop a container (SIGTERM, then SIGKILL)"},
+    {"kill", cmd_kill, "Send a signal to a container"},
     {"rm", cmd_rm, "Remove containers (idempotent)"},
     {"exec", cmd_exec, "Run a command in a running container"},
     {"logs", cmd_logs, "Show a container's output"},

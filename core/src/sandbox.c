@@ -620,6 +620,19 @@ int sandbox_stop(sandbox *s, const char *name, int64_t timeout_s, terok_error *e
     return runtime_stop(&rt, name, timeout_s, err);
 }
 
+int sandbox_kill(sandbox *s, const char *name, int signo, terok_error *err)
+{
+    container_rec rec = {0};
+    runtime rt;
+    int r;
+
+    r = managed_runtime(s, name, &rec, &rt, 0, err);
+    if (r < 0)
+        return r;
+    container_rec_done(&rec);
+    return runtime_kill(&rt, name, signo, err);
+}
+
 typedef struct label_probe {
     bool found, managed;
 } label_probe;

@@ -111,6 +111,8 @@ int sandbox_start_attached(sandbox *s, const char *name, const terok_exec_spec *
                            int *ret_exit_code, terok_error *err);
 /* stop: SIGTERM, then SIGKILL after timeout_s (config default when < 0). */
 int sandbox_stop(sandbox *s, const char *name, int64_t timeout_s, terok_error *err);
+/* kill: send signo to the container's main process (terok-init forwards it to the command). */
+int sandbox_kill(sandbox *s, const char *name, int signo, terok_error *err);
 /* rm: idempotent; absent = removed (returns 0, *ret_existed false). force stops first. */
 int sandbox_remove(sandbox *s, const char *name, bool force, bool *ret_existed, terok_error *err);
 int sandbox_wait(sandbox *s, const char *name, int64_t timeout_ms, int *ret_exit_code,

@@ -182,9 +182,22 @@ void cli_result_done(cli_result *r)
 /* A private Podman service a test started (runtime-podman starts one when none answers) idles on
  * after the test for its idle timeout. Running beside the next Podman suite it is a second
  * service on the same storage, and Podman 4.3 then wedges (stuck `container cleanup`
- * processes). Every test binary stops the services under its temporary dirs
- * (unix:///tmp/terok-...) when its tests are done; Podman suites never run in parallel with
- * others, so no service still in use is touched. */
+ * processes). Every test binary stops the services its own tests started when they are done:
+ * each process of a test binary carries TEROK_TEST_RUNNER_PID (the Criterion runner's pid, set
+ * once at start and inherited by the test workers, the CLI they run and the services that
+ * starts), so services of another test binary running at the same time are never touched. */
+#define RUNNER_ENV "TEROK_TEST_RUNNER_PID"
+
+__attribute__((constructor)) static void mark_runner(void)
+{
+    char b[32];
+
+    if (getenv(RUNNER_ENV))
+        return;
+    snprintf(b, sizeof b, "%d", (int)getpid());
+    setenv(RUNNER_ENV, b, 1);
+}
+
 static bool is_test_podman_service(const char *cmdline, size_t n)
 {
     bool podman = false, service = false, ours = false;
@@ -201,6 +214,30 @@ static bool is_test_podman_service(const char *cmdline, size_t n)
             ours = true;
     }
     return podman && service && ours;
+}
+
+/* Whether process `pid` carries our runner's mark. */
+static bool started_by_us(long pid)
+{
+    char path[64], want[64], buf[65536];
+    size_t wn;
+    ssize_t k;
+    int fd;
+
+    snprintf(path, sizeof path, "/proc/%ld/environ", pid);
+    wn = (size_t)snprintf(want, sizeof want, RUNNER_ENV "=%d", (int)getpid());
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    k = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (k <= 0)
+        return false;
+    buf[k] = 0;
+    for (size_t i = 0; i < (size_t)k; i += strlen(buf + i) + 1)
+        if (strncmp(buf + i, want, wn) == 0 && buf[i + wn] == 0)
+            return true;
+    return false;
 }
 
 static void stop_test_podman_services(void)
@@ -230,7 +267,8 @@ static void stop_test_podman_services(void)
         if (k <= 0)
             continue;
         buf[k] = 0;
-        if (is_test_podman_service(buf, (size_t)k) && kill((pid_t)pid, SIGTERM) == 0)
+        if (is_test_podman_service(buf, (size_t)k) && started_by_us(pid) &&
+            kill((pid_t)pid, SIGTERM) == 0)
             pids[n++] = (pid_t)pid;
     }
     closedir(d);

@@ -344,6 +344,73 @@ Test(cli_basic, sealed_bad_volume_leaves_nothing)
 
 /* Foreground stdin and TTY without a terminal: -i passes stdin (its EOF ends the command), -t
  * gives the command a TTY. */
+/* A foreground run passes the signals terok-sandbox receives on to the container (Ctrl-C on a
+ * run without a terminal, a supervisor's kill), as `podman run` does; --rm still cleans up. */
+Test(cli_basic, foreground_run_passes_signals_on)
+{
+    const char *cli = getenv("TEROK_TEST_CLI");
+    const char *argv[] = {cli,
+                          "run",
+                          "--rm",
+                          "--name",
+                          N("sig"),
+                          "-l",
+                          label,
+                          "--no-shield",
+                          IMAGE,
+                          "sh",
+                          "-c",
+                          "trap 'echo got INT; exit 7' INT; echo ready; "
+                          "while :; do sleep 0.1; done",
+                          NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    sigset_t none, dfl;
+    char out[4096] = "";
+    pid_t pid;
+    int st = 0;
+
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, test_path("sig.out"), O_WRONLY | O_CREAT, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, test_path("sig.err"), O_WRONLY | O_CREAT, 0644);
+    posix_spawnattr_init(&at);
+    sigemptyset(&none);
+    sigemptyset(&dfl);
+    sigaddset(&dfl, SIGINT);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &dfl);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    cr_assert_eq(posix_spawn(&pid, cli, &fa, &at, (char *const *)argv, environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    for (int i = 0; i < 600 && !strstr(out, "ready"); i++) {
+        FILE *f = fopen(test_path("sig.out"), "re");
+        size_t n = f ? fread(out, 1, sizeof out - 1, f) : 0;
+        out[n] = 0;
+        if (f)
+            fclose(f);
+        usleep(50000);
+    }
+    cr_assert(strstr(out, "ready"), "the container never said ready: '%s'", out);
+    cr_assert_eq(kill(pid, SIGINT), 0);
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    {
+        FILE *f = fopen(test_path("sig.out"), "re");
+        size_t n = f ? fread(out, 1, sizeof out - 1, f) : 0;
+        out[n] = 0;
+        if (f)
+            fclose(f);
+    }
+    /* 7 comes only from the trap. (Its "got INT" is not asserted: Podman 4.3's attach stream
+     * sometimes ends before the last output of a container that exits at once.) */
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 7,
+              "SIGINT did not reach the container: the run ended with status %#x, not 7: '%s'", st,
+              out);
+    assert_nothing_left();
+}
+
 Test(cli_basic, run_i_and_t_through_pipes)
 {
     cli_result r =
@@ -446,6 +513,60 @@ Test(cli_podman, ps_lists_only_managed)
     r = CLI("rm", "-f", plain);
     cli_result_done(&r);
     r = PODMAN("container", "exists", plain);
+    EXPECT_EXIT(r, 0);
+    cli_result_done(&r);
+}
+
+Test(cli_podman, kill_sends_the_signal)
+{
+    const char *x = N("k");
+    cli_result r;
+
+    r = CLI("run", "-d", "--name", x, "-l", label, "--no-shield", IMAGE, "sh", "-c",
+            "trap 'echo got USR1; exit 9' USR1; echo ready; while :; do sleep 0.1; done");
+    EXPECT_EXIT(r, 0);
+    cli_result_done(&r);
+    for (int i = 0; i < 100; i++) { /* the trap is set once it said ready */
+        r = CLI("logs", x);
+        if (strstr(r.out, "ready"))
+            break;
+        cli_result_done(&r);
+        usleep(100000);
+    }
+    cli_result_done(&r);
+
+    r = CLI("kill", "-s", "NOPE", x);
+    EXPECT_EXIT(r, 2);
+    cr_assert(strstr(r.err, "'NOPE'"), "%s", r.err);
+    cli_result_done(&r);
+    r = CLI("kill", "--signal", "0", x);
+    EXPECT_EXIT(r, 2);
+    cr_assert(strstr(r.err, "'0'"), "%s", r.err);
+    cli_result_done(&r);
+    r = CLI("kill", "-s", "65", x);
+    EXPECT_EXIT(r, 2);
+    cli_result_done(&r);
+    r = CLI("kill");
+    EXPECT_EXIT(r, 2);
+    cli_result_done(&r);
+    r = CLI("kill", N("absent"));
+    EXPECT_EXIT(r, 4);
+    cr_assert(strstr(r.err, N("absent")), "%s", r.err);
+    cli_result_done(&r);
+
+    r = CLI("kill", "--json", "-s", "sigusr1", x);
+    EXPECT_EXIT(r, 0);
+    cr_assert(strstr(r.out, "\"signalled\":true") || strstr(r.out, "\"signalled\": true"), "%s",
+              r.out);
+    cli_result_done(&r);
+    r = CLI("wait", x);
+    EXPECT_EXIT(r, 0);
+    cr_assert_str_eq(r.out, "9\n");
+    cli_result_done(&r);
+    r = CLI("logs", x);
+    cr_assert(strstr(r.out, "got USR1"), "%s", r.out);
+    cli_result_done(&r);
+    r = CLI("rm", x);
     EXPECT_EXIT(r, 0);
     cli_result_done(&r);
 }

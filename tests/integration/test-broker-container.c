@@ -19,10 +19,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -581,36 +583,53 @@ static const bad_case corpus[] = {
     {"huge URI", NULL, 414},
 };
 
+/* Append printf output at *o (within out[0, cap)); the buffer is sized for every case. */
+static void put(char *out, size_t cap, char **o, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(*o, cap - (size_t)(*o - out), fmt, ap);
+    va_end(ap);
+    cr_assert(n >= 0 && (size_t)n < cap - (size_t)(*o - out), "test request buffer too small");
+    *o += n;
+}
+
 static char *build_case(const bad_case *c, size_t *len)
 {
-    char *out = calloc(1, 256 * 1024), *o = out;
+    enum { CAP = 256 * 1024 };
+    char *out = calloc(1, CAP), *o = out;
 
+    cr_assert(out);
     if (!c->req) {
         if (strcmp(c->name, "huge header") == 0) {
-            o += sprintf(o, "GET /up/echo HTTP/1.1\r\nHost: b\r\nX-Big: ");
+            put(out, CAP, &o, "GET /up/echo HTTP/1.1\r\nHost: b\r\nX-Big: ");
             memset(o, 'a', 70000);
             o += 70000;
-            o += sprintf(o, "\r\n\r\n");
+            put(out, CAP, &o, "\r\n\r\n");
         } else if (strcmp(c->name, "too many headers") == 0) {
-            o += sprintf(o, "GET /up/echo HTTP/1.1\r\nHost: b\r\n");
+            put(out, CAP, &o, "GET /up/echo HTTP/1.1\r\nHost: b\r\n");
             for (int i = 0; i < 500; i++)
-                o += sprintf(o, "X-%d: %0100d\r\n", i, 0);
-            o += sprintf(o, "\r\n");
+                put(out, CAP, &o, "X-%d: %0100d\r\n", i, 0);
+            put(out, CAP, &o, "\r\n");
         } else {
-            o += sprintf(o, "GET /up/");
+            put(out, CAP, &o, "GET /up/");
             memset(o, 'a', 100000);
             o += 100000;
-            o += sprintf(o, " HTTP/1.1\r\nHost: b\r\n\r\n");
+            put(out, CAP, &o, " HTTP/1.1\r\nHost: b\r\n\r\n");
         }
         *len = (size_t)(o - out);
         return out;
     }
     for (const char *s = c->req; *s; s++) {
         if (s[0] == '%' && s[1] == 'T') {
-            o += sprintf(o, "%s", W.a_up);
+            put(out, CAP, &o, "%s", W.a_up);
             s++;
-        } else
+        } else {
+            cr_assert((size_t)(o - out) < CAP - 1);
             *o++ = *s;
+        }
     }
     *len = (size_t)(o - out);
     return out;
@@ -854,9 +873,11 @@ static void world_setup(void)
     if (!f || fread(rnd, sizeof rnd, 1, f) != 1)
         die("no /dev/urandom", NULL);
     fclose(f);
-    strcpy(W.real, "sk-real-");
-    for (size_t i = 0; i < sizeof rnd; i++)
-        sprintf(W.real + strlen(W.real), "%02x", rnd[i]);
+    snprintf(W.real, sizeof W.real, "sk-real-");
+    for (size_t i = 0; i < sizeof rnd; i++) {
+        size_t at = strlen(W.real);
+        snprintf(W.real + at, sizeof W.real - at, "%02x", rnd[i]);
+    }
 
     /* a CA of our own and a server certificate for 127.0.0.1 */
     snprintf(script, sizeof script,
@@ -976,19 +997,21 @@ static void world_teardown(void)
 
         while (d && (de = readdir(d))) {
             char p[64], cmd[8192];
-            int other = atoi(de->d_name), fd;
+            char *end;
+            long other = strtol(de->d_name, &end, 10);
             ssize_t n;
+            int fd;
 
-            if (other <= 1 || other == getpid())
+            if (*end || other <= 1 || other > INT_MAX || other == getpid())
                 continue;
-            snprintf(p, sizeof p, "/proc/%d/cmdline", other);
+            snprintf(p, sizeof p, "/proc/%ld/cmdline", other);
             fd = open(p, O_RDONLY | O_CLOEXEC);
             if (fd < 0)
                 continue;
             n = read(fd, cmd, sizeof cmd);
             close(fd);
             if (n > 0 && memmem(cmd, (size_t)n, W.dir, strlen(W.dir)))
-                kill(other, SIGKILL);
+                kill((pid_t)other, SIGKILL);
         }
         if (d)
             closedir(d);

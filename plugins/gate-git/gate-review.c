@@ -410,7 +410,7 @@ int gg_forward(void *state, const char *container, const char *repo, const char 
     json_object_object_add(ev, "forced", json_object_new_boolean(backup != NULL));
     json_object_object_add(ev, "backup", backup ? json_object_new_string(backup) : NULL);
     (void)gg_event_append(g, ev);
-    terok_plog(TEROK_LOG_NOTICE, "forwarded '%s' of '%s' to '%s' as '%s'%s", branch, container, url,
+    terok_plog(TEROK_LOG_INFO, "forwarded '%s' of '%s' to '%s' as '%s'%s", branch, container, url,
                to_branch, backup ? " (forced; upstream's old tip backed up)" : "");
     return 0;
 }

@@ -169,7 +169,61 @@ int cmd_start(cli *c, int argc, char **argv)
     return for_each_name(c, argc, argv, optind, do_start, "started");
 }
 
+/* stop, kill and rm: one option of their own, --json, -h and NAME... handled by for_each_name.
+ * on_opt checks the option's argument and returns 0 or an exit code. */
+typedef struct names_cmd {
+    const char *name, *help;
+    struct option opt;     /* its own option; opt.val is the short letter */
+    const char *opt_alias; /* another long name for it, or NULL */
+    int (*on_opt)(cli *c, const char *arg);
+    per_name_fn fn;
+    const char *flag; /* the JSON member set per name */
+} names_cmd;
+
+static int run_names_cmd(cli *c, const names_cmd *n, int argc, char **argv)
+{
+    const struct option help = {"help", no_argument, NULL, 'h'};
+    const struct option opts[] = {
+        n->opt,
+        n->opt_alias ? (struct option){n->opt_alias, n->opt.has_arg, NULL, n->opt.val} : help,
+        {"json", no_argument, NULL, OPT_JSON},
+        help,
+        {NULL, 0, NULL, 0},
+    };
+    char shortopts[8];
+    int o, k;
+
+    snprintf(shortopts, sizeof shortopts, ":%c%sh", n->opt.val,
+             n->opt.has_arg == required_argument ? ":" : "");
+    opterr = 0;
+    while ((o = getopt_long(argc, argv, shortopts, opts, NULL)) >= 0) {
+        if (o == 'h') {
+            fputs(n->help, stdout);
+            return EXIT_OK;
+        }
+        if (o == OPT_JSON) {
+            c->json = true;
+            continue;
+        }
+        if (o != n->opt.val)
+            return cli_getopt_error(c, n->name, false, o, argv);
+        if ((k = n->on_opt(c, optarg)))
+            return k;
+    }
+    if (optind >= argc)
+        return cli_usage_error(c, n->name, "a container NAME is required");
+    return for_each_name(c, argc, argv, optind, n->fn, n->flag);
+}
+
 static int64_t stop_timeout = -1;
+
+static int stop_opt(cli *c, const char *arg)
+{
+    if (parse_int64(arg, 0, 86400, &stop_timeout) < 0)
+        return cli_usage_error(
+            c, "stop", "invalid value '%s' for --time: expected seconds from 0 to 86400", arg);
+    return 0;
+}
 
 static int do_stop(sandbox *sb, const char *name, json_object *res, terok_error *err)
 {
@@ -178,47 +232,36 @@ static int do_stop(sandbox *sb, const char *name, json_object *res, terok_error 
 
 int cmd_stop(cli *c, int argc, char **argv)
 {
-    static const struct option opts[] = {
+    static const names_cmd n = {
+        "stop",
+        "Usage: terok-sandbox stop [-t SECONDS] [--json] NAME...\n\n"
+        "Stop containers: SIGTERM, then SIGKILL after the grace period\n"
+        "([container] stop-timeout, 10 s by default). Stopping a stopped container\n"
+        "succeeds. Prints each name.\n\n"
+        "  -t, --time SECONDS  grace period before SIGKILL (also --timeout)\n"
+        "      --json          print [{\"name\", \"stopped\"}]\n"
+        "  -h, --help          show this help\n",
         {"time", required_argument, NULL, 't'},
-        {"timeout", required_argument, NULL, 't'},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        "timeout",
+        stop_opt,
+        do_stop,
+        "stopped",
     };
-    int o;
 
-    opterr = 0;
-    while ((o = getopt_long(argc, argv, ":t:h", opts, NULL)) >= 0) {
-        switch (o) {
-        case 'h':
-            printf("Usage: terok-sandbox stop [-t SECONDS] [--json] NAME...\n\n"
-                   "Stop containers: SIGTERM, then SIGKILL after the grace period\n"
-                   "([container] stop-timeout, 10 s by default). Stopping a stopped container\n"
-                   "succeeds. Prints each name.\n\n"
-                   "  -t, --time SECONDS  grace period before SIGKILL\n"
-                   "      --json          print [{\"name\", \"stopped\"}]\n"
-                   "  -h, --help          show this help\n");
-            return EXIT_OK;
-        case 't':
-            if (parse_int64(optarg, 0, 86400, &stop_timeout) < 0)
-                return cli_usage_error(c, "stop",
-                                       "invalid value '%s' for --time: expected seconds from 0 "
-                                       "to 86400",
-                                       optarg);
-            break;
-        case OPT_JSON:
-            c->json = true;
-            break;
-        default:
-            return cli_getopt_error(c, "stop", false, o, argv);
-        }
-    }
-    if (optind >= argc)
-        return cli_usage_error(c, "stop", "a container NAME is required");
-    return for_each_name(c, argc, argv, optind, do_stop, "stopped");
+    return run_names_cmd(c, &n, argc, argv);
 }
 
 static int kill_signo = SIGTERM;
+
+static int kill_opt(cli *c, const char *arg)
+{
+    if (cli_parse_signal(arg, &kill_signo) < 0)
+        return cli_usage_error(c, "kill",
+                               "invalid value '%s' for --signal: expected a signal name (TERM, "
+                               "SIGINT) or a number from 1 to 64",
+                               arg);
+    return 0;
+}
 
 static int do_kill(sandbox *sb, const char *name, json_object *res, terok_error *err)
 {
@@ -227,46 +270,34 @@ static int do_kill(sandbox *sb, const char *name, json_object *res, terok_error 
 
 int cmd_kill(cli *c, int argc, char **argv)
 {
-    static const struct option opts[] = {
+    static const names_cmd n = {
+        "kill",
+        "Usage: terok-sandbox kill [-s SIGNAL] [--json] NAME...\n\n"
+        "Send a signal to containers' main process (terok-init passes it on to the\n"
+        "command). Prints each name.\n\n"
+        "  -s, --signal SIGNAL  a name (TERM, SIGKILL, int) or a number from 1 to 64;\n"
+        "                       TERM by default\n"
+        "      --json           print [{\"name\", \"signalled\"}]\n"
+        "  -h, --help           show this help\n",
         {"signal", required_argument, NULL, 's'},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        NULL,
+        kill_opt,
+        do_kill,
+        "signalled",
     };
-    int o;
 
-    opterr = 0;
-    while ((o = getopt_long(argc, argv, ":s:h", opts, NULL)) >= 0) {
-        switch (o) {
-        case 'h':
-            printf("Usage: terok-sandbox kill [-s SIGNAL] [--json] NAME...\n\n"
-                   "Send a signal to containers' main process (terok-init passes it on to the\n"
-                   "command). Prints each name.\n\n"
-                   "  -s, --signal SIGNAL  a name (TERM, SIGKILL, int) or a number from 1 to 64;\n"
-                   "                       TERM by default\n"
-                   "      --json           print [{\"name\", \"signalled\"}]\n"
-                   "  -h, --help           show this help\n");
-            return EXIT_OK;
-        case 's':
-            if (cli_parse_signal(optarg, &kill_signo) < 0)
-                return cli_usage_error(c, "kill",
-                                       "invalid value '%s' for --signal: expected a signal name "
-                                       "(TERM, SIGINT) or a number from 1 to 64",
-                                       optarg);
-            break;
-        case OPT_JSON:
-            c->json = true;
-            break;
-        default:
-            return cli_getopt_error(c, "kill", false, o, argv);
-        }
-    }
-    if (optind >= argc)
-        return cli_usage_error(c, "kill", "a container NAME is required");
-    return for_each_name(c, argc, argv, optind, do_kill, "signalled");
+    return run_names_cmd(c, &n, argc, argv);
 }
 
 static bool rm_force;
+
+static int rm_opt(cli *c, const char *arg)
+{
+    (void)c;
+    (void)arg;
+    rm_force = true;
+    return 0;
+}
 
 static int do_rm(sandbox *sb, const char *name, json_object *res, terok_error *err)
 {
@@ -280,39 +311,23 @@ static int do_rm(sandbox *sb, const char *name, json_object *res, terok_error *e
 
 int cmd_rm(cli *c, int argc, char **argv)
 {
-    static const struct option opts[] = {
+    static const names_cmd n = {
+        "rm",
+        "Usage: terok-sandbox rm [-f] [--json] NAME...\n\n"
+        "Remove containers and their state. Idempotent: a container that does not\n"
+        "exist counts as removed (exit 0). A running container needs -f.\n"
+        "Containers not managed by terok-sandbox are never touched.\n\n"
+        "  -f, --force   stop a running container first\n"
+        "      --json    print [{\"name\", \"removed\", \"existed\"}]\n"
+        "  -h, --help    show this help\n",
         {"force", no_argument, NULL, 'f'},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        NULL,
+        rm_opt,
+        do_rm,
+        "removed",
     };
-    int o;
 
-    opterr = 0;
-    while ((o = getopt_long(argc, argv, ":fh", opts, NULL)) >= 0) {
-        switch (o) {
-        case 'h':
-            printf("Usage: terok-sandbox rm [-f] [--json] NAME...\n\n"
-                   "Remove containers and their state. Idempotent: a container that does not\n"
-                   "exist counts as removed (exit 0). A running container needs -f.\n"
-                   "Containers not managed by terok-sandbox are never touched.\n\n"
-                   "  -f, --force   stop a running container first\n"
-                   "      --json    print [{\"name\", \"removed\", \"existed\"}]\n"
-                   "  -h, --help    show this help\n");
-            return EXIT_OK;
-        case 'f':
-            rm_force = true;
-            break;
-        case OPT_JSON:
-            c->json = true;
-            break;
-        default:
-            return cli_getopt_error(c, "rm", false, o, argv);
-        }
-    }
-    if (optind >= argc)
-        return cli_usage_error(c, "rm", "a container NAME is required");
-    return for_each_name(c, argc, argv, optind, do_rm, "removed");
+    return run_names_cmd(c, &n, argc, argv);
 }
 
 /* ------------------------------------------------------------------ wait */

@@ -557,17 +557,23 @@ static int managed_runtime(sandbox *s, const char *name, container_rec *rec, run
     return r;
 }
 
-int sandbox_start(sandbox *s, const char *name, terok_error *err)
+/* The runtime of a recorded container, for calls that need nothing else of its record. */
+static int runtime_of(sandbox *s, const char *name, uint64_t caps, runtime *rt, terok_error *err)
 {
     container_rec rec = {0};
-    runtime rt;
-    int r;
+    int r = managed_runtime(s, name, &rec, rt, caps, err);
 
-    r = managed_runtime(s, name, &rec, &rt, 0, err);
-    if (r < 0)
-        return r;
-    container_rec_done(&rec);
-    return runtime_start(&rt, name, err);
+    if (r >= 0)
+        container_rec_done(&rec);
+    return r;
+}
+
+int sandbox_start(sandbox *s, const char *name, terok_error *err)
+{
+    runtime rt;
+    int r = runtime_of(s, name, 0, &rt, err);
+
+    return r < 0 ? r : runtime_start(&rt, name, err);
 }
 
 int sandbox_watch_events(sandbox *s, const char *name, bool attach, terok_error *err)
@@ -588,27 +594,19 @@ int sandbox_watch_events(sandbox *s, const char *name, bool attach, terok_error 
 int sandbox_start_attached(sandbox *s, const char *name, const terok_exec_spec *io,
                            int *ret_exit_code, terok_error *err)
 {
-    container_rec rec = {0};
     runtime rt;
-    int r;
+    int r = runtime_of(s, name, 0, &rt, err);
 
-    r = managed_runtime(s, name, &rec, &rt, 0, err);
-    if (r < 0)
-        return r;
-    container_rec_done(&rec);
-    return runtime_start_attached(&rt, name, io, ret_exit_code, err);
+    return r < 0 ? r : runtime_start_attached(&rt, name, io, ret_exit_code, err);
 }
 
 int sandbox_stop(sandbox *s, const char *name, int64_t timeout_s, terok_error *err)
 {
-    container_rec rec = {0};
     runtime rt;
-    int r;
+    int r = runtime_of(s, name, 0, &rt, err);
 
-    r = managed_runtime(s, name, &rec, &rt, 0, err);
     if (r < 0)
         return r;
-    container_rec_done(&rec);
     if (timeout_s < 0) {
         spec_policy pol;
         r = spec_policy_load(s->config, &pol, err);
@@ -622,15 +620,10 @@ int sandbox_stop(sandbox *s, const char *name, int64_t timeout_s, terok_error *e
 
 int sandbox_kill(sandbox *s, const char *name, int signo, terok_error *err)
 {
-    container_rec rec = {0};
     runtime rt;
-    int r;
+    int r = runtime_of(s, name, 0, &rt, err);
 
-    r = managed_runtime(s, name, &rec, &rt, 0, err);
-    if (r < 0)
-        return r;
-    container_rec_done(&rec);
-    return runtime_kill(&rt, name, signo, err);
+    return r < 0 ? r : runtime_kill(&rt, name, signo, err);
 }
 
 typedef struct label_probe {
@@ -734,43 +727,28 @@ int sandbox_remove(sandbox *s, const char *name, bool force, bool *ret_existed, 
 int sandbox_wait(sandbox *s, const char *name, int64_t timeout_ms, int *ret_exit_code,
                  terok_error *err)
 {
-    container_rec rec = {0};
     runtime rt;
-    int r;
+    int r = runtime_of(s, name, 0, &rt, err);
 
-    r = managed_runtime(s, name, &rec, &rt, 0, err);
-    if (r < 0)
-        return r;
-    container_rec_done(&rec);
-    return runtime_wait(&rt, name, timeout_ms, ret_exit_code, err);
+    return r < 0 ? r : runtime_wait(&rt, name, timeout_ms, ret_exit_code, err);
 }
 
 int sandbox_exec(sandbox *s, const char *name, const terok_exec_spec *spec, int *ret_exit_code,
                  terok_error *err)
 {
-    container_rec rec = {0};
     runtime rt;
-    int r;
+    int r = runtime_of(s, name, TEROK_RUNTIME_CAP_EXEC, &rt, err);
 
-    r = managed_runtime(s, name, &rec, &rt, TEROK_RUNTIME_CAP_EXEC, err);
-    if (r < 0)
-        return r;
-    container_rec_done(&rec);
-    return runtime_exec(&rt, name, spec, ret_exit_code, err);
+    return r < 0 ? r : runtime_exec(&rt, name, spec, ret_exit_code, err);
 }
 
 int sandbox_logs(sandbox *s, const char *name, const terok_logs_opts *o, terok_output_cb cb,
                  void *userdata, terok_error *err)
 {
-    container_rec rec = {0};
     runtime rt;
-    int r;
+    int r = runtime_of(s, name, TEROK_RUNTIME_CAP_LOGS, &rt, err);
 
-    r = managed_runtime(s, name, &rec, &rt, TEROK_RUNTIME_CAP_LOGS, err);
-    if (r < 0)
-        return r;
-    container_rec_done(&rec);
-    return runtime_logs(&rt, name, o, cb, userdata, err);
+    return r < 0 ? r : runtime_logs(&rt, name, o, cb, userdata, err);
 }
 
 /* ------------------------------------------------------------------ views */

@@ -36,6 +36,7 @@ static int exit_code_for(int r)
         return EXIT_NOTFOUND;
     case -EPROTO:
     case -ELIBBAD:
+    case -ELIBACC:
     case -ENODEV:
     case -EOPNOTSUPP:
         return EXIT_PLUGIN;

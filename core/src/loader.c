@@ -514,8 +514,11 @@ int loader_load_ctx(const char *dir, uint32_t kind, const char *name, uint64_t r
     dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0) {
         r = negative_errno();
+        /* -ELIBACC, not -ENOENT: a missing plugin is a backend problem (exit 5), not a
+         * missing container or object (exit 4) */
         if (r == -ENOENT)
-            return load_ctx_reject(l, err, r, "plugin directory '%s' does not exist", dir);
+            return load_ctx_reject(l, err, -ELIBACC, "plugin directory '%s' does not exist",
+                                   dir);
         return load_ctx_reject(l, err, r, "cannot open plugin directory '%s': %s", dir,
                                strerror(-r));
     }
@@ -532,7 +535,7 @@ int loader_load_ctx(const char *dir, uint32_t kind, const char *name, uint64_t r
             return load_ctx_reject(l, err, -EPERM,
                                    "refusing symlinked plugin: install the file itself");
         if (r == -ENOENT)
-            return load_ctx_reject(l, err, r,
+            return load_ctx_reject(l, err, -ELIBACC,
                                    "no such file; 'terok-sandbox plugins list' shows the "
                                    "installed plugins");
         return load_ctx_reject(l, err, r, "cannot open: %s", strerror(-r));

@@ -522,7 +522,7 @@ Test(loader, root_owned_plugin_in_a_userns_without_root)
 
 Test(loader, missing_file)
 {
-    expect_rejected(TEROK_PLUGIN_KIND_RUNTIME, "absent", 0, -ENOENT, "?",
+    expect_rejected(TEROK_PLUGIN_KIND_RUNTIME, "absent", 0, -ELIBACC, "?",
                     "no such file; 'terok-sandbox plugins list' shows the installed plugins");
 }
 
@@ -537,7 +537,7 @@ Test(loader, missing_directory)
              "plugin '%s/runtime-x.so': plugin directory '%s' does not exist (plugin ABI ?, host "
              "1.0)",
              dir, dir);
-    cr_assert(eq(int, loader_load(dir, TEROK_PLUGIN_KIND_RUNTIME, "x", 0, &p, &err), -ENOENT));
+    cr_assert(eq(int, loader_load(dir, TEROK_PLUGIN_KIND_RUNTIME, "x", 0, &p, &err), -ELIBACC));
     cr_assert(eq(str, err.message, expected));
     terok_error_clear(&err);
 }

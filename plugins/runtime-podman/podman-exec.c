@@ -319,14 +319,31 @@ static int exec_spec_check(const terok_exec_spec *s, terok_error *err)
     return check_struct(s, s ? s->struct_size : 0, known, "exec spec", err);
 }
 
+#define EXEC_EXIT_WAIT_MS 30000
+
+static long elapsed_ms(const struct timespec *t0)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long)(t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
 static int exit_code(podman *p, const char *id, int *ret, terok_error *err)
 {
     _cleanup_free_ char *path = NULL;
 
     if (asprintf(&path, "/exec/%s/json", id) < 0)
         return terok_perr(err, -ENOMEM, "out of memory");
-    /* the stream can close a moment before the exit code is recorded */
-    for (int tries = 0; tries < 500; tries++) {
+    /* The stream can close a moment before the exit code is recorded: Podman records it when
+     * its exec cleanup process runs, and that process waits for the storage lock, so a busy
+     * host (other containers starting, stopping) can delay it by seconds. Poll with backoff
+     * for up to EXEC_EXIT_WAIT_MS. */
+    struct timespec t0;
+    long pause_ms = 5;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
         _cleanup_response_ api_response rs = {0};
         api_request rq = API_REQUEST_INIT;
         json_object *j, *v = NULL, *running = NULL;
@@ -348,10 +365,14 @@ static int exit_code(podman *p, const char *id, int *ret, terok_error *err)
             return 0;
         }
         json_object_put(j);
-        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+        if (elapsed_ms(&t0) >= EXEC_EXIT_WAIT_MS)
+            break;
+        nanosleep(&(struct timespec){0, pause_ms * 1000 * 1000}, NULL);
+        pause_ms = MIN(pause_ms * 2, 100L);
     }
-    return terok_perr(err, -ETIMEDOUT, "exec session %.12s still running after its stream ended",
-                      id);
+    return terok_perr(err, -ETIMEDOUT,
+                      "exec session %.12s still running %d s after its stream ended", id,
+                      EXEC_EXIT_WAIT_MS / 1000);
 }
 
 int podman_exec(podman *p, const char *ref, const terok_exec_spec *s, int *ret_exit_code,

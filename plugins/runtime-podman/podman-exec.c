@@ -22,14 +22,26 @@ typedef struct pump {
     const terok_exec_spec *spec;
     demux dm;
     bool tty;
-    int out_r; /* first output error */
+    int out_r;        /* first output error */
+    uint64_t sent[3]; /* bytes passed on per stream (1 stdout, 2 stderr) */
+    uint64_t skip[3]; /* tail recovery: bytes of each stream to drop before passing on */
 } pump;
 
 static int emit(void *userdata, int stream, const void *data, size_t len)
 {
     pump *pu = userdata;
     const terok_exec_spec *s = pu->spec;
-    int fd;
+    int i = stream == 2 ? 2 : 1, fd;
+
+    if (pu->skip[i]) {
+        size_t k = (size_t)MIN((uint64_t)len, pu->skip[i]);
+        pu->skip[i] -= k;
+        data = (const char *)data + k;
+        len -= k;
+        if (!len)
+            return 0;
+    }
+    pu->sent[i] += len;
 
     if (s->output)
         return s->output(s->userdata, stream, data, len) ? -ECANCELED : 0;
@@ -160,6 +172,7 @@ typedef struct hijack {
     bool storage_lock;       /* hold the storage lock until the answer (attach initialises) */
     int (*upgraded)(podman *p, void *data, terok_error *err);
     void *data;
+    uint64_t *ret_sent; /* [3]: bytes passed on per stream, or NULL */
 } hijack;
 
 static int pump_stream(podman *p, const hijack *h, const terok_exec_spec *s, terok_error *err)
@@ -279,6 +292,8 @@ static int pump_stream(podman *p, const hijack *h, const terok_exec_spec *s, ter
                 goto lost;
         }
     }
+    if (h->ret_sent)
+        memcpy(h->ret_sent, pu.sent, sizeof pu.sent);
     if (r == -ECANCELED)
         return terok_perr(err, r, "%s: the output consumer stopped reading", h->what);
     if (r < 0)
@@ -507,8 +522,48 @@ static int32_t quick_exit_code(podman *p, const char *ref)
     return -1;
 }
 
+/* Podman 4.3's attach stream sometimes ends before the last output of a container that exits
+ * at once (its attach handler stops copying when it sees the exit; conmon has written the rest
+ * to the container log by then). Once the container has stopped, read its log and pass on what
+ * the stream missed: each stream's first `sent` bytes are dropped, the rest goes out the same
+ * way. The log repeats the whole output, so this is done only up to TAIL_RECOVERY_MAX bytes of
+ * output; best effort (a log driver that cannot be read just leaves the stream's output). */
+#define TAIL_RECOVERY_MAX (8u << 20)
+
+static int tail_sink(void *userdata, const char *data, size_t len)
+{
+    return demux_feed(&((pump *)userdata)->dm, data, len);
+}
+
+static void recover_tail(podman *p, const char *ref, const terok_exec_spec *s,
+                         const uint64_t sent[3])
+{
+    _cleanup_response_ api_response rs = {0};
+    _cleanup_free_ char *path = NULL;
+    api_request rq = API_REQUEST_INIT;
+    pump pu = {.spec = s, .skip = {0, sent[1], sent[2]}};
+
+    if (sent[1] + sent[2] > TAIL_RECOVERY_MAX ||
+        asprintf(&path, "/containers/%s/logs?stdout=true&stderr=true&follow=false", ref) < 0)
+        return;
+    /* libpod frames logs even for TTY containers (all of it stream 1, as the TTY sent it) */
+    pu.dm = (demux){.emit = emit, .userdata = &pu};
+    rq.method = "GET";
+    rq.path = path;
+    rq.sink = tail_sink;
+    rq.sink_data = &pu;
+    if (api_call(p, &rq, &rs, NULL) < 0 || rs.status != 200)
+        terok_plog(TEROK_LOG_DEBUG, "container '%s': its log could not be read for the tail", ref);
+    else if (pu.sent[1] + pu.sent[2])
+        terok_plog(TEROK_LOG_DEBUG,
+                   "container '%s': %llu byte(s) the attach stream missed came "
+                   "from its log",
+                   ref, (unsigned long long)(pu.sent[1] + pu.sent[2]));
+}
+
 int podman_start_attached(podman *p, terok_runtime_ctl_attach *a, terok_error *err)
 {
+    uint64_t sent[3] = {0};
     const terok_exec_spec *s;
     _cleanup_free_ char *path = NULL, *rpath = NULL, *what = NULL;
     hijack h = {.resize_at_start = true, .storage_lock = true, .upgraded = start_now};
@@ -540,9 +595,12 @@ int podman_start_attached(podman *p, terok_runtime_ctl_attach *a, terok_error *e
     h.resize_path = rpath;
     h.data = (void *)a->ref;
     h.what = what;
+    h.ret_sent = sent;
     a->exit_code = -1;
     if ((r = pump_stream(p, &h, s, err)) < 0)
         return r;
     a->exit_code = quick_exit_code(p, a->ref);
+    if (a->exit_code >= 0) /* stopped: its log is complete */
+        recover_tail(p, a->ref, s, sent);
     return 0;
 }

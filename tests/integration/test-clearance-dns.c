@@ -409,11 +409,20 @@ static int count_in_log(const char *needle)
 static void wait_log(const char *needle, int n, int timeout_ms)
 {
     int64_t end = mono_ms() + timeout_ms;
+    char line[4096];
+    FILE *f;
 
     while (count_in_log(needle) < n && mono_ms() < end)
         usleep(100000);
     cr_assert_geq(count_in_log(needle), n, "'%s' not logged %d time(s) within %d ms", needle, n,
                   timeout_ms);
+    /* what the operator reads */
+    f = fopen(test_path("state/logs/clearance.log"), "re");
+    while (f && fgets(line, sizeof line, f))
+        if (strstr(line, needle))
+            cr_log_info("daemon log: %s", line);
+    if (f)
+        fclose(f);
 }
 
 Test(clearance_dns, refresh_of_corrupt_or_missing_bundle_is_logged_daemon_keeps_serving)

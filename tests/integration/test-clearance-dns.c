@@ -305,6 +305,14 @@ Test(clearance_dns, daemon_follows_dns_change_without_manual_refresh)
     ALLOWED(SRV, 8090);
     REFUSED(MOVED, 8090);
     before = s.refreshes;
+    {
+        cli_result r = TEST_CLI("clearance", "status");
+
+        cr_assert_eq(r.exit_code, 0, "%s", r.err);
+        cr_assert(strstr(r.out, CTR) && strstr(r.out, " in "), "%s", r.out);
+        cr_log_info("clearance status:\n%s", r.out);
+        cli_result_done(&r);
+    }
 
     dns_change("198.51.100.4 svc.example.test\n198.51.100.3 new.example.test\n");
     t0 = mono_ms();
@@ -450,6 +458,13 @@ Test(clearance_dns, refresh_of_corrupt_or_missing_bundle_is_logged_daemon_keeps_
     wait_log(failed, 1, 5000);
     s = status();
     cr_assert(s.attached && s.failures >= 1, "still attached, failure counted");
+    {
+        cli_result r = TEST_CLI("clearance", "status");
+
+        cr_assert_eq(r.exit_code, 0, "%s", r.err);
+        cr_assert(strstr(r.out, "DNS REFRESH") && strstr(r.out, "failing ("), "%s", r.out);
+        cli_result_done(&r);
+    }
     /* Retried (5 s) but not logged again. */
     {
         int64_t end = mono_ms() + 8000;

@@ -7,7 +7,8 @@
  * Nobody calls refresh by hand: when dnsmasq's answer changes, the new address connects within
  * seconds and the old one is refused once its element times out. Also: a blocked event names a
  * domain allowed live after the daemon attached (and its new address after a re-resolution),
- * and a refresh of a corrupt or vanished bundle is logged once while the daemon keeps serving. */
+ * a refresh of a corrupt or vanished bundle is logged once while the daemon keeps serving, and
+ * refreshes stop when the container does. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -498,4 +499,34 @@ Test(clearance_dns, refresh_of_corrupt_or_missing_bundle_is_logged_daemon_keeps_
         usleep(20000);
     cr_assert(!alive(daemon_pid), "the daemon exits on SIGTERM");
     daemon_pid = 0;
+}
+
+static int64_t bundle_mtime_ns(void)
+{
+    char bj[4096];
+    struct stat st;
+
+    snprintf(bj, sizeof bj, "%s/state/shield-nft/containers/" CTR "/shield/shield.json", test_tmp);
+    cr_assert_eq(stat(bj, &st), 0, "%s: %s", bj, strerror(errno));
+    return (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+}
+
+Test(clearance_dns, refreshes_stop_when_the_container_stops)
+{
+    int64_t end, m;
+    ctr_status s;
+
+    wait_refreshes(2, 6000);
+    /* The container's process goes (a zombie until teardown reaps it: the pidfd fires). */
+    kill(t.container, SIGKILL);
+    end = mono_ms() + 3000;
+    while ((s = status()).attached && mono_ms() < end)
+        usleep(50000);
+    cr_assert(!s.attached, "still attached 3 s after the container stopped");
+    /* A refresh rewrites the bundle: none for 3 s (the interval was 1.6 s), no failure logged. */
+    usleep(300 * 1000); /* a child started just before the detach finishes */
+    m = bundle_mtime_ns();
+    usleep(3000 * 1000);
+    cr_assert_eq(bundle_mtime_ns(), m, "the bundle was refreshed after the container stopped");
+    cr_assert_eq(count_in_log("DNS refresh of 'ctr' failed"), 0);
 }

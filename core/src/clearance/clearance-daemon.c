@@ -81,7 +81,7 @@ typedef struct watch {
     uint32_t rf_failures; /* in a row; logged on the first */
     uint64_t rf_count;    /* refreshes that worked */
     bool rf_off;          /* the shield has no refresh: never asked again */
-    /* shield.json as our last refresh left it: a change by anyone else asks for a refresh */
+    /* shield.json as our last refresh attempt left it: a change by anyone else asks for one */
     bool bj_known;
     dev_t bj_dev;
     ino_t bj_ino;
@@ -339,6 +339,14 @@ static void refresh_result(watch *w, int r, int64_t next_ms, const char *why)
         w->rf_off = true;
         return;
     }
+    /* the bundle as this attempt left it: a later change (a live allow, an operator repairing
+     * it during a backoff) asks for a refresh at once */
+    w->bj_known = bundle_json_stat(w->d, w, &st) >= 0;
+    if (w->bj_known) {
+        w->bj_dev = st.st_dev;
+        w->bj_ino = st.st_ino;
+        w->bj_mtime_ns = mtime_ns(&st);
+    }
     if (r < 0) {
         int64_t delay = REFRESH_RETRY_MS;
 
@@ -359,12 +367,6 @@ static void refresh_result(watch *w, int r, int64_t next_ms, const char *why)
                    w->rf_failures);
     w->rf_failures = 0;
     w->rf_count++;
-    w->bj_known = bundle_json_stat(w->d, w, &st) >= 0;
-    if (w->bj_known) {
-        w->bj_dev = st.st_dev;
-        w->bj_ino = st.st_ino;
-        w->bj_mtime_ns = mtime_ns(&st);
-    }
     if (next_ms < 0) /* no domains: nothing to follow until the bundle changes */
         return;
     refresh_arm(w, MAX(next_ms, 1));
@@ -458,8 +460,9 @@ static int on_refresh_timer(evloop *l, void *userdata)
     return 0;
 }
 
-/* Rescan: a bundle someone else changed since our last refresh (a live allow/deny of a domain,
- * a verdict) is refreshed now, so the next timer covers its shortest lifetime. */
+/* Rescan: a bundle someone else changed since our last refresh attempt (a live allow/deny of a
+ * domain, a verdict, a repair during a backoff) is refreshed now, so the next timer covers its
+ * shortest lifetime. */
 static void refresh_check_bundle(watch *w)
 {
     struct stat st;

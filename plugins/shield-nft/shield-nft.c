@@ -3,6 +3,7 @@
  * container's netns, fail closed), live posture/allow/deny/rules, DNS refresh, status and the
  * NFLOG event source. Never prints, never exits: errors go to terok_error, notes to terok_plog. */
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <sys/stat.h>
@@ -66,6 +67,11 @@ typedef struct ev_source {
     seen *seen;
     size_t n_seen;
     shield_policy *snap; /* for IP -> domain */
+    /* shield.json the snapshot was read from: a live allow/deny or a refresh (another process,
+     * or the daemon's refresh child) replaces the file, and the snapshot is read again */
+    dev_t snap_dev;
+    ino_t snap_ino;
+    int64_t snap_mtime_ns;
 } ev_source;
 
 typedef struct shield_state {
@@ -1093,6 +1099,15 @@ static int source_open(shield_state *s, const char *container, ev_source **ret, 
     e = &s->sources[s->n_sources];
     *e = (ev_source){
         .container = strdup(container), .pid = l.rt.pid, .fd = fd, .snap = take_ptr(l.p)};
+    {
+        struct stat st;
+
+        if (fstatat(l.dirfd, BUNDLE_FILE, &st, AT_SYMLINK_NOFOLLOW) >= 0) {
+            e->snap_dev = st.st_dev;
+            e->snap_ino = st.st_ino;
+            e->snap_mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+        }
+    }
     live_done(&l);
     if (!e->container) {
         close(fd);
@@ -1208,6 +1223,36 @@ static int on_event(void *ud, const nflog_event *ev)
     return c->cb(c->ud, &out);
 }
 
+/* Read the bundle's policy again when shield.json was replaced since the snapshot (every
+ * write is tmp + rename: a new inode). Without the lock: the rename is atomic, and a reader
+ * must not wait behind a refresh that is resolving. A bundle that cannot be read keeps the old
+ * snapshot: naming a domain is a convenience, the verdict is the kernel's. */
+static void source_sync_snap(shield_state *s, ev_source *src)
+{
+    _cleanup_free_ char *path = NULL;
+    _cleanup_close_ int dirfd = -EBADF;
+    shield_policy *p = NULL;
+    struct stat st;
+    int64_t mt;
+
+    if (bundle_path_of(s, src->container, &path, NULL) < 0 ||
+        bundle_dir_open(path, &dirfd, NULL) < 0 ||
+        fstatat(dirfd, BUNDLE_FILE, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return;
+    mt = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    if (src->snap && st.st_dev == src->snap_dev && st.st_ino == src->snap_ino &&
+        mt == src->snap_mtime_ns)
+        return;
+    if (bundle_read(dirfd, &p, NULL, NULL) < 0)
+        return;
+    policy_prune(p, now_realtime_ms());
+    shield_policy_free(src->snap);
+    src->snap = p;
+    src->snap_dev = st.st_dev;
+    src->snap_ino = st.st_ino;
+    src->snap_mtime_ns = mt;
+}
+
 static int shield_events_dispatch(void *state, const char *container, terok_shield_event_cb cb,
                                   void *userdata, terok_error *err)
 {
@@ -1219,6 +1264,7 @@ static int shield_events_dispatch(void *state, const char *container, terok_shie
     if (!(c.src = source_find(s, container)))
         return terok_perr(err, -ENOENT, "shield events '%s': no event source (call events_fd)",
                           Q(container));
+    source_sync_snap(s, c.src);
     return events_read(c.src->fd, on_event, &c, err);
 }
 

@@ -11,14 +11,24 @@
  * request (CLEARANCE_PENDING_MAX per container). A verdict (`clearance allow|deny`, later the
  * desktop backend) must cite a pending request; it is applied with the shield's live allow/deny,
  * audited with the operator's uid, and clears the requests it answers. A container that stops
- * takes its pending requests with it. Logs go to stderr (the caller redirects them). */
+ * takes its pending requests with it. Logs go to stderr (the caller redirects them).
+ *
+ * DNS: each attached container's domains are re-resolved with TEROK_SHIELD_CTL_REFRESH right
+ * after attaching and then at the ret_next_ms the shield returns (80 % of the shortest address
+ * lifetime), so rotating answers are followed and stale addresses lapse. A refresh runs in a
+ * forked child (res_nquery blocks for seconds when the resolver is down; the loop must keep
+ * reading events); a failure is logged once and retried with backoff. A bundle changed by
+ * someone else (a live allow of a new domain) is refreshed at once, so its address does not
+ * outlive its TTL waiting for a timer armed before it existed. */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "clearance/clearance-daemon.h"
@@ -31,6 +41,8 @@
 
 #define AUDIT_QUEUE_MAX 4096
 #define DEST_MAX 300
+#define REFRESH_RETRY_MS 5000      /* first retry after a failed refresh, doubled each time */
+#define REFRESH_RETRY_MAX_MS 60000 /* up to this */
 
 typedef struct pending {
     uint64_t id;
@@ -61,6 +73,19 @@ typedef struct watch {
     uint64_t suppressed; /* not yet written as a row */
     uint64_t events;
     bool seen;
+    /* DNS refresh: one timer or one child at a time */
+    int64_t rf_timer;     /* evloop timer id; 0: none */
+    int64_t rf_due_ms;    /* monotonic, when rf_timer fires */
+    pid_t rf_pid;         /* the child refreshing now; 0: none */
+    int rf_fd;            /* its result pipe */
+    uint32_t rf_failures; /* in a row; logged on the first */
+    uint64_t rf_count;    /* refreshes that worked */
+    bool rf_off;          /* the shield has no refresh: never asked again */
+    /* shield.json as our last refresh attempt left it: a change by anyone else asks for one */
+    bool bj_known;
+    dev_t bj_dev;
+    ino_t bj_ino;
+    int64_t bj_mtime_ns;
 } watch;
 
 /* An audit row owning its strings. */
@@ -85,6 +110,8 @@ struct clearance_daemon {
     size_t n_q;
     uint64_t q_dropped;
     int64_t rescan_timer;
+    pid_t *reap; /* refresh children of detached containers, still finishing */
+    size_t n_reap;
 };
 
 static int64_t now_realtime_ms(void)
@@ -191,7 +218,7 @@ static watch *watch_get(clearance_daemon *d, const char *name)
         return NULL;
     }
     w->d = d;
-    w->fd = w->pidfd = -EBADF;
+    w->fd = w->pidfd = w->rf_fd = -EBADF;
     d->w[d->n_w++] = w;
     return w;
 }
@@ -218,6 +245,238 @@ static void write_suppressed(watch *w)
     w->suppressed = 0;
 }
 
+/* ---- DNS refresh ---- */
+
+/* What a refresh child reports (one write, below PIPE_BUF: atomic). */
+typedef struct refresh_msg {
+    int32_t r;
+    int32_t reserved;
+    int64_t next_ms;
+    char why[496];
+} refresh_msg;
+
+static void reap_children(clearance_daemon *d, bool wait)
+{
+    size_t j = 0;
+
+    for (size_t i = 0; i < d->n_reap; i++) {
+        pid_t r;
+
+        while ((r = waitpid(d->reap[i], NULL, wait ? 0 : WNOHANG)) < 0 && errno == EINTR)
+            ;
+        if (r == 0)
+            d->reap[j++] = d->reap[i];
+    }
+    d->n_reap = j;
+}
+
+/* Stat <plugin state>/containers/<name>/shield/shield.json. */
+static int bundle_json_stat(clearance_daemon *d, watch *w, struct stat *st)
+{
+    _cleanup_free_ char *p = NULL;
+
+    if (!d->sh.plugin->state_dir)
+        return -ENOENT;
+    if (asprintf(&p, "%s/containers/%s/shield/shield.json", d->sh.plugin->state_dir, w->name) < 0)
+        return -ENOMEM;
+    return stat(p, st) < 0 ? negative_errno() : 0;
+}
+
+static int64_t mtime_ns(const struct stat *st)
+{
+    return (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+static int on_refresh_timer(evloop *l, void *userdata);
+
+static void refresh_arm(watch *w, int64_t ms)
+{
+    if (w->rf_timer)
+        evloop_cancel_timer(w->d->loop, w->rf_timer);
+    w->rf_timer = evloop_add_timer(w->d->loop, ms, on_refresh_timer, w);
+    w->rf_due_ms = evloop_now_ms() + ms;
+    if (w->rf_timer <= 0) {
+        w->rf_timer = 0;
+        log_warning("clearance: cannot schedule the DNS refresh of '%s'", w->name);
+    }
+}
+
+/* No more refreshes for this run of the container. A child still running finishes its
+ * transaction (killing it could leave the bundle half-staged) and is reaped later. */
+static void refresh_stop(watch *w)
+{
+    clearance_daemon *d = w->d;
+
+    if (w->rf_timer)
+        evloop_cancel_timer(d->loop, w->rf_timer);
+    w->rf_timer = 0;
+    if (w->rf_pid > 0) {
+        pid_t *nr = reallocarray(d->reap, d->n_reap + 1, sizeof *nr);
+
+        evloop_remove_io(d->loop, w->rf_fd);
+        close(w->rf_fd);
+        if (nr) {
+            d->reap = nr;
+            d->reap[d->n_reap++] = w->rf_pid;
+        } else {
+            (void)waitpid(w->rf_pid, NULL, 0);
+        }
+    }
+    w->rf_pid = 0;
+    w->rf_fd = -EBADF;
+    w->rf_failures = 0;
+    w->bj_known = false;
+}
+
+static void refresh_result(watch *w, int r, int64_t next_ms, const char *why)
+{
+    struct stat st;
+
+    if (r == -EOPNOTSUPP) {
+        log_notice("clearance: shield backend '%s' cannot refresh DNS; domains of '%s' are "
+                   "resolved only when the container starts",
+                   w->d->sh.plugin->name, w->name);
+        w->rf_off = true;
+        return;
+    }
+    /* the bundle as this attempt left it: a later change (a live allow, an operator repairing
+     * it during a backoff) asks for a refresh at once */
+    w->bj_known = bundle_json_stat(w->d, w, &st) >= 0;
+    if (w->bj_known) {
+        w->bj_dev = st.st_dev;
+        w->bj_ino = st.st_ino;
+        w->bj_mtime_ns = mtime_ns(&st);
+    }
+    if (r < 0) {
+        int64_t delay = REFRESH_RETRY_MS;
+
+        for (uint32_t i = 1; i < w->rf_failures + 1 && delay < REFRESH_RETRY_MAX_MS; i++)
+            delay *= 2;
+        delay = MIN(delay, REFRESH_RETRY_MAX_MS);
+        if (w->rf_failures++ == 0)
+            log_warning("clearance: DNS refresh of '%s' failed: %s — retrying every %d-%d s "
+                        "(logged once until it works again); its resolved addresses lapse "
+                        "meanwhile, check 'shield status %s'",
+                        w->name, why, REFRESH_RETRY_MS / 1000, REFRESH_RETRY_MAX_MS / 1000,
+                        w->name);
+        refresh_arm(w, delay);
+        return;
+    }
+    if (w->rf_failures)
+        log_notice("clearance: DNS refresh of '%s' works again (after %u failure(s))", w->name,
+                   w->rf_failures);
+    w->rf_failures = 0;
+    w->rf_count++;
+    if (next_ms < 0) /* no domains: nothing to follow until the bundle changes */
+        return;
+    refresh_arm(w, MAX(next_ms, 1));
+}
+
+static int on_refresh_done(evloop *l, int fd, uint32_t events, void *userdata)
+{
+    watch *w = userdata;
+    refresh_msg m = {0};
+    ssize_t n;
+
+    while ((n = read(fd, &m, sizeof m)) < 0 && errno == EINTR)
+        ;
+    evloop_remove_io(l, fd);
+    close(fd);
+    /* the child exits right after its one write (or has died): this wait is short */
+    while (waitpid(w->rf_pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    w->rf_pid = 0;
+    w->rf_fd = -EBADF;
+    if (n != (ssize_t)sizeof m) {
+        m.r = -EPIPE;
+        snprintf(m.why, sizeof m.why, "the refresh process died without an answer");
+    }
+    m.why[sizeof m.why - 1] = 0;
+    refresh_result(w, m.r, m.next_ms, m.why);
+    return 0;
+}
+
+static _Noreturn void refresh_child(clearance_daemon *d, watch *w, int fd)
+{
+    terok_shield_ctl_refresh a = {.struct_size = sizeof a, .container = w->name, .ret_next_ms = -1};
+    terok_error err = TEROK_ERROR_INIT;
+    refresh_msg m = {0};
+
+    m.r = shield_ctl(&d->sh, TEROK_SHIELD_CTL_REFRESH, &a, &err);
+    m.next_ms = a.ret_next_ms;
+    if (m.r < 0)
+        snprintf(m.why, sizeof m.why, "%s", terok_error_message(&err));
+    (void)!write(fd, &m, sizeof m);
+    _exit(0);
+}
+
+static void refresh_start(watch *w)
+{
+    clearance_daemon *d = w->d;
+    int p[2], r;
+    pid_t pid;
+
+    if (w->fd < 0 || w->rf_pid > 0 || w->rf_off)
+        return;
+    if (pipe2(p, O_CLOEXEC) < 0) {
+        r = negative_errno();
+        refresh_result(w, r, -1, strerror(-r));
+        return;
+    }
+    pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        refresh_child(d, w, p[1]);
+    }
+    close(p[1]);
+    if (pid < 0) {
+        r = negative_errno();
+        close(p[0]);
+        refresh_result(w, r, -1, "cannot fork the refresh process");
+        return;
+    }
+    w->rf_pid = pid;
+    w->rf_fd = p[0];
+    r = evloop_add_io(d->loop, p[0], EPOLLIN, on_refresh_done, w);
+    if (r < 0) { /* wait for it here rather than lose it */
+        refresh_msg m = {0};
+
+        (void)!read(p[0], &m, sizeof m);
+        close(p[0]);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        w->rf_pid = 0;
+        w->rf_fd = -EBADF;
+        refresh_result(w, m.r, m.next_ms, m.why);
+    }
+}
+
+static int on_refresh_timer(evloop *l, void *userdata)
+{
+    watch *w = userdata;
+
+    w->rf_timer = 0;
+    refresh_start(w);
+    return 0;
+}
+
+/* Rescan: a bundle someone else changed since our last refresh attempt (a live allow/deny of a
+ * domain, a verdict, a repair during a backoff) is refreshed now, so the next timer covers its
+ * shortest lifetime. */
+static void refresh_check_bundle(watch *w)
+{
+    struct stat st;
+
+    if (w->fd < 0 || w->rf_pid > 0 || w->rf_off || !w->bj_known ||
+        bundle_json_stat(w->d, w, &st) < 0)
+        return;
+    if (st.st_dev == w->bj_dev && st.st_ino == w->bj_ino && mtime_ns(&st) == w->bj_mtime_ns)
+        return;
+    w->bj_known = false;
+    log_info("clearance: the shield bundle of '%s' changed; refreshing its DNS", w->name);
+    refresh_arm(w, 0);
+}
+
 static int on_event(void *userdata, const terok_shield_event *ev);
 
 /* Read what is pending on the source, then stop watching it. Pending requests go: a verdict
@@ -237,6 +496,7 @@ static void detach(watch *w, const char *why)
         evloop_remove_io(d->loop, w->pidfd);
         close(w->pidfd);
     }
+    refresh_stop(w);
     w->fd = w->pidfd = -EBADF;
     w->pid = 0;
     write_suppressed(w);
@@ -384,6 +644,9 @@ static int attach(clearance_daemon *d, watch *w, terok_error *err)
     w->pidfd = pidfd;
     w->pid = a.ret_pid;
     log_info("clearance: attached to '%s' (pid %lld)", w->name, (long long)a.ret_pid);
+    /* the addresses prepare resolved may be old by now (a restart, a daemon started late) */
+    if (!w->rf_off)
+        refresh_arm(w, 0);
     return 0;
 }
 
@@ -460,8 +723,10 @@ static void rescan(clearance_daemon *d)
             continue;
         }
         write_suppressed(w);
+        refresh_check_bundle(w);
         i++;
     }
+    reap_children(d, false);
     if (d->q_dropped) {
         log_warning("clearance: %llu audit rows dropped (the state store is not keeping up)",
                     (unsigned long long)d->q_dropped);
@@ -580,6 +845,12 @@ static json_object *status_reply(clearance_daemon *d)
         json_object_object_add(c, "pid", json_object_new_int64(w->pid));
         json_object_object_add(c, "events", json_object_new_int64((int64_t)w->events));
         json_object_object_add(c, "pending", json_object_new_int64((int64_t)w->n_pend));
+        json_object_object_add(c, "refreshes", json_object_new_int64((int64_t)w->rf_count));
+        json_object_object_add(c, "refresh_failures", json_object_new_int64(w->rf_failures));
+        if (w->rf_timer)
+            json_object_object_add(
+                c, "next_refresh_ms",
+                json_object_new_int64(MAX(w->rf_due_ms - evloop_now_ms(), (int64_t)0)));
         json_object_array_add(arr, c);
     }
     json_object_object_add(o, "attached", arr);
@@ -923,6 +1194,8 @@ out:
     while (d.n_w > 0)
         watch_drop(&d, d.w[0]);
     free(d.w);
+    reap_children(&d, true);
+    free(d.reap);
     flush_audit(&d);
     for (size_t i = 0; i < d.n_q; i++) {
         free(d.q[i].container);

@@ -429,6 +429,32 @@ Test(cli_basic, run_i_and_t_through_pipes)
     assert_nothing_left();
 }
 
+/* Capture the tmux pane on `sock` until it shows `needle` (or `secs` pass); the caller frees
+ * the last capture with cli_result_done. Fixed sleeps lost keys on a loaded machine: keys are
+ * typed only once the shell's prompt is there. */
+static cli_result tmux_until(const char *sock, const char *needle, int secs)
+{
+    cli_result r = {0};
+
+    for (int i = 0; i < secs * 10; i++) {
+        r = test_run(NULL, (const char *const[]){"tmux", "-S", sock, "capture-pane", "-p", NULL});
+        if (r.out && strstr(r.out, needle))
+            break;
+        cli_result_done(&r);
+        nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
+    }
+    if (!r.out)
+        r = test_run(NULL, (const char *const[]){"tmux", "-S", sock, "capture-pane", "-p", NULL});
+    return r;
+}
+
+static void tmux_keys(const char *sock, const char *keys)
+{
+    cli_result r =
+        test_run(NULL, (const char *const[]){"tmux", "-S", sock, "send-keys", keys, "Enter", NULL});
+    cli_result_done(&r);
+}
+
 /* `run -it` in a real terminal (tmux on a private socket): a TTY of the terminal's size, keys
  * typed reach the shell, a resize of the terminal reaches the container, the exit status comes
  * back and the terminal is restored. */
@@ -448,20 +474,18 @@ Test(cli_basic, run_it_in_a_real_terminal)
                                              "-y", "30", "sh", "-c", cmd, NULL});
     EXPECT_EXIT(r, 0);
     cli_result_done(&r);
-    nanosleep(&(struct timespec){.tv_sec = 3}, NULL);
-    r = test_run(NULL, (const char *const[]){"tmux", "-S", sock, "send-keys",
-                                             "tty; stty size; echo sum=$((6*7))", "Enter", NULL});
+    r = tmux_until(sock, " #\n", 60);
+    cr_assert(strstr(r.out, " #\n"), "no shell prompt:\n%s", r.out);
     cli_result_done(&r);
-    nanosleep(&(struct timespec){.tv_sec = 1}, NULL);
+    tmux_keys(sock, "tty; stty size; echo sum=$((6*7))");
+    r = tmux_until(sock, "sum=42", 30);
+    cli_result_done(&r);
     r = test_run(NULL, (const char *const[]){"tmux", "-S", sock, "resize-window", "-x", "120", "-y",
                                              "40", NULL});
     cli_result_done(&r);
     nanosleep(&(struct timespec){.tv_sec = 1}, NULL);
-    r = test_run(NULL, (const char *const[]){"tmux", "-S", sock, "send-keys",
-                                             "echo resized=$(stty size); exit 7", "Enter", NULL});
-    cli_result_done(&r);
-    nanosleep(&(struct timespec){.tv_sec = 3}, NULL);
-    r = test_run(NULL, (const char *const[]){"tmux", "-S", sock, "capture-pane", "-p", NULL});
+    tmux_keys(sock, "echo resized=$(stty size); exit 7");
+    r = tmux_until(sock, "icanon", 30);
     {
         cli_result k =
             test_run(NULL, (const char *const[]){"tmux", "-S", sock, "kill-server", NULL});
@@ -946,20 +970,18 @@ Test(cli_podman, exec_it_in_a_real_terminal)
                                              "-y", "30", "sh", "-c", cmd, NULL});
     EXPECT_EXIT(r, 0);
     cli_result_done(&r);
-    nanosleep(&(struct timespec){.tv_sec = 2}, NULL);
-    r = test_run(NULL, (const char *const[]){"tmux", "-S", sock, "send-keys",
-                                             "stty size; echo sum=$((6*7))", "Enter", NULL});
+    r = tmux_until(sock, " #\n", 60);
+    cr_assert(strstr(r.out, " #\n"), "no shell prompt:\n%s", r.out);
     cli_result_done(&r);
-    nanosleep(&(struct timespec){.tv_sec = 1}, NULL);
+    tmux_keys(sock, "stty size; echo sum=$((6*7))");
+    r = tmux_until(sock, "sum=42", 30);
+    cli_result_done(&r);
     r = test_run(NULL, (const char *const[]){"tmux", "-S", sock, "resize-window", "-x", "90", "-y",
                                              "20", NULL});
     cli_result_done(&r);
     nanosleep(&(struct timespec){.tv_sec = 1}, NULL);
-    r = test_run(NULL, (const char *const[]){"tmux", "-S", sock, "send-keys",
-                                             "echo resized=$(stty size); exit 7", "Enter", NULL});
-    cli_result_done(&r);
-    nanosleep(&(struct timespec){.tv_sec = 2}, NULL);
-    r = test_run(NULL, (const char *const[]){"tmux", "-S", sock, "capture-pane", "-p", NULL});
+    tmux_keys(sock, "echo resized=$(stty size); exit 7");
+    r = tmux_until(sock, "icanon", 30);
     {
         cli_result k =
             test_run(NULL, (const char *const[]){"tmux", "-S", sock, "kill-server", NULL});

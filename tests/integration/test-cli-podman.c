@@ -467,15 +467,15 @@ Test(cli_basic, run_it_in_a_real_terminal)
         cr_skip_test("needs tmux");
     snprintf(sock, sizeof sock, "%s", test_path("tmux.sock"));
     snprintf(cmd, sizeof cmd,
-             "%s run -it --rm --no-shield -l %s %s sh; echo rc=$?; "
+             "%s run -it --rm --no-shield -e PS1=tprompt: -l %s %s sh; echo rc=$?; "
              "stty -a | grep -o -- '-\\?icanon'; sleep 60",
              getenv("TEROK_TEST_CLI"), label, IMAGE);
     r = test_run(NULL, (const char *const[]){"tmux", "-S", sock, "new-session", "-d", "-x", "100",
                                              "-y", "30", "sh", "-c", cmd, NULL});
     EXPECT_EXIT(r, 0);
     cli_result_done(&r);
-    r = tmux_until(sock, " #\n", 60);
-    cr_assert(strstr(r.out, " #\n"), "no shell prompt:\n%s", r.out);
+    r = tmux_until(sock, "tprompt:", 60);
+    cr_assert(strstr(r.out, "tprompt:"), "no shell prompt:\n%s", r.out);
     cli_result_done(&r);
     tmux_keys(sock, "tty; stty size; echo sum=$((6*7))");
     r = tmux_until(sock, "sum=42", 30);
@@ -964,14 +964,15 @@ Test(cli_podman, exec_it_in_a_real_terminal)
     run_sleeper(x, NULL);
     snprintf(sock, sizeof sock, "%s", test_path("tmux.sock"));
     snprintf(cmd, sizeof cmd,
-             "%s exec -it %s sh; echo rc=$?; stty -a | grep -o -- '-\\?icanon'; sleep 60",
+             "%s exec -it -e PS1=tprompt: %s sh; echo rc=$?; stty -a | grep -o -- '-\\?icanon'; "
+             "sleep 60",
              getenv("TEROK_TEST_CLI"), x);
     r = test_run(NULL, (const char *const[]){"tmux", "-S", sock, "new-session", "-d", "-x", "100",
                                              "-y", "30", "sh", "-c", cmd, NULL});
     EXPECT_EXIT(r, 0);
     cli_result_done(&r);
-    r = tmux_until(sock, " #\n", 60);
-    cr_assert(strstr(r.out, " #\n"), "no shell prompt:\n%s", r.out);
+    r = tmux_until(sock, "tprompt:", 60);
+    cr_assert(strstr(r.out, "tprompt:"), "no shell prompt:\n%s", r.out);
     cli_result_done(&r);
     tmux_keys(sock, "stty size; echo sum=$((6*7))");
     r = tmux_until(sock, "sum=42", 30);

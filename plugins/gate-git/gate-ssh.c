@@ -52,9 +52,10 @@ int gg_ssh_endpoint(const char *url, char *host, size_t host_size, int *ret_port
     if (!rest)
         rest = url;
     end = scp ? rest + strlen(rest) : rest + strcspn(rest, "/");
-    /* user@ ends at the last '@' before the path (scp: before the ':' of the path too) */
+    /* user@ ends at the last '@' before the path; in scp-like form before the first ':' (which
+     * is the path's, or inside a bracketed host after any user@) */
     at = NULL;
-    for (const char *s = rest; s < end; s++)
+    for (const char *s = rest, *e = scp ? strchr(rest, ':') : end; s < e; s++)
         if (*s == '@')
             at = s;
     h = at ? at + 1 : rest;
@@ -241,7 +242,8 @@ static int hosts_match(const char *f, size_t len, const char *name)
     return hit;
 }
 
-enum { KH_UNKNOWN, KH_MATCH, KH_CHANGED, KH_REVOKED };
+/* KH_OTHER_TYPE: the host is listed, but only with keys of other types than the one offered. */
+enum { KH_UNKNOWN, KH_MATCH, KH_CHANGED, KH_OTHER_TYPE, KH_REVOKED };
 
 /* Look the key up for name ("host" or "[host]:port") in an OpenSSH known_hosts file. */
 static int known_hosts_lookup(const char *path, const char *name, const uint8_t *key,
@@ -250,11 +252,13 @@ static int known_hosts_lookup(const char *path, const char *name, const uint8_t 
     _cleanup_free_ char *line = NULL;
     FILE *f = fopen(path, "re");
     size_t cap = 0;
-    bool match = false, other = false, revoked = false;
+    bool match = false, other = false, other_type = false, revoked = false;
+    char want[64] = "";
 
     *ret = KH_UNKNOWN;
     if (!f)
         return negative_errno();
+    (void)blob_type(key, key_len, want, sizeof want);
     while (getline(&line, &cap, f) > 0) {
         const char *w[4];
         size_t wl[4], n = 0;
@@ -292,12 +296,18 @@ static int known_hosts_lookup(const char *path, const char *name, const uint8_t 
                 revoked = true;
             else if (!is_revoked && same)
                 match = true;
-            else if (!is_revoked)
+            else if (!is_revoked && wl[1] == strlen(want) && strneq(w[1], want, wl[1]))
                 other = true;
+            else if (!is_revoked)
+                other_type = true;
         }
     }
     fclose(f);
-    *ret = revoked ? KH_REVOKED : match ? KH_MATCH : other ? KH_CHANGED : KH_UNKNOWN;
+    *ret = revoked      ? KH_REVOKED
+           : match      ? KH_MATCH
+           : other      ? KH_CHANGED
+           : other_type ? KH_OTHER_TYPE
+                        : KH_UNKNOWN;
     return 0;
 }
 
@@ -306,7 +316,7 @@ int gg_cert_cb(git_cert *cert, int valid, const char *host_, void *payload)
     gg_remote_ctx *ctx = payload;
     const git_cert_hostkey *hk = (const git_cert_hostkey *)cert;
     const uint8_t *key;
-    char host[256], name[300], fp[GG_FP_SIZE], q[200];
+    char host[256], name[300], fp[GG_FP_SIZE], q[200], type[64], ptype[64] = "?";
     _cleanup_free_ char *text = NULL;
     int port, kh = KH_UNKNOWN, r;
 
@@ -324,6 +334,12 @@ int gg_cert_cb(git_cert *cert, int valid, const char *host_, void *payload)
     key = (const uint8_t *)hk->hostkey;
     gg_key_fingerprint(key, hk->hostkey_len, fp);
     text = gg_host_key_text(key, hk->hostkey_len);
+    if (!text || !blob_type(key, hk->hostkey_len, type, sizeof type)) {
+        snprintf(ctx->why, sizeof ctx->why,
+                 "gate: upstream '%s' offered a malformed SSH host key; refused",
+                 gg_quote(ctx->url, q));
+        return -1;
+    }
     if (port == 22)
         snprintf(name, sizeof name, "%s", host);
     else
@@ -341,11 +357,19 @@ int gg_cert_cb(git_cert *cert, int valid, const char *host_, void *payload)
         if (pl == hk->hostkey_len && memcmp(pin, key, pl) == 0)
             return 0;
         gg_key_fingerprint(pin, pl, pfp);
+        if (!blob_type(pin, pl, ptype, sizeof ptype) || !streq(ptype, type)) {
+            snprintf(ctx->why, sizeof ctx->why,
+                     "gate: '%s' offered its %s host key %s (%s), but the project pinned a %s key "
+                     "(%s); refused — the gate's SSH library negotiates ECDSA before Ed25519, so "
+                     "verify the %s key and pin it instead",
+                     q, type, fp, text ? text : "?", ptype, pfp, type);
+            return -1;
+        }
         snprintf(ctx->why, sizeof ctx->why,
-                 "gate: the SSH host key of '%s' CHANGED: it offers %.40s %s, the project pinned "
-                 "%s; refused, nothing fetched or pushed (if the change is expected, re-add the "
+                 "gate: the SSH host key of '%s' CHANGED: it offers %s %s, the project pinned %s; "
+                 "refused, nothing fetched or pushed (if the change is expected, re-add the "
                  "project with the new --host-key)",
-                 q, text ? text : "?", fp, pfp);
+                 q, type, fp, pfp);
         return -1;
     }
     if (ctx->g->known_hosts) {
@@ -367,9 +391,16 @@ int gg_cert_cb(git_cert *cert, int valid, const char *host_, void *payload)
         return -1;
     case KH_CHANGED:
         snprintf(ctx->why, sizeof ctx->why,
-                 "gate: the SSH host key of '%s' CHANGED: it offers %s, which '%s' does not list "
-                 "for it; refused, nothing fetched or pushed",
-                 q, fp, ctx->g->known_hosts);
+                 "gate: the SSH host key of '%s' CHANGED: it offers %s %s, which '%s' does not "
+                 "list for it; refused, nothing fetched or pushed",
+                 q, type, fp, ctx->g->known_hosts);
+        return -1;
+    case KH_OTHER_TYPE:
+        snprintf(ctx->why, sizeof ctx->why,
+                 "gate: '%s' offered its %s host key %s (%s), and '%s' lists only keys of other "
+                 "types for it; refused — verify this key and add it there (ssh-keyscan lists "
+                 "every key of a host)",
+                 q, type, fp, text ? text : "?", ctx->g->known_hosts);
         return -1;
     default:
         if (!ctx->accept_new) {
@@ -377,11 +408,11 @@ int gg_cert_cb(git_cert *cert, int valid, const char *host_, void *payload)
                      "gate: unknown SSH host key of '%s': %s (%s); refused — verify it, then "
                      "pin it with 'gate add --host-key \"%s\"' (or --accept-host-key) or list it "
                      "in [gate.git] known-hosts",
-                     q, fp, text ? text : "?", text ? text : "TYPE BASE64");
+                     q, fp, text, text);
             return -1;
         }
     }
-    if (ctx->accept_new && text && !ctx->seen_key)
+    if (ctx->accept_new && !ctx->seen_key)
         ctx->seen_key = TAKE_PTR(text); /* recorded by the caller: trust on first use */
     return 0;
 }

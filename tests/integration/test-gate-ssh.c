@@ -194,8 +194,8 @@ static uint16_t free_port(void)
     return ntohs(sa.sin_port);
 }
 
-/* A fresh ed25519 host key in <tmp>/<name> (and .pub). */
-static void host_key(const char *name)
+/* A fresh host key of type (ssh-keygen -t) in <tmp>/<name> (and .pub). */
+static void host_key_of(const char *name, const char *type)
 {
     const char *p = path_of(name);
     char pub[1300];
@@ -204,10 +204,15 @@ static void host_key(const char *name)
     snprintf(pub, sizeof pub, "%s.pub", p);
     unlink(p);
     unlink(pub);
-    r = test_run(
-        NULL, (const char *const[]){"ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", p, NULL});
+    r = test_run(NULL,
+                 (const char *const[]){"ssh-keygen", "-q", "-t", type, "-N", "", "-f", p, NULL});
     EXPECT_EXIT(r, 0);
     cli_result_done(&r);
+}
+
+static void host_key(const char *name)
+{
+    host_key_of(name, "ed25519");
 }
 
 /* "ssh-ed25519 AAAA..." (no comment) and the fingerprint of a host key. */
@@ -239,9 +244,9 @@ static char *fingerprint(const char *name)
     return fp;
 }
 
-/* sshd on loopback as root, with host key <tmp>/<hk> and authorized_keys holding `authorized`;
- * the same port across restarts of a test. */
-static void sshd_start(const char *hk, const char *authorized)
+/* sshd on loopback as root, with host key <tmp>/<hk> (and <tmp>/<hk2> unless NULL) and
+ * authorized_keys holding `authorized`; the same port across restarts of a test. */
+static void sshd_start2(const char *hk, const char *hk2, const char *authorized)
 {
     char cfg[4096], portarg[16];
     posix_spawn_file_actions_t fa;
@@ -254,8 +259,9 @@ static void sshd_start(const char *hk, const char *authorized)
              "ListenAddress 127.0.0.1\nHostKey %s\nAuthorizedKeysFile %s\nPidFile none\n"
              "UsePAM no\nStrictModes no\nPasswordAuthentication no\n"
              "KbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
-             "PermitRootLogin prohibit-password\nLogLevel VERBOSE\n",
-             path_of(hk), path_of("authorized_keys"));
+             "PermitRootLogin prohibit-password\nLogLevel VERBOSE\n%s%s\n",
+             path_of(hk), path_of("authorized_keys"), hk2 ? "HostKey " : "",
+             hk2 ? path_of(hk2) : "");
     test_write_file("sshd_config", cfg, 0600);
     snprintf(portarg, sizeof portarg, "%u", sshd_port);
     (void)mkdir("/run/sshd", 0755); /* sshd's privilege separation directory */
@@ -282,6 +288,11 @@ static void sshd_start(const char *hk, const char *authorized)
         nanosleep(&ts, NULL);
     }
     cr_assert_fail("sshd did not listen: %s", slurp(path_of("sshd.log")));
+}
+
+static void sshd_start(const char *hk, const char *authorized)
+{
+    sshd_start2(hk, NULL, authorized);
 }
 
 /* A vault SSH key; returns its public line. */
@@ -629,5 +640,43 @@ Test(gate_ssh, credential_kind_must_fit_the_upstream)
           "upstream-key");
     cr_assert_neq(r.exit_code, 0);
     cr_assert(!strstr(r.err, "is not https://"), "%s", r.err);
+    cli_result_done(&r);
+}
+
+/* A server with ECDSA and Ed25519 host keys: libssh2 negotiates ECDSA, so an Ed25519 pin (or a
+ * known-hosts listing only the Ed25519 key) is refused with a message saying which key type was
+ * offered; the ECDSA pin works. */
+Test(gate_ssh, host_key_type_the_server_negotiates)
+{
+    _cleanup_free_ char *pub = NULL, *ed = NULL, *ec = NULL, *ec_fp = NULL;
+    char line[2048];
+    cli_result r;
+
+    upstream_init();
+    pub = vault_key("upstream-key");
+    host_key("hostkey");
+    host_key_of("hostkey_ec", "ecdsa");
+    ed = host_pub("hostkey");
+    ec = host_pub("hostkey_ec");
+    ec_fp = fingerprint("hostkey_ec");
+    sshd_start2("hostkey", "hostkey_ec", pub);
+
+    r = C("gate", "add", "demo", "--upstream", url(), "--credential", "upstream-key", "--host-key",
+          ed);
+    cr_assert_neq(r.exit_code, 0, "%s", r.out);
+    cr_assert(strstr(r.err, "offered its ecdsa-sha2-nistp256 host key") && strstr(r.err, ec_fp) &&
+                  strstr(r.err, "pinned a ssh-ed25519 key"),
+              "%s", r.err);
+    cli_result_done(&r);
+    r = C("gate", "add", "demo", "--upstream", url(), "--credential", "upstream-key", "--host-key",
+          ec);
+    EXPECT_EXIT(r, 0);
+    cli_result_done(&r);
+
+    snprintf(line, sizeof line, "[127.0.0.1]:%u %s\n", sshd_port, ed);
+    test_write_file("known_hosts", line, 0600);
+    r = C("gate", "add", "other", "--upstream", url(), "--credential", "upstream-key");
+    cr_assert_neq(r.exit_code, 0);
+    cr_assert(strstr(r.err, "lists only keys of other types") && strstr(r.err, ec_fp), "%s", r.err);
     cli_result_done(&r);
 }

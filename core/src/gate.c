@@ -187,17 +187,20 @@ static int lend_named(gate *g, const char *repo, const char *name, const char *u
     if (r < 0)
         return terok_error_prefix(err, "project '%s' needs credential '%s'", repo, name);
     r = sshkeys_find(&v, name, no_info, NULL, err);
-    if (r == -EMEDIUMTYPE) {
+    if (r == -EMEDIUMTYPE || r == -ENOENT) {
+        /* not an SSH key (or no entry: the vault names what is missing) */
         terok_error_clear(err);
-        if (url && gate_url_is_ssh(url))
+        r = vault_get(&v, name, &secret, err);
+        if (r < 0)
+            return terok_error_prefix(err, "project '%s' needs credential '%s'", repo, name);
+        if (url && gate_url_is_ssh(url)) {
+            terok_secret_free(secret);
             return terok_error_set(err, -EINVAL,
                                    "credential '%s' is not an SSH key: an ssh:// upstream "
                                    "authenticates with an SSH key from the vault ('terok-sandbox "
                                    "ssh add' or 'ssh import')",
                                    name);
-        r = vault_get(&v, name, &secret, err);
-        if (r < 0)
-            return terok_error_prefix(err, "project '%s' needs credential '%s'", repo, name);
+        }
         c.secret = secret;
     } else if (r < 0) {
         return terok_error_prefix(err, "project '%s' needs credential '%s'", repo, name);

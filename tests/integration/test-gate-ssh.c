@@ -623,6 +623,11 @@ Test(gate_ssh, credential_kind_must_fit_the_upstream)
     cr_assert_neq(r.exit_code, 0);
     cr_assert(strstr(r.err, "'a-token' is not an SSH key"), "%s", r.err);
     cli_result_done(&r);
+    r = C("gate", "add", "demo", "--upstream", url(), "--credential", "no-such",
+          "--accept-host-key");
+    cr_assert_neq(r.exit_code, 0);
+    cr_assert(strstr(r.err, "'no-such'") && !strstr(r.err, "SSH key"), "%s", r.err);
+    cli_result_done(&r);
     snprintf(file_url, sizeof file_url, "file://%s", path_of("up.git"));
     r = C("gate", "add", "demo", "--upstream", file_url, "--credential", "upstream-key");
     cr_assert_neq(r.exit_code, 0);

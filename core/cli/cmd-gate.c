@@ -23,6 +23,7 @@ static void gate_help(void)
         "\n"
         "Commands:\n"
         "  add PROJECT [--upstream URL] [--branch B] [--credential NAME]\n"
+        "      [--host-key 'TYPE BASE64' | --accept-host-key]\n"
         "                                create a mirror (from URL, or empty); idempotent\n"
         "  rm PROJECT...                 remove projects (absent is not an error)\n"
         "  list [--json]                 projects, upstreams, pending changes, tasks\n"
@@ -48,19 +49,23 @@ static void gate_help(void)
         "  stop                          stop the gate daemon\n"
         "\n"
         "Upstream credentials come from the vault entry named by --credential (a token, or\n"
-        "USER:TOKEN), never from your own git configuration.\n"
+        "USER:TOKEN, for https; an SSH key from 'terok-sandbox ssh add' for ssh:// and\n"
+        "[user@]host:path), never from your own git configuration, ~/.ssh or ssh-agent.\n"
+        "An ssh:// upstream's host key must be known: pinned with --host-key (a known_hosts\n"
+        "line without the host), trusted on first use and recorded with --accept-host-key, or\n"
+        "listed in the file [gate.git] known-hosts names. Unknown or changed keys are refused.\n"
         "\n"
         "Exit status: 0 done, 1 failed, 2 bad command line, 4 no such project, task or\n"
         "branch, 5 the gate backend could not be used.\n");
 }
 
 typedef struct gopts {
-    const char *upstream, *branch, *credential, *project, *to, *older_than;
-    bool force;
+    const char *upstream, *branch, *credential, *project, *to, *older_than, *host_key;
+    bool force, accept_host_key;
 } gopts;
 
 /* getopt over the subcommand's argv: --json and --help everywhere, the rest by `allowed`
- * (letters of u b c p t f o). Positional arguments are left in argv[optind..]. Returns -1 to go
+ * (letters of u b c p t f o k a). Positional arguments are left in argv[optind..]. Returns -1 to go
  * on, else an exit code. */
 static int parse(cli *c, int argc, char **argv, const char *cmd, const char *allowed, gopts *o)
 {
@@ -74,6 +79,8 @@ static int parse(cli *c, int argc, char **argv, const char *cmd, const char *all
         {"to", required_argument, NULL, 't'},
         {"force", no_argument, NULL, 'f'},
         {"older-than", required_argument, NULL, 'o'},
+        {"host-key", required_argument, NULL, 'k'},
+        {"accept-host-key", no_argument, NULL, 'a'},
         {NULL, 0, NULL, 0},
     };
     int opt;
@@ -112,6 +119,12 @@ static int parse(cli *c, int argc, char **argv, const char *cmd, const char *all
             break;
         case 'o':
             o->older_than = optarg;
+            break;
+        case 'k':
+            o->host_key = optarg;
+            break;
+        case 'a':
+            o->accept_host_key = true;
             break;
         }
     }
@@ -177,10 +190,17 @@ static int gate_cmd_add(cli *c, int argc, char **argv)
     _cleanup_error_ terok_error err = TEROK_ERROR_INIT;
     gopts o;
     gate g;
-    int r = parse(c, argc, argv, "gate add", "ubc", &o);
+    int r = parse(c, argc, argv, "gate add", "ubcka", &o);
+    json_object *found = NULL;
 
     if (r >= 0 || (r = need_args(c, "gate add", argc, argv, 1, 1, "PROJECT")) >= 0)
         return r;
+    if (o.host_key && o.accept_host_key)
+        return cli_usage_error(c, "gate add",
+                               "--host-key and --accept-host-key exclude each other");
+    if ((o.host_key || o.accept_host_key) && !gate_url_is_ssh(o.upstream))
+        return cli_usage_error(c, "gate add", "%s is for an ssh:// upstream",
+                               o.host_key ? "--host-key" : "--accept-host-key");
     if ((r = open_gate(c, &g)) > 0)
         return r;
     {
@@ -188,22 +208,34 @@ static int gate_cmd_add(cli *c, int argc, char **argv)
                                      .name = argv[optind],
                                      .upstream_url = o.upstream,
                                      .branch = o.branch,
-                                     .credential = o.credential};
+                                     .credential = o.credential,
+                                     .flags =
+                                         o.accept_host_key ? TEROK_GATE_REPO_ACCEPT_HOST_KEY : 0,
+                                     .host_key = o.host_key};
         r = gate_repo_create(&g, &spec, &err);
     }
     if (r < 0)
         return cli_fail(c, r, &err);
-    if (c->json) {
-        json_object *arr = json_object_new_array(), *found = NULL;
+    {
+        json_object *arr = json_object_new_array();
         if (gate_repo_list(&g, collect_json, arr, &err) >= 0)
             for (size_t i = 0; i < json_object_array_length(arr); i++)
                 if (streq(strempty(jstr(json_object_array_get_idx(arr, i), "name")), argv[optind]))
                     found = json_object_get(json_object_array_get_idx(arr, i));
         json_object_put(arr);
+    }
+    if (c->json) {
         cli_json_print(found ? found : json_object_new_object());
-    } else
-        printf("project '%s' ready%s%s\n", argv[optind], o.upstream ? " from " : "",
-               o.upstream ? o.upstream : "");
+        return EXIT_OK;
+    }
+    printf("project '%s' ready%s%s\n", argv[optind], o.upstream ? " from " : "",
+           o.upstream ? o.upstream : "");
+    /* The pinned host key is shown, so a key trusted on first use can be checked. */
+    if (found && jstr(found, "host_key"))
+        printf("upstream host key: %s (%s)%s\n", jstr(found, "host_key_fingerprint"),
+               jstr(found, "host_key"),
+               o.accept_host_key && !o.host_key ? " — trusted on first use and pinned" : "");
+    json_object_put(found);
     return EXIT_OK;
 }
 

@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* gate.c: the core's calls into the configured gate backend, and the loan of a repo's upstream
- * credential from the vault for the one sync or forward that needs it. */
+ * credential from the vault for the one sync or forward that needs it: a token as a secret, an
+ * SSH key as a signer (the private key stays in this process's secret memory; the plugin asks
+ * us to sign). */
 #include <ctype.h>
 #include <json-c/json.h>
 
 #include "error.h"
 #include "gate.h"
 #include "secret.h"
+#include "sshkeys.h"
 #include "vault.h"
 
 #define NEED_OP(g, op, what)                                                                       \
@@ -114,8 +117,66 @@ static void forget_credential(gate *g, const char *repo)
     (void)gate_ctl(g, TEROK_GATE_CTL_CREDENTIAL, &c, NULL);
 }
 
-/* Lend the vault entry `name` to the plugin as repo's credential; returns 1 when lent. */
-static int lend_named(gate *g, const char *repo, const char *name, terok_error *err)
+/* What one sync/forward borrowed: an SSH key stays here, in a secret, and the plugin gets only
+ * its public blob and loan_sign(); the key is wiped when the call is over. */
+typedef struct gate_loan {
+    bool ssh;
+    sshkey key;
+    uint8_t blob[SSHKEY_BLOB_BYTES];
+} gate_loan;
+
+static void loan_done(gate_loan *l)
+{
+    if (l->ssh)
+        sshkey_done(&l->key);
+    *l = (gate_loan){0};
+}
+
+static int loan_sign(void *signer, const uint8_t *data, size_t len, uint8_t *sig, size_t sig_cap,
+                     size_t *ret_len)
+{
+    gate_loan *l = signer;
+    int r;
+
+    if (!l || !l->ssh || !data || !sig || !ret_len)
+        return -EINVAL;
+    if (sig_cap < SSHKEY_SIG_BYTES)
+        return -ENOBUFS;
+    r = sshkey_sign(l->key.seed, l->key.pk, data, len, sig, NULL);
+    if (r < 0)
+        return r;
+    *ret_len = SSHKEY_SIG_BYTES;
+    return 0;
+}
+
+bool gate_url_is_ssh(const char *url)
+{
+    const char *colon, *slash;
+
+    if (!url)
+        return false;
+    if (strneq(url, "ssh://", 6) || strneq(url, "ssh+git://", 10) || strneq(url, "git+ssh://", 10))
+        return true;
+    /* scp-like [user@]host:path */
+    if (url[0] == '/' || strstr(url, "://"))
+        return false;
+    colon = strchr(url, ':');
+    slash = strchr(url, '/');
+    return colon && colon > url && (!slash || colon < slash);
+}
+
+static int no_info(void *ud, const sshkey_info *k)
+{
+    (void)ud;
+    (void)k;
+    return 0;
+}
+
+/* Lend the vault entry `name` to the plugin as repo's credential for an upstream at url (NULL:
+ * not known here); returns 1 when lent. A token is lent as a secret; an SSH key as a signer
+ * backed by *loan, which the caller keeps until it forgets the credential. */
+static int lend_named(gate *g, const char *repo, const char *name, const char *url, gate_loan *loan,
+                      terok_error *err)
 {
     terok_secret *secret = NULL;
     terok_gate_credential c = {.struct_size = sizeof c, .repo = repo};
@@ -125,28 +186,117 @@ static int lend_named(gate *g, const char *repo, const char *name, terok_error *
     r = vault_open(g->registry, 0, &v, err);
     if (r < 0)
         return terok_error_prefix(err, "project '%s' needs credential '%s'", repo, name);
-    r = vault_get(&v, name, &secret, err);
-    if (r < 0)
+    r = sshkeys_find(&v, name, no_info, NULL, err);
+    if (r == -EMEDIUMTYPE || r == -ENOENT) {
+        /* not an SSH key (or no entry: the vault names what is missing) */
+        terok_error_clear(err);
+        r = vault_get(&v, name, &secret, err);
+        if (r < 0)
+            return terok_error_prefix(err, "project '%s' needs credential '%s'", repo, name);
+        if (url && gate_url_is_ssh(url)) {
+            terok_secret_free(secret);
+            return terok_error_set(err, -EINVAL,
+                                   "credential '%s' is not an SSH key: an ssh:// upstream "
+                                   "authenticates with an SSH key from the vault ('terok-sandbox "
+                                   "ssh add' or 'ssh import')",
+                                   name);
+        }
+        c.secret = secret;
+    } else if (r < 0) {
         return terok_error_prefix(err, "project '%s' needs credential '%s'", repo, name);
-    c.secret = secret;
+    } else {
+        if (url && !gate_url_is_ssh(url))
+            return terok_error_set(err, -EINVAL,
+                                   "credential '%s' is an SSH key: it authenticates ssh:// "
+                                   "upstreams only (for https, store a token)",
+                                   name);
+        r = sshkeys_load(&v, name, &loan->key, err);
+        if (r < 0)
+            return terok_error_prefix(err, "project '%s' needs credential '%s'", repo, name);
+        loan->ssh = true;
+        sshkey_pub_blob(loan->key.pk, loan->blob);
+        c.ssh_public_key = loan->blob;
+        c.ssh_public_key_len = sizeof loan->blob;
+        c.ssh_sign = loan_sign;
+        c.ssh_signer = loan;
+    }
     r = gate_ctl(g, TEROK_GATE_CTL_CREDENTIAL, &c, err);
     terok_secret_free(secret);
-    if (r < 0)
+    if (r < 0) {
+        loan_done(loan);
         return terok_error_prefix(err, "lending credential '%s'", name);
+    }
     return 1;
 }
 
-/* Lend the repo's credential (if it names one) to the plugin; returns 1 when lent. */
-static int lend_credential(gate *g, const char *repo, terok_error *err)
-{
-    _cleanup_free_ char *name = NULL;
+struct cred_find {
+    const char *repo;
+    bool found;
+    char *credential;
+    char *upstream;
+};
 
-    CHECK(gate_repo_credential(g, repo, &name, err));
-    return name ? lend_named(g, repo, name, err) : 0;
+static int cred_find_cb(void *ud, const char *json)
+{
+    struct cred_find *f = ud;
+    json_object *o = json_tokener_parse(json), *v;
+
+    if (!o)
+        return 0;
+    if (json_object_object_get_ex(o, "name", &v) && streq(json_object_get_string(v), f->repo)) {
+        f->found = true;
+        if (json_object_object_get_ex(o, "credential", &v) &&
+            json_object_is_type(v, json_type_string))
+            f->credential = strdup(json_object_get_string(v));
+        if (json_object_object_get_ex(o, "upstream", &v) &&
+            json_object_is_type(v, json_type_string))
+            f->upstream = strdup(json_object_get_string(v));
+    }
+    json_object_put(o);
+    return 0;
+}
+
+static int find_credential(gate *g, const char *repo, struct cred_find *f, terok_error *err)
+{
+    *f = (struct cred_find){.repo = repo};
+    CHECK(check_repo(repo, err));
+    CHECK(gate_repo_list(g, cred_find_cb, f, err));
+    if (!f->found)
+        return terok_error_set(err, -ENOENT,
+                               "gate: no project '%s' (see 'terok-sandbox gate list')", repo);
+    return 0;
+}
+
+int gate_repo_credential(gate *g, const char *repo, char **ret, terok_error *err)
+{
+    struct cred_find f;
+    int r = find_credential(g, repo, &f, err);
+
+    free(f.upstream);
+    if (r < 0) {
+        free(f.credential);
+        return r;
+    }
+    *ret = f.credential;
+    return 0;
+}
+
+/* Lend the repo's credential (if it names one) to the plugin; returns 1 when lent. */
+static int lend_credential(gate *g, const char *repo, gate_loan *loan, terok_error *err)
+{
+    struct cred_find f;
+    int r = find_credential(g, repo, &f, err);
+
+    if (r >= 0)
+        r = f.credential ? lend_named(g, repo, f.credential, f.upstream, loan, err) : 0;
+    free(f.credential);
+    free(f.upstream);
+    return r;
 }
 
 int gate_repo_create(gate *g, const terok_gate_repo_spec *spec, terok_error *err)
 {
+    gate_loan loan = {0};
     int r, lent = 0;
 
     NEED_OP(g, repo_create, "create repositories");
@@ -161,10 +311,11 @@ int gate_repo_create(gate *g, const terok_gate_repo_spec *spec, terok_error *err
     if (spec->credential && !vault_name_is_valid(spec->credential))
         return terok_error_set(err, -EINVAL, "invalid credential name '%.128s'", spec->credential);
     if (spec->upstream_url && spec->credential)
-        CHECK(lent = lend_named(g, spec->name, spec->credential, err));
+        CHECK(lent = lend_named(g, spec->name, spec->credential, spec->upstream_url, &loan, err));
     r = g->plugin->ops.gate.repo_create(g->state, spec, err);
     if (lent)
         forget_credential(g, spec->name);
+    loan_done(&loan);
     return r < 0 ? terok_error_prefix(err, "creating '%s'", spec->name) : r;
 }
 
@@ -189,52 +340,18 @@ int gate_repo_list(gate *g, terok_gate_json_cb cb, void *userdata, terok_error *
     return r < 0 ? terok_error_prefix(err, "listing repositories") : r;
 }
 
-struct cred_find {
-    const char *repo;
-    bool found;
-    char *credential;
-};
-
-static int cred_find_cb(void *ud, const char *json)
-{
-    struct cred_find *f = ud;
-    json_object *o = json_tokener_parse(json), *v;
-
-    if (!o)
-        return 0;
-    if (json_object_object_get_ex(o, "name", &v) && streq(json_object_get_string(v), f->repo)) {
-        f->found = true;
-        if (json_object_object_get_ex(o, "credential", &v) &&
-            json_object_is_type(v, json_type_string))
-            f->credential = strdup(json_object_get_string(v));
-    }
-    json_object_put(o);
-    return 0;
-}
-
-int gate_repo_credential(gate *g, const char *repo, char **ret, terok_error *err)
-{
-    struct cred_find f = {.repo = repo};
-
-    CHECK(check_repo(repo, err));
-    CHECK(gate_repo_list(g, cred_find_cb, &f, err));
-    if (!f.found)
-        return terok_error_set(err, -ENOENT,
-                               "gate: no project '%s' (see 'terok-sandbox gate list')", repo);
-    *ret = f.credential;
-    return 0;
-}
-
 int gate_sync(gate *g, const char *repo, terok_gate_json_cb cb, void *userdata, terok_error *err)
 {
+    gate_loan loan = {0};
     int r, lent;
 
     NEED_OP(g, sync, "sync from an upstream");
     CHECK(check_repo(repo, err));
-    CHECK(lent = lend_credential(g, repo, err));
+    CHECK(lent = lend_credential(g, repo, &loan, err));
     r = g->plugin->ops.gate.sync(g->state, repo, cb, userdata, err);
     if (lent)
         forget_credential(g, repo);
+    loan_done(&loan);
     return r < 0 ? terok_error_prefix(err, "syncing '%s'", repo) : r;
 }
 
@@ -342,6 +459,7 @@ int gate_diff(gate *g, const char *container, const char *repo, const char *bran
 int gate_forward(gate *g, const char *container, const char *repo, const char *branch,
                  const char *to_branch, uint32_t flags, terok_error *err)
 {
+    gate_loan loan = {0};
     int r, lent;
 
     NEED_OP(g, forward, "forward to an upstream");
@@ -351,10 +469,11 @@ int gate_forward(gate *g, const char *container, const char *repo, const char *b
         return terok_error_set(err, -EINVAL, "invalid branch name '%.200s'", strna(branch));
     if (to_branch && !gate_branch_name_is_valid(to_branch))
         return terok_error_set(err, -EINVAL, "invalid upstream branch name '%.200s'", to_branch);
-    CHECK(lent = lend_credential(g, repo, err));
+    CHECK(lent = lend_credential(g, repo, &loan, err));
     r = g->plugin->ops.gate.forward(g->state, container, repo, branch, to_branch, flags, err);
     if (lent)
         forget_credential(g, repo);
+    loan_done(&loan);
     return r < 0 ? terok_error_prefix(err, "forwarding '%s' of '%s'", branch, container) : r;
 }
 

@@ -25,6 +25,9 @@ bool gate_repo_name_is_valid(const char *name);
  * for refs/heads/<name>, at most 200. */
 bool gate_branch_name_is_valid(const char *name);
 
+/* ssh://, ssh+git://, git+ssh:// or scp-like [user@]host:path. */
+bool gate_url_is_ssh(const char *url);
+
 int gate_repo_create(gate *g, const terok_gate_repo_spec *spec, terok_error *err);
 /* -ENOENT (no message prefix) when absent: callers word idempotence themselves. */
 int gate_repo_delete(gate *g, const char *repo, terok_error *err);

@@ -25,7 +25,10 @@ TEROK_PLUGIN_CONFIG_KEYS(
                     TEROK_CONFIG_KEY("allow-force-push", TEROK_CONFIG_BOOL, "yes",
                                      "Tasks may force-push in their own view (backed up)")
                         TEROK_CONFIG_KEY("serve-timeout", TEROK_CONFIG_DURATION, "1h",
-                                         "A served git request running longer is killed"));
+                                         "A served git request running longer is killed")
+                            TEROK_CONFIG_KEY("known-hosts", TEROK_CONFIG_PATH, "",
+                                             "OpenSSH known_hosts file trusted for ssh:// "
+                                             "upstreams (besides per-project pinned keys)"));
 
 /* --- instance ------------------------------------------------------------------------------ */
 
@@ -83,6 +86,8 @@ static void gg_free(gg *g)
         return;
     if (g->cred)
         HOST->secret_free(g->cred);
+    free(g->ssh_pub);
+    free(g->known_hosts);
     pthread_mutex_destroy(&g->cred_lock);
     free(g->root);
     free(g->git);
@@ -100,13 +105,14 @@ static void gg_close(void *state)
 static int gg_open(terok_plugin *self, const terok_config_section *cfg, void **ret_state,
                    terok_error *err)
 {
-    const char *path, *git, *state_dir = HOST->state_dir(self);
+    const char *path, *git, *known_hosts, *state_dir = HOST->state_dir(self);
     gg *g;
     int r;
 
     if (!ret_state)
         return terok_perr(err, -EINVAL, "gate: no place for the instance");
-    if (cfg_str(cfg, "path", "", &path) < 0 || cfg_str(cfg, "git", "git", &git) < 0)
+    if (cfg_str(cfg, "path", "", &path) < 0 || cfg_str(cfg, "git", "git", &git) < 0 ||
+        cfg_str(cfg, "known-hosts", "", &known_hosts) < 0)
         return terok_perr(err, -EINVAL, "gate: cannot read the [gate.git] section");
     if (!*path && !state_dir)
         return terok_perr(err, -EINVAL, "gate: no state directory and no [gate.git] path");
@@ -123,6 +129,10 @@ static int gg_open(terok_plugin *self, const terok_config_section *cfg, void **r
     cfg_bool(cfg, "allow-delete", true, &g->allow_delete);
     cfg_bool(cfg, "allow-force-push", true, &g->allow_force);
     cfg_int(cfg, "serve-timeout", INT64_C(3600000), &g->timeout_ms);
+    if (*known_hosts && !(g->known_hosts = strdup(known_hosts))) {
+        gg_free(g);
+        return -ENOMEM;
+    }
     if (!g->root || asprintf(&g->home, "%s/home", g->root) < 0 ||
         asprintf(&g->hooks, "%s/hooks", g->root) < 0) {
         gg_free(g);
@@ -228,9 +238,9 @@ static int same_or_null(const char *a, const char *b)
 static int gg_repo_create(void *state, const terok_gate_repo_spec *spec, terok_error *err)
 {
     gg *g = state;
-    _cleanup_free_ char *path = NULL, *tmp = NULL, *head = NULL;
+    _cleanup_free_ char *path = NULL, *tmp = NULL, *head = NULL, *host_key_text = NULL;
     _cleanup_(git_repository_freep) git_repository *repo = NULL;
-    const char *branch;
+    const char *branch, *host_key = NULL;
     char q[200];
     struct stat st;
     int r;
@@ -249,22 +259,44 @@ static int gg_repo_create(void *state, const terok_gate_repo_spec *spec, terok_e
         return r;
     if (spec->credential && !*spec->credential)
         return terok_perr(err, -EINVAL, "gate: an empty credential name");
+    if (spec->flags & ~TEROK_GATE_REPO_ACCEPT_HOST_KEY)
+        return terok_perr(err, -EINVAL, "gate: unknown repository flags 0x%x", spec->flags);
+    if (spec->struct_size > offsetof(terok_gate_repo_spec, host_key) && spec->host_key)
+        host_key = spec->host_key;
+    if ((host_key || (spec->flags & TEROK_GATE_REPO_ACCEPT_HOST_KEY)) &&
+        !gg_url_is_ssh(spec->upstream_url))
+        return terok_perr(err, -EINVAL,
+                          "gate: a host key (--host-key, --accept-host-key) is for ssh:// "
+                          "upstreams only");
+    if (host_key) {
+        _cleanup_free_ uint8_t *blob = NULL;
+        size_t len = 0;
+        if (gg_parse_host_key(host_key, &blob, &len) < 0)
+            return terok_perr(err, -EINVAL,
+                              "gate: host key '%s' is not 'TYPE BASE64' as in known_hosts",
+                              gg_quote(host_key, q));
+        host_key_text = gg_host_key_text(blob, len); /* without the comment */
+        if (!host_key_text)
+            return -ENOMEM;
+    }
     path = gg_mirror_path(g, spec->name);
     if (!path)
         return -ENOMEM;
     if (lstat(path, &st) == 0) {
-        _cleanup_free_ char *up = NULL, *cred = NULL, *br = NULL;
+        _cleanup_free_ char *up = NULL, *cred = NULL, *br = NULL, *hk = NULL;
         if ((r = gg_open_mirror(g, spec->name, &repo, err)) < 0)
             return r;
         up = gg_repo_meta(repo, "upstream");
         cred = gg_repo_meta(repo, "credential");
         br = gg_repo_meta(repo, "branch");
+        hk = gg_repo_meta(repo, "hostkey");
         if (same_or_null(up, spec->upstream_url) && same_or_null(cred, spec->credential) &&
-            (!spec->branch || same_or_null(br, spec->branch)))
+            (!spec->branch || same_or_null(br, spec->branch)) &&
+            (!host_key_text || same_or_null(hk, host_key_text)))
             return 0; /* idempotent */
         return terok_perr(err, -EEXIST,
-                          "gate: project '%s' exists with another upstream, branch or credential "
-                          "(see 'terok-sandbox gate list')",
+                          "gate: project '%s' exists with another upstream, branch, credential or "
+                          "host key (see 'terok-sandbox gate list')",
                           gg_quote(spec->name, q));
     }
     if (asprintf(&tmp, "%s/projects/.%s.tmp-%d", g->root, spec->name, (int)getpid()) < 0)
@@ -287,13 +319,17 @@ static int gg_repo_create(void *state, const terok_gate_repo_spec *spec, terok_e
                             spec->credential,
                             "terok.branch",
                             spec->branch,
+                            "terok.hostkey",
+                            host_key_text,
                             NULL};
         if ((r = set_config(repo, kv, err)) < 0)
             goto fail;
     }
     if (spec->upstream_url) {
         if ((r = gg_need_credential(g, spec->name, repo, err)) < 0 ||
-            (r = gg_fetch_upstream(g, spec->name, repo, spec->upstream_url, NULL, &head, err)) < 0)
+            (r = gg_fetch_upstream(g, spec->name, repo, spec->upstream_url,
+                                   spec->flags & TEROK_GATE_REPO_ACCEPT_HOST_KEY, NULL, &head,
+                                   err)) < 0)
             goto fail;
         branch = spec->branch ? spec->branch : head ? head : "main";
         if ((r = copy_refs(repo, GG_UPSTREAM_NS "*", strlen(GG_UPSTREAM_NS), "refs/heads/", repo,
@@ -451,6 +487,22 @@ static int task_list_cb(void *ud, const char *container)
     return 0;
 }
 
+/* "host_key" ("TYPE BASE64") and "host_key_fingerprint" of a project's pinned upstream key. */
+static void add_host_key(json_object *o, git_repository *repo)
+{
+    _cleanup_free_ char *hk = gg_repo_meta(repo, "hostkey");
+    _cleanup_free_ uint8_t *blob = NULL;
+    char fp[GG_FP_SIZE];
+    size_t len = 0;
+
+    json_object_object_add(o, "host_key", hk ? json_object_new_string(hk) : NULL);
+    if (hk && gg_parse_host_key(hk, &blob, &len) == 0) {
+        gg_key_fingerprint(blob, len, fp);
+        json_object_object_add(o, "host_key_fingerprint", json_object_new_string(fp));
+    } else
+        json_object_object_add(o, "host_key_fingerprint", NULL);
+}
+
 static int gg_repo_list(void *state, terok_gate_json_cb cb, void *ud, terok_error *err)
 {
     gg *g = state;
@@ -486,6 +538,7 @@ static int gg_repo_list(void *state, terok_gate_json_cb cb, void *ud, terok_erro
                 json_object_object_add(o, "upstream", up ? json_object_new_string(up) : NULL);
                 json_object_object_add(o, "branch", br ? json_object_new_string(br) : NULL);
                 json_object_object_add(o, "credential", cred ? json_object_new_string(cred) : NULL);
+                add_host_key(o, repo);
                 if (git_reference_lookup(&head, repo, "HEAD") == 0 &&
                     git_reference_type(head) == GIT_REFERENCE_SYMBOLIC)
                     json_object_object_add(
@@ -673,21 +726,43 @@ static int lend(gg *g, terok_gate_credential *c, terok_error *err)
     const void *data;
     size_t len;
     terok_secret *copy = NULL;
+    _cleanup_free_ uint8_t *pub = NULL;
+    bool ssh;
     int r;
 
-    if (c->struct_size < sizeof *c || !c->repo)
+    if (c->struct_size < offsetof(terok_gate_credential, ssh_public_key) || !c->repo)
         return terok_perr(err, -EINVAL, "gate: bad credential request");
+    if (!terok_struct_tail_is_zero(c, c->struct_size, sizeof *c))
+        return terok_perr(err, -E2BIG, "gate: credential request has fields this plugin lacks");
     if ((r = gg_check_repo(c->repo, err)) < 0)
         return r;
-    if (c->secret) {
+    ssh = c->struct_size >= sizeof *c && c->ssh_sign;
+    if (ssh && c->secret)
+        return terok_perr(err, -EINVAL, "gate: a credential is a secret or an SSH signer");
+    if (ssh) {
+        _cleanup_free_ char *text = NULL;
+        if (!c->ssh_public_key || c->ssh_public_key_len < 8 || c->ssh_public_key_len > 16384 ||
+            !(pub = malloc(c->ssh_public_key_len)))
+            return terok_perr(err, -EINVAL, "gate: an SSH signer without its public key");
+        memcpy(pub, c->ssh_public_key, c->ssh_public_key_len);
+        /* the blob must name its type, as the SSH protocol sends it */
+        text = gg_host_key_text(pub, c->ssh_public_key_len);
+        if (!text)
+            return terok_perr(err, -EINVAL, "gate: a malformed SSH public key");
+    } else if (c->secret) {
         if (HOST->secret_peek(c->secret, &data, &len) < 0 || HOST->secret_new(data, len, &copy) < 0)
             return terok_perr(err, -ENOMEM, "gate: cannot hold the credential");
     }
     pthread_mutex_lock(&g->cred_lock);
     if (g->cred)
         HOST->secret_free(g->cred);
+    free(g->ssh_pub);
     g->cred = copy;
-    snprintf(g->cred_repo, sizeof g->cred_repo, "%s", copy ? c->repo : "");
+    g->ssh_sign = ssh ? c->ssh_sign : NULL;
+    g->ssh_signer = ssh ? c->ssh_signer : NULL;
+    g->ssh_pub_len = ssh ? c->ssh_public_key_len : 0;
+    g->ssh_pub = ssh ? TAKE_PTR(pub) : NULL;
+    snprintf(g->cred_repo, sizeof g->cred_repo, "%s", copy || ssh ? c->repo : "");
     pthread_mutex_unlock(&g->cred_lock);
     return 0;
 }

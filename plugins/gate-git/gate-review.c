@@ -295,7 +295,7 @@ int gg_forward(void *state, const char *container, const char *repo, const char 
     _cleanup_(git_remote_freep) git_remote *fetch_remote = NULL, *push_remote = NULL;
     _cleanup_(json_object_putp) json_object *ev = NULL;
     _cleanup_free_ char *url = NULL, *src = NULL, *fetchspec = NULL, *pushspec = NULL, *snap = NULL,
-                        *backup = NULL, *upref = NULL;
+                        *backup = NULL, *upref = NULL, *pin = NULL;
     git_fetch_options fo;
     git_push_options po;
     gg_remote_ctx ctx = {.g = g, .repo = repo};
@@ -322,12 +322,14 @@ int gg_forward(void *state, const char *container, const char *repo, const char 
     if ((r = gg_open_mirror(g, repo, &mirror, err)) < 0)
         return r;
     url = gg_repo_meta(mirror, "upstream");
+    pin = gg_repo_meta(mirror, "hostkey");
     if (!url)
         return terok_perr(err, -EOPNOTSUPP, "gate: project '%s' has no upstream to forward to",
                           gg_quote(repo, q));
     if ((r = gg_need_credential(g, repo, mirror, err)) < 0)
         return r;
     ctx.url = url;
+    ctx.host_key = pin;
     if (asprintf(&src, "refs/heads/%s", branch) < 0 ||
         asprintf(&upref, "refs/heads/%s", to_branch) < 0 ||
         asprintf(&snap, GG_UPSTREAM_NS "%s", to_branch) < 0 ||
@@ -344,8 +346,8 @@ int gg_forward(void *state, const char *container, const char *repo, const char 
         char *specs[] = {fetchspec};
         git_strarray sa = {specs, 1};
         if (git_remote_fetch(fetch_remote, &sa, &fo, "terok: forward check") < 0)
-            return gg_git_fail(err, -EHOSTUNREACH, "gate: cannot reach upstream '%s'",
-                               gg_quote(url, q));
+            return gg_remote_fail(err, &ctx, -EHOSTUNREACH, "gate: cannot reach upstream '%s'",
+                                  gg_quote(url, q));
     }
     if (git_remote_ls(&heads, &nheads, fetch_remote) < 0)
         return gg_git_fail(err, -EIO, "gate: listing upstream '%s'", gg_quote(url, q));
@@ -388,8 +390,8 @@ int gg_forward(void *state, const char *container, const char *repo, const char 
         git_strarray sa = {specs, 1};
         if (git_remote_push(push_remote, &sa, &po) < 0) {
             free(pc.rejected);
-            return gg_git_fail(err, -EIO, "gate: pushing '%s' to upstream '%s' as '%s'", branch,
-                               gg_quote(url, q), to_branch);
+            return gg_remote_fail(err, &pc.ctx, -EIO, "gate: pushing '%s' to upstream '%s' as '%s'",
+                                  branch, gg_quote(url, q), to_branch);
         }
     }
     if (pc.rejected) {

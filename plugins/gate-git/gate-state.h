@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "terok/gate.h"
 #include "util/macro.h"
@@ -32,9 +33,15 @@ typedef struct gg {
     bool allow_delete;
     bool allow_force;
     int64_t timeout_ms; /* a served git that runs longer is killed */
+    char *known_hosts;  /* [gate.git] known-hosts, or NULL */
     pthread_mutex_t cred_lock;
     char cred_repo[GG_REPO_MAX + 1];
     terok_secret *cred; /* lent by the core for one sync/forward; wiped on forget */
+    /* or an SSH key lent as a signer (the core holds the private key) */
+    terok_gate_ssh_sign_fn ssh_sign;
+    void *ssh_signer;
+    uint8_t *ssh_pub;
+    size_t ssh_pub_len;
 } gg;
 
 /* A caller-controlled string made safe for a message: printable ASCII kept, the rest \xHH,
@@ -84,8 +91,21 @@ typedef struct gg_remote_ctx {
     const char *repo;
     const char *url;
     int attempts;
+    const char *host_key; /* the project's pinned SSH host key, or NULL */
+    bool accept_new;      /* trust an unknown SSH host key, and report it in seen_key */
+    char *seen_key;       /* out: the host key trusted on first use ("TYPE BASE64"); caller frees */
+    char why[768];        /* out: why the connection was refused (libgit2's message is vaguer) */
 } gg_remote_ctx;
 void gg_remote_callbacks(git_remote_callbacks *cb, gg_remote_ctx *ctx);
+static inline void gg_remote_ctx_done(gg_remote_ctx *ctx)
+{
+    free(ctx->seen_key);
+    ctx->seen_key = NULL;
+}
+/* A failed upstream call: "<what>: <why>", why being the refusal our callbacks explained (host
+ * key, authentication), else libgit2's error. */
+int gg_remote_fail(terok_error *err, const gg_remote_ctx *ctx, int code, const char *fmt, ...)
+    _printf_(4, 5);
 /* An anonymous remote for url on repo, with no URL rewriting from any config. */
 int gg_remote_new(git_remote **ret, git_repository *repo, const char *url);
 /* Whether the repo's upstream needs a credential that was not lent (fail closed). */
@@ -112,12 +132,34 @@ int gg_backups_prune(gg *g, terok_gate_prune *p, terok_error *err);
  * branch -> old oid; may be NULL); *ret_head (may be NULL) is the upstream's default branch
  * name or NULL. An unreachable upstream leaves the mirror untouched and names the URL. */
 int gg_fetch_upstream(gg *g, const char *repo, git_repository *mirror, const char *url,
-                      json_object **ret_deleted, char **ret_head, terok_error *err);
+                      bool accept_new_host_key, json_object **ret_deleted, char **ret_head,
+                      terok_error *err);
 /* The mirror's terok.<key> (NULL when unset); caller frees. */
 char *gg_repo_meta(git_repository *repo, const char *key);
-/* Accept https://, http://, ssh://, git://, file:// and absolute paths; no embedded password,
- * no control characters, no leading dash. */
+/* Accept https://, http://, ssh://, git://, file://, scp-like [user@]host:path and absolute
+ * paths; no embedded password, no control characters, no leading dash. */
 int gg_check_url(const char *url, terok_error *err);
+
+/* --- ssh:// upstreams (gate-ssh.c) --- */
+#define GG_FP_SIZE 64  /* "SHA256:" + 43 + NUL */
+#define GG_SIG_MAX 512 /* room for any signature the core returns */
+bool gg_url_is_scp(const char *url);
+/* ssh://, ssh+git://, git+ssh:// or scp-like. */
+bool gg_url_is_ssh(const char *url);
+/* Host, port (22 by default) and user ("" when none; user may be NULL) of an SSH URL. */
+int gg_ssh_endpoint(const char *url, char *host, size_t host_size, int *ret_port, char *user,
+                    size_t user_size);
+/* "TYPE BASE64 [comment]" into the key blob (caller frees); -EINVAL when malformed or when
+ * TYPE is not the blob's. */
+int gg_parse_host_key(const char *line, uint8_t **ret, size_t *ret_len);
+/* "TYPE BASE64" of a key blob; caller frees. */
+char *gg_host_key_text(const uint8_t *blob, size_t len);
+/* "SHA256:..." as ssh-keygen -l prints it. */
+void gg_key_fingerprint(const uint8_t *blob, size_t len, char out[GG_FP_SIZE]);
+/* certificate_check: SSH host keys against the pin or known-hosts (fail closed); TLS passes. */
+int gg_cert_cb(git_cert *cert, int valid, const char *host, void *payload);
+/* An ssh-custom credential for user signing with the lent key; -ENOENT when none is lent. */
+int gg_ssh_credential(git_credential **out, gg_remote_ctx *ctx, const char *user);
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(git_repository, git_repository_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(git_reference, git_reference_free)

@@ -8,6 +8,7 @@
  * credentials are only those the core lent for this call, never the operator's own. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -26,6 +27,42 @@ static int cred_cb(git_credential **out, const char *url, const char *user_from_
     int r = -1;
 
     (void)url;
+    if (gg_url_is_ssh(ctx->url)) {
+        const char *user = user_from_url && *user_from_url ? user_from_url : "git";
+        char fp[GG_FP_SIZE] = "";
+
+        /* The user name is asked first when the URL has none: not an attempt. */
+        if (allowed == GIT_CREDENTIAL_USERNAME)
+            return git_credential_username_new(out, user);
+        pthread_mutex_lock(&ctx->g->cred_lock);
+        if (ctx->g->ssh_sign)
+            gg_key_fingerprint(ctx->g->ssh_pub, ctx->g->ssh_pub_len, fp);
+        pthread_mutex_unlock(&ctx->g->cred_lock);
+        if (ctx->attempts++ > 0) {
+            snprintf(ctx->why, sizeof ctx->why,
+                     "gate: the upstream refused SSH key %s for user '%s' (is its public key, "
+                     "'terok-sandbox ssh pub NAME', authorized there?)",
+                     fp, user);
+            git_error_set_str(GIT_ERROR_SSH, ctx->why);
+            return -1;
+        }
+        if (!(allowed & GIT_CREDENTIAL_SSH_CUSTOM)) {
+            snprintf(ctx->why, sizeof ctx->why,
+                     "gate: the upstream does not accept public key authentication for user '%s'",
+                     user);
+            git_error_set_str(GIT_ERROR_SSH, ctx->why);
+            return -1;
+        }
+        r = gg_ssh_credential(out, ctx, user);
+        if (r == -ENOENT)
+            snprintf(ctx->why, sizeof ctx->why, "%s",
+                     "gate: the ssh:// upstream asks for authentication and no SSH key is "
+                     "configured for this project (gate add --credential SSH-KEY-NAME, a key "
+                     "from 'terok-sandbox ssh add')");
+        if (r < 0)
+            git_error_set_str(GIT_ERROR_SSH, ctx->why[0] ? ctx->why : "gate: SSH credential");
+        return r < 0 ? -1 : 0;
+    }
     if (ctx->attempts++ > 0) {
         git_error_set_str(GIT_ERROR_NET, "the upstream refused the lent credential");
         return -1;
@@ -62,7 +99,21 @@ void gg_remote_callbacks(git_remote_callbacks *cb, gg_remote_ctx *ctx)
 {
     git_remote_init_callbacks(cb, GIT_REMOTE_CALLBACKS_VERSION);
     cb->credentials = cred_cb;
+    cb->certificate_check = gg_cert_cb;
     cb->payload = ctx;
+}
+
+int gg_remote_fail(terok_error *err, const gg_remote_ctx *ctx, int code, const char *fmt, ...)
+{
+    char what[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (ctx->why[0])
+        return terok_perr(err, code == -EHOSTUNREACH ? -EACCES : code, "%s: %s", what, ctx->why);
+    return terok_perr(err, code, "%s: %s", what, gg_git_error());
 }
 
 int gg_need_credential(gg *g, const char *repo, git_repository *mirror, terok_error *err)
@@ -74,7 +125,7 @@ int gg_need_credential(gg *g, const char *repo, git_repository *mirror, terok_er
     if (!name)
         return 0;
     pthread_mutex_lock(&g->cred_lock);
-    lent = g->cred && streq(g->cred_repo, repo);
+    lent = (g->cred || g->ssh_sign) && streq(g->cred_repo, repo);
     pthread_mutex_unlock(&g->cred_lock);
     if (!lent)
         return terok_perr(err, -EACCES,
@@ -84,15 +135,39 @@ int gg_need_credential(gg *g, const char *repo, git_repository *mirror, terok_er
     return 0;
 }
 
-int gg_fetch_upstream(gg *g, const char *repo, git_repository *mirror, const char *url,
-                      json_object **ret_deleted, char **ret_head, terok_error *err)
+/* Pin the host key trusted on first use in the mirror's config. */
+static int record_host_key(git_repository *mirror, const char *repo, const char *url,
+                           const char *key, terok_error *err)
 {
+    _cleanup_(git_config_freep) git_config *cfg = NULL;
+    _cleanup_free_ uint8_t *blob = NULL;
+    char fp[GG_FP_SIZE], q[200];
+    size_t len = 0;
+
+    if (gg_parse_host_key(key, &blob, &len) < 0)
+        return terok_perr(err, -EINVAL, "gate: cannot record the host key of '%s'",
+                          gg_quote(url, q));
+    if (git_repository_config(&cfg, mirror) < 0 ||
+        git_config_set_string(cfg, "terok.hostkey", key) < 0)
+        return gg_git_fail(err, -EIO, "gate: recording the host key of '%s'", gg_quote(url, q));
+    gg_key_fingerprint(blob, len, fp);
+    terok_plog(TEROK_LOG_NOTICE, "project '%s': trusted the SSH host key of '%s' on first use: %s",
+               repo, gg_quote(url, q), fp);
+    return 0;
+}
+
+int gg_fetch_upstream(gg *g, const char *repo, git_repository *mirror, const char *url,
+                      bool accept_new_host_key, json_object **ret_deleted, char **ret_head,
+                      terok_error *err)
+{
+    _cleanup_free_ char *pin = gg_repo_meta(mirror, "hostkey");
     _cleanup_(git_remote_freep) git_remote *remote = NULL;
     _cleanup_(json_object_putp) json_object *deleted = json_object_new_object();
     git_fetch_options fo;
     char *specs[] = {"+refs/heads/*:" GG_UPSTREAM_NS "*", "+refs/tags/*:" GG_UPSTREAM_TAGS_NS "*"};
     git_strarray refspecs = {specs, 2};
-    gg_remote_ctx ctx = {.g = g, .repo = repo, .url = url};
+    _cleanup_(gg_remote_ctx_done) gg_remote_ctx ctx = {
+        .g = g, .repo = repo, .url = url, .host_key = pin, .accept_new = accept_new_host_key};
     const git_remote_head **heads;
     size_t nheads;
     const char *ns[] = {GG_UPSTREAM_NS, GG_UPSTREAM_TAGS_NS};
@@ -109,8 +184,13 @@ int gg_fetch_upstream(gg *g, const char *repo, git_repository *mirror, const cha
     fo.update_fetchhead = 0;
     fo.prune = GIT_FETCH_NO_PRUNE; /* we prune the snapshot ourselves, remembering what went */
     if (git_remote_fetch(remote, &refspecs, &fo, "terok: sync") < 0)
-        return gg_git_fail(err, -EHOSTUNREACH, "gate: cannot fetch from upstream '%s'",
-                           gg_quote(url, q));
+        return gg_remote_fail(err, &ctx, -EHOSTUNREACH, "gate: cannot fetch from upstream '%s'",
+                              gg_quote(url, q));
+    if (ctx.seen_key && !pin) {
+        int r = record_host_key(mirror, repo, url, ctx.seen_key, err);
+        if (r < 0)
+            return r;
+    }
     if (git_remote_ls(&heads, &nheads, remote) < 0)
         return gg_git_fail(err, -EIO, "gate: listing upstream '%s'", gg_quote(url, q));
     /* Snapshot refs the upstream no longer has: remembered, then removed. */
@@ -367,7 +447,7 @@ int gg_sync(void *state, const char *repo, terok_gate_json_cb cb, void *ud, tero
         return r;
     if ((lockfd = lock_mirror(mirror, err)) < 0)
         return lockfd;
-    if ((r = gg_fetch_upstream(g, repo, mirror, url, &deleted, &up_head, err)) < 0)
+    if ((r = gg_fetch_upstream(g, repo, mirror, url, false, &deleted, &up_head, err)) < 0)
         return r;
     old_pending = pending_load(mirror);
     if (git_reference_iterator_glob_new(&it, mirror, GG_UPSTREAM_NS "*") < 0)

@@ -329,10 +329,19 @@ int gg_check_url(const char *url, terok_error *err)
             rest = url + strlen(schemes[i]);
     if (!rest && url[0] == '/')
         return 0;
+    if (!rest && gg_url_is_scp(url)) {
+        char host[256];
+        int port;
+        /* [user@]host:path; no password can hide in it */
+        if (gg_ssh_endpoint(url, host, sizeof host, &port, NULL, 0) < 0)
+            return terok_perr(err, -EINVAL, "gate: upstream URL '%s' is not [user@]host:path",
+                              gg_quote(url, q));
+        return 0;
+    }
     if (!rest)
         return terok_perr(err, -EINVAL,
                           "gate: upstream URL '%s' is not https://, http://, ssh://, git://, "
-                          "file:// or an absolute path",
+                          "file://, [user@]host:path or an absolute path",
                           gg_quote(url, q));
     slash = strchr(rest, '/');
     at = strchr(rest, '@');
@@ -346,6 +355,14 @@ int gg_check_url(const char *url, terok_error *err)
     if (rest[0] == '-')
         return terok_perr(err, -EINVAL, "gate: upstream URL '%s' has a host starting with '-'",
                           gg_quote(url, q));
+    if (strneq(url, "ssh://", 6)) {
+        char host[256];
+        int port;
+        /* the host and port the host key is checked for must be the ones libgit2 dials */
+        if (gg_ssh_endpoint(url, host, sizeof host, &port, NULL, 0) < 0)
+            return terok_perr(err, -EINVAL, "gate: upstream URL '%s' has no valid host or port",
+                              gg_quote(url, q));
+    }
     return 0;
 }
 

@@ -623,6 +623,44 @@ Test(gate_daemon, audited_and_no_token_in_the_log)
               "a token reached the daemon log");
 }
 
+/* The backend's authorize() is asked after the token: a grant the backend has revoked (its
+ * view is served no more) is refused with 403 even with a still valid token, and audited. */
+Test(gate_daemon, backend_authorize_says_no)
+{
+    _cleanup_free_ char *rows = NULL, *u = url(W.port_a, W.tok_a, "demo");
+    terok_error err = TEROK_ERROR_INIT;
+    cli_result r;
+    store *s;
+
+    seed_demo();
+    terok_assert_ok(gate_revoke(&W.g, "ctr-a", "demo", &err), &err);
+    r = GIT(test_tmp, "ls-remote", u);
+    cr_assert(r.exit_code != 0 && strstr(r.err, "403"), "revoked in the backend: %d %s",
+              r.exit_code, r.err);
+    cli_result_done(&r);
+    r = GIT(test_tmp, "push", "-q", u, "HEAD:refs/heads/x");
+    cr_assert(r.exit_code != 0, "push after the backend revoked: %s", r.err);
+    cli_result_done(&r);
+    /* a grant given again is served again */
+    terok_assert_ok(gate_grant(&W.g, "ctr-a", "demo", TEROK_GATE_READ, &err), &err);
+    r = GIT(test_tmp, "ls-remote", u);
+    cr_assert(r.exit_code == 0, "granted again: %s", r.err);
+    cli_result_done(&r);
+    /* the backend's read-only view refuses a push the token would allow */
+    r = GIT(test_path("seed"), "push", "-q", u, "HEAD:refs/heads/y");
+    cr_assert(r.exit_code != 0 && strstr(r.err, "403"), "push on a backend read grant: %s", r.err);
+    cli_result_done(&r);
+    usleep(600 * 1000); /* the daemon batches audit rows for 200 ms */
+    daemon_stop();
+    terok_assert_ok(sandbox_store(W.sb, &s, &err), &err);
+    cr_assert(sqlite3_exec(store_sqlite(s),
+                           "SELECT container, target, path, status, outcome, bytes_in FROM audit "
+                           "WHERE service = 'gate' ORDER BY id",
+                           audit_cb, &rows, NULL) == SQLITE_OK);
+    cr_assert(rows && strstr(rows, "ctr-a|demo|info/refs|403|not-authorized|0"), "audit rows:\n%s",
+              rows ? rows : "");
+}
+
 /* ---------- run --repo / rm through the CLI (runtime-null: no container engine) ---------- */
 
 /* The value of K in the env the null runtime recorded for the container. */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* test-gate-podman.c: the gate end to end with real `git` inside real (rootful) Podman
- * containers started by `terok-sandbox run --repo`: the task reaches the gate at
+/* test-gate-podman.c: the gate end to end with real `git` inside real Podman containers
+ * (rootful as root; rootless as the test user through run-rootless.sh) started by
+ * `terok-sandbox run --repo`: the task reaches the gate at
  * http://127.0.0.1:9418 through terok-init's bridge to /run/terok/gate.sock and clones, pushes
  * (a > 1 MiB pack with default git settings: chunked), force-pushes (a backup is made), fetches,
  * speaks protocol v2; no token -> 401, a read-only grant cannot push (403), another task's
@@ -38,12 +39,24 @@ static void setup(void)
                                "[gate]\nbackend = git\n"
                                "[shield]\nbackend = none\n";
     const char *dir = getenv("TEROK_TEST_PLUGIN_DIR");
-    char buf[4096];
+    char buf[4096], home[1024] = "", xdg_config[1024] = "";
     cli_result r;
 
     cr_assert(dir, "TEROK_TEST_PLUGIN_DIR is not set (run through meson test)");
-    cr_assert(geteuid() == 0, "the gate's container test runs rootful (as root)");
+    /* rootless Podman keeps its storage and storage.conf under $HOME/XDG_CONFIG_HOME: keep the
+     * user's (our config comes from TEROK_SANDBOX_CONFIG, which replaces the chain) */
+    snprintf(home, sizeof home, "%s", getenv("HOME") ? getenv("HOME") : "");
+    snprintf(xdg_config, sizeof xdg_config, "%s",
+             getenv("XDG_CONFIG_HOME") ? getenv("XDG_CONFIG_HOME") : "");
     test_tmpdir_setup();
+    if (geteuid() != 0) {
+        if (*home)
+            setenv("HOME", home, 1);
+        if (*xdg_config)
+            setenv("XDG_CONFIG_HOME", xdg_config, 1);
+        else
+            unsetenv("XDG_CONFIG_HOME");
+    }
     snprintf(prefix, sizeof prefix, "gate%d-", (int)getpid());
     snprintf(label, sizeof label, "label=terok.gate.it=%d", (int)getpid());
     snprintf(buf, sizeof buf, conf, dir);

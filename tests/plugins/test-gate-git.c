@@ -1307,3 +1307,50 @@ Test(gate, sync_heals_a_dangling_head_to_the_upstream_default)
     json_object_put(rs.arr);
     json_object_put(list.arr);
 }
+
+/* ssh:// specs refused before anything connects: host keys that are not "TYPE BASE64", host keys
+ * for other schemes, hosts starting with '-', bad ports, unknown flags. */
+struct bad_ssh {
+    const char *url, *host_key;
+    uint32_t flags;
+    const char *shown;
+};
+
+static struct bad_ssh bad_ssh_specs[] = {
+    {"ssh://git@host.invalid/x.git", "ssh-ed25519", 0, "not 'TYPE BASE64'"},
+    {"ssh://git@host.invalid/x.git", "ssh-ed25519 bm90IGEga2V5", 0, "not 'TYPE BASE64'"},
+    /* the type word must be the blob's: an Ed25519 blob named ssh-rsa */
+    {"ssh://git@host.invalid/x.git",
+     "ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIOafC2I9w4aMXM7ncRoXlsmFz4p4WmvVdubCTwcH/ih2", 0,
+     "not 'TYPE BASE64'"},
+    {"git@host.invalid:x.git", "garbage here", 0, "not 'TYPE BASE64'"},
+    {"https://host.invalid/x.git",
+     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOafC2I9w4aMXM7ncRoXlsmFz4p4WmvVdubCTwcH/ih2", 0,
+     "ssh:// upstreams only"},
+    {"file:///tmp/x.git", NULL, TEROK_GATE_REPO_ACCEPT_HOST_KEY, "ssh:// upstreams only"},
+    {"ssh://-oProxyCommand=x/y.git", NULL, 0, "starting with '-'"},
+    {"git@-oProxyCommand=x:y.git", NULL, 0, "[user@]host:path"},
+    {"ssh://git@host.invalid:99999/x.git", NULL, 0, "no valid host or port"},
+    {"ssh://git@host.invalid:22x/x.git", NULL, 0, "no valid host or port"},
+    {"ssh://git@host.invalid/x.git", NULL, 1u << 7, "unknown repository flags"},
+};
+
+Test(gate, bad_ssh_specs_are_refused)
+{
+    for (size_t i = 0; i < ELEMENTSOF(bad_ssh_specs); i++) {
+        const struct bad_ssh *b = &bad_ssh_specs[i];
+        terok_error err = TEROK_ERROR_INIT;
+        terok_gate_repo_spec spec = {.struct_size = sizeof spec,
+                                     .name = "sshproj",
+                                     .upstream_url = b->url,
+                                     .host_key = b->host_key,
+                                     .flags = b->flags};
+        struct stat st;
+
+        cr_expect(eq(int, O->repo_create(S, &spec, &err), -EINVAL), "%s", b->url);
+        cr_expect(strstr(strempty(terok_error_message(&err)), b->shown) != NULL, "%s: message: %s",
+                  b->url, terok_error_message(&err));
+        terok_error_clear(&err);
+        cr_expect(stat(mirror_dir("sshproj"), &st) < 0, "nothing created");
+    }
+}

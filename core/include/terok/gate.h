@@ -30,13 +30,23 @@ enum {
     TEROK_GATE_WRITE = 2, /* implies read */
 };
 
+/* terok_gate_repo_spec.flags */
+/* Trust the SSH host key an ssh:// upstream offers when the project is created, and pin it
+ * (trust on first use; the key is recorded and shown). A key that contradicts a known-hosts
+ * entry is still refused. */
+#define TEROK_GATE_REPO_ACCEPT_HOST_KEY (1u << 0)
+
 typedef struct terok_gate_repo_spec {
     uint32_t struct_size;
-    uint32_t flags;
+    uint32_t flags;           /* TEROK_GATE_REPO_* */
     const char *name;         /* project name, [a-z0-9][a-z0-9._-]* */
     const char *upstream_url; /* NULL: an empty repository */
     const char *branch;       /* default branch, NULL: upstream's HEAD or "main" */
     const char *credential;   /* vault entry for upstream auth, or NULL */
+    /* --- grows here; a plugin reads a field only when struct_size covers it --- */
+    /* The ssh:// upstream's host key, pinned: "TYPE BASE64" as in known_hosts (a trailing
+     * comment is ignored), or NULL. */
+    const char *host_key;
 } terok_gate_repo_spec;
 
 /* A smart-HTTP request already authenticated by the core. Body and response flow through the
@@ -87,7 +97,8 @@ enum {
     /* Remove backup refs older than a cutoff. arg: terok_gate_prune *. */
     TEROK_GATE_CTL_BACKUPS_PRUNE = 0x0101,
     /* Lend the upstream credential of a repo for the following sync/forward calls of this
-     * instance (the plugin copies it with host->secret_new), or forget it (secret NULL).
+     * instance (the plugin copies a secret with host->secret_new and keeps an SSH signer only
+     * until it is forgotten), or forget it (nothing lent).
      * arg: terok_gate_credential *. The core fetches the secret from the vault. */
     TEROK_GATE_CTL_CREDENTIAL = 0x0102,
 };
@@ -100,11 +111,25 @@ typedef struct terok_gate_prune {
     uint64_t ret_pruned;        /* out: how many were removed */
 } terok_gate_prune;
 
+/* Signs `len` bytes of data with the lent SSH key: writes the raw signature (ed25519: 64
+ * bytes; no type wrapping) into sig (room for sig_cap bytes) and its length into *ret_len.
+ * Returns 0 or -errno. Valid only until the credential is forgotten. */
+typedef int (*terok_gate_ssh_sign_fn)(void *signer, const uint8_t *data, size_t len, uint8_t *sig,
+                                      size_t sig_cap, size_t *ret_len);
+
+/* A credential is either a secret (a token for https upstreams) or an SSH signer (a vault SSH
+ * key for ssh:// upstreams: the core keeps the private key and signs on request, so it never
+ * enters the plugin). Nothing lent (secret and ssh_sign NULL) forgets. */
 typedef struct terok_gate_credential {
     uint32_t struct_size;
     uint32_t flags;
     const char *repo;
-    const terok_secret *secret; /* "TOKEN" or "USER:TOKEN"; NULL forgets */
+    const terok_secret *secret; /* "TOKEN" or "USER:TOKEN", or NULL */
+    /* --- grows here; a plugin reads a field only when struct_size covers it --- */
+    const uint8_t *ssh_public_key; /* the key's wire blob (string type, string key) */
+    size_t ssh_public_key_len;
+    terok_gate_ssh_sign_fn ssh_sign; /* NULL: no SSH key lent */
+    void *ssh_signer;
 } terok_gate_credential;
 
 typedef struct terok_gate_ops {

@@ -76,6 +76,14 @@ static int hook_serve(void *ud, const terok_gate_http *req, terok_error *err)
     return gate_serve(&d->gate, req, err);
 }
 
+static int hook_authorize(void *ud, const char *container, const char *repo, uint32_t operation,
+                          uint32_t *ret_decision, terok_error *err)
+{
+    gate_daemon *d = ud;
+
+    return gate_authorize(&d->gate, container, repo, operation, ret_decision, err);
+}
+
 static void hook_audit(void *ud, const gate_audit *a)
 {
     gate_daemon *d = ud;
@@ -338,7 +346,10 @@ int gate_daemon_run(sandbox *sb, const gate_daemon_opts *o, terok_error *err)
         terok_error_set(err, r, "cannot create the event loop");
         goto out;
     }
-    d.hooks = (gate_hooks){hook_check, hook_serve, hook_audit, &d};
+    d.hooks = (gate_hooks){hook_check, hook_serve, hook_audit, &d, NULL};
+    /* A backend without a policy of its own leaves the decision to the token. */
+    if (d.gate.plugin->ops.gate.authorize)
+        d.hooks.authorize = hook_authorize;
     r = gate_http_new(&d.hooks, o->max_workers, &d.http, err);
     if (r < 0)
         goto out;

@@ -440,6 +440,24 @@ static enum MHD_Result begin(conn_state *cs, struct MHD_Connection *c, const cha
     }
     if (cs->route.service == GATE_SVC_RECEIVE_PACK && !(rights & TEROK_GATE_WRITE))
         return respond(cs, c, 403, "read-only", "this task may not push to this repository");
+    if (g->hooks->authorize) {
+        uint32_t op = cs->route.service == GATE_SVC_RECEIVE_PACK ? TEROK_GATE_WRITE
+                                                                 : TEROK_GATE_READ,
+                 decision = TEROK_DECISION_DENY;
+
+        r = g->hooks->authorize(g->hooks->userdata, cs->ls->container, cs->route.repo, op,
+                                &decision, &err);
+        if (r < 0) {
+            log_error("gate: authorizing '%s' for '%s': %s", cs->route.repo, cs->ls->container,
+                      terok_error_message(&err));
+            terok_error_clear(&err);
+            return respond(cs, c, 503, "authorize-error", "the gate cannot decide; try again");
+        }
+        /* Abstain leaves it to the token; anything else than allow or abstain is a no. */
+        if (decision != TEROK_DECISION_ALLOW && decision != TEROK_DECISION_ABSTAIN)
+            return respond(cs, c, 403, "not-authorized",
+                           "the gate does not allow this task this repository");
+    }
     return admit(cs, c, rights);
 }
 

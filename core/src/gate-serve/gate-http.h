@@ -7,7 +7,8 @@
  * `max_workers` serve() calls run at once; a request that waits longer than a minute for a slot
  * gets 503. Statuses: 400 malformed path, header or auth, 401 no or unknown token (with
  * WWW-Authenticate), 403 token of another container or repo, or a push with a read grant,
- * 404 no such endpoint, 405 wrong method, 503 busy, 500 backend failure before its answer.
+ * 403 too when the backend's authorize() says no, 404 no such endpoint, 405 wrong
+ * method, 503 busy or the backend's policy unavailable, 500 backend failure before its answer.
  * Never prints, never logs a token. */
 #pragma once
 
@@ -40,6 +41,11 @@ typedef struct gate_hooks {
     int (*serve)(void *userdata, const terok_gate_http *req, terok_error *err);
     void (*audit)(void *userdata, const gate_audit *a); /* may be NULL */
     void *userdata;
+    /* The backend's policy beyond the token, asked after the token and before serve():
+     * operation TEROK_GATE_READ or TEROK_GATE_WRITE; *ret_decision TEROK_DECISION_*. An error
+     * answers 503, a deny 403 (fail closed both ways). May be NULL: the token decides. */
+    int (*authorize)(void *userdata, const char *container, const char *repo, uint32_t operation,
+                     uint32_t *ret_decision, terok_error *err);
 } gate_hooks;
 
 typedef struct gate_http gate_http;

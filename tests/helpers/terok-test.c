@@ -3,12 +3,14 @@
 #include <criterion/hooks.h>
 #include <dirent.h>
 #include <fcntl.h>
-#include <signal.h>
+#include <limits.h>
 #include <poll.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -47,6 +49,52 @@ void test_tmpdir_teardown(void)
         cli_result_done(&r);
         free(test_tmp);
         test_tmp = NULL;
+    }
+}
+
+pid_t test_private_podman_pid(const char *dir)
+{
+    char path[4200], buf[32] = "";
+    char *end;
+    long v;
+    FILE *f;
+
+    snprintf(path, sizeof path, "%s/run/runtime-podman/podman.pid", dir);
+    f = fopen(path, "re");
+    if (!f)
+        return 0;
+    if (!fgets(buf, sizeof buf, f))
+        buf[0] = 0;
+    fclose(f);
+    v = strtol(buf, &end, 10);
+    return v > 1 && v <= INT_MAX && (*end == '\n' || !*end) ? (pid_t)v : 0;
+}
+
+void test_stop_private_podman(const char *dir)
+{
+    pid_t pid = test_private_podman_pid(dir);
+
+    if (pid > 0) /* it exits when idle anyway: do not wait for it */
+        (void)kill(pid, SIGTERM);
+}
+
+void test_unmount_under(const char *dir)
+{
+    size_t n = strlen(dir);
+
+    for (int pass = 0; geteuid() == 0 && pass < 4; pass++) {
+        FILE *m = fopen("/proc/self/mounts", "re");
+        char line[8192], mp[4096];
+        bool any = false;
+
+        while (m && fgets(line, sizeof line, m))
+            if (sscanf(line, "%*s %4095s", mp) == 1 && strncmp(mp, dir, n) == 0 &&
+                umount2(mp, MNT_DETACH) == 0)
+                any = true;
+        if (m)
+            fclose(m);
+        if (!any)
+            break;
     }
 }
 

@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "error.h"
 
@@ -26,6 +27,13 @@ void test_tmpdir_setup(void);
 void test_tmpdir_teardown(void);
 /* Path under test_tmp (static buffer rotation of 8; copy if kept). */
 const char *test_path(const char *rel);
+/* The private Podman service runtime-podman started under dir (<dir>/run/runtime-podman), or 0;
+ * stop it (SIGTERM, not waited for). */
+pid_t test_private_podman_pid(const char *dir);
+void test_stop_private_podman(const char *dir);
+/* Detach every mount under dir, deepest first (Podman's overlay driver leaves storage mounted
+ * under a test's own --root); only as root. */
+void test_unmount_under(const char *dir);
 /* Write a file (mode 0644 unless given) under test_tmp, creating parents. Returns its path. */
 const char *test_write_file(const char *rel, const char *content, unsigned mode);
 /* A config file using the built plugins ([core] plugin-dir = $TEROK_TEST_PLUGIN_DIR) followed

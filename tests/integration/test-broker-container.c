@@ -966,8 +966,6 @@ static void world_setup(void)
 static void world_teardown(void)
 {
     cli_result r;
-    char pf[512];
-    int pid = 0;
 
     if (!W.dir[0])
         return;
@@ -977,13 +975,7 @@ static void world_teardown(void)
     }
     r = CLI("vault", "stop");
     cli_result_done(&r);
-    /* the private Podman service exits when idle; do not wait for it */
-    snprintf(pf, sizeof pf, "%s/run/runtime-podman/podman.pid", W.dir);
-    FILE *f = fopen(pf, "re");
-    if (f && fscanf(f, "%d", &pid) == 1 && pid > 1)
-        kill(pid, SIGTERM);
-    if (f)
-        fclose(f);
+    test_stop_private_podman(W.dir);
     if (upstream > 0) {
         kill(upstream, SIGKILL);
         waitpid(upstream, NULL, 0);

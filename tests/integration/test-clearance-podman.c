@@ -168,34 +168,9 @@ static void teardown(void)
     cli_result_done(&r);
     r = CLI("clearance", "stop");
     cli_result_done(&r);
-    {
-        char pf[4200];
-        FILE *f;
-        int pid = 0;
-
-        snprintf(pf, sizeof pf, "%s/run/runtime-podman/podman.pid", test_tmp);
-        f = fopen(pf, "re");
-        if (f && fscanf(f, "%d", &pid) == 1 && pid > 1)
-            kill(pid, SIGTERM);
-        if (f)
-            fclose(f);
-    }
+    test_stop_private_podman(test_tmp);
     /* the overlay driver leaves storage mounted under our tmpdir (rootful) */
-    for (int pass = 0; geteuid() == 0 && pass < 4; pass++) {
-        FILE *m = fopen("/proc/self/mounts", "re");
-        char line[8192], mp[4096];
-        size_t n = strlen(test_tmp);
-        bool any = false;
-
-        while (m && fgets(line, sizeof line, m))
-            if (sscanf(line, "%*s %4095s", mp) == 1 && strncmp(mp, test_tmp, n) == 0 &&
-                umount2(mp, MNT_DETACH) == 0)
-                any = true;
-        if (m)
-            fclose(m);
-        if (!any)
-            break;
-    }
+    test_unmount_under(test_tmp);
     if (server > 0) {
         kill(server, SIGKILL);
         waitpid(server, NULL, 0);

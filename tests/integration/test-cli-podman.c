@@ -72,22 +72,6 @@ static void setup(void)
     setenv("TEROK_SANDBOX_CONFIG", test_write_file("sandbox.conf", buf, 0600), 1);
 }
 
-/* The private service's pid (its pidfile under our runtime dir), 0 when there is none. */
-static pid_t service_pid(void)
-{
-    char buf[32] = "";
-    FILE *f = fopen(test_path("run/runtime-podman/podman.pid"), "re");
-    long v;
-
-    if (!f)
-        return 0;
-    if (!fgets(buf, sizeof buf, f))
-        buf[0] = 0;
-    fclose(f);
-    v = strtol(buf, NULL, 10);
-    return v > 1 ? (pid_t)v : 0;
-}
-
 static void teardown(void)
 {
     const char *sh[] = {"sh",
@@ -104,7 +88,7 @@ static void teardown(void)
         return;
     r = test_run(NULL, sh);
     cli_result_done(&r);
-    pid = service_pid();
+    pid = test_private_podman_pid(test_tmp);
     if (pid > 0)
         kill(pid, SIGTERM);
     test_tmpdir_teardown();
@@ -879,7 +863,7 @@ Test(cli_podman, service_killed_mid_operation)
     cli_result r;
 
     run_sleeper(x, NULL);
-    svc = service_pid();
+    svc = test_private_podman_pid(test_tmp);
     cr_assert(svc > 0, "no private service pidfile under %s", test_path("run"));
     cr_assert_eq(kill(svc, 0), 0, "service %d not running", (int)svc);
 
@@ -911,10 +895,10 @@ Test(cli_podman, service_killed_mid_operation)
     EXPECT_EXIT(r, 0);
     cr_assert_str_eq(r.out, "alive\n");
     cli_result_done(&r);
-    cr_assert_neq(service_pid(), svc, "no new service");
+    cr_assert_neq(test_private_podman_pid(test_tmp), svc, "no new service");
 
     /* killed while idle: the next call recovers at once */
-    cr_assert_eq(kill(service_pid(), SIGKILL), 0);
+    cr_assert_eq(kill(test_private_podman_pid(test_tmp), SIGKILL), 0);
     nanosleep(&(struct timespec){.tv_nsec = 200000000}, NULL);
     r = CLI("ps", "--json");
     if (r.exit_code != 0)

@@ -83,8 +83,6 @@ static void teardown(void)
                         NULL};
     sandbox *sb = NULL;
     cli_result r;
-    FILE *f;
-    char pid[32] = "";
 
     if (!test_tmp)
         return;
@@ -94,12 +92,7 @@ static void teardown(void)
         (void)gate_client_stop(sb, NULL);
         sandbox_free(sb);
     }
-    f = fopen(test_path("run/runtime-podman/podman.pid"), "re");
-    if (f) {
-        if (fgets(pid, sizeof pid, f) && atoi(pid) > 1)
-            kill(atoi(pid), SIGTERM);
-        fclose(f);
-    }
+    test_stop_private_podman(test_tmp);
     test_tmpdir_teardown();
     unsetenv("TEROK_SANDBOX_CONFIG");
 }

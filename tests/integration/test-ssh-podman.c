@@ -64,8 +64,6 @@ static void stop(pid_t *pid)
 static void teardown(void)
 {
     cli_result r = CLI("rm", "-f", name);
-    char buf[32] = "";
-    FILE *f;
 
     cli_result_done(&r);
     r = CLI("vault", "stop");
@@ -73,12 +71,7 @@ static void teardown(void)
     stop(&socat_pid);
     stop(&sshd_pid);
     /* the private Podman service of this test */
-    f = fopen(test_path("run/runtime-podman/podman.pid"), "re");
-    if (f) {
-        if (fgets(buf, sizeof buf, f) && atoi(buf) > 1)
-            kill((pid_t)atoi(buf), SIGTERM);
-        fclose(f);
-    }
+    test_stop_private_podman(test_tmp);
     test_tmpdir_teardown();
     unsetenv("TEROK_SANDBOX_CONFIG");
 }

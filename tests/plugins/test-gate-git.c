@@ -1127,6 +1127,29 @@ Test(gate, hostile_urls_are_refused_without_echoing_secrets)
     }
 }
 
+/* git probes with a lone flush-pkt before a push over http.postBuffer; the gate answers it as
+ * receive-pack would (200, nothing), and a real push still follows. */
+Test(gate, push_probe_gets_an_empty_answer)
+{
+    const char *base;
+    char cmd[600];
+    const char *argv[] = {"sh", "-c", cmd, NULL};
+    cli_result r;
+
+    create_repo("proj", make_upstream("proj", 2, NULL), NULL);
+    grant("task-a", "proj", TEROK_GATE_READ | TEROK_GATE_WRITE);
+    base = start_server("task-a=rw");
+    snprintf(cmd, sizeof cmd,
+             "curl -s -o /dev/null -w '%%{http_code} %%{size_download}' -X POST -H "
+             "'Content-Type: application/x-git-receive-pack-request' --data-binary 0000 "
+             "'%s/task-a/proj.git/git-receive-pack'",
+             base);
+    r = test_run(NULL, argv);
+    cr_expect_str_eq(r.out, "200 0", "%s", cmd);
+    cli_result_done(&r);
+    gate_srv_stop(&srv);
+}
+
 Test(gate, hostile_requests_get_http_errors)
 {
     const char *base;

@@ -56,7 +56,7 @@ int gg_mirror_repack(gg *g, const char *gitdir)
     /* The same walled-off environment as a served git: no system/global config, no hooks. -a -d
      * -b: all objects into one pack with a bitmap; -k: unreachable objects go into it too, never
      * away (a task view may hold refs to mirror objects the mirror's refs no longer reach). */
-    char *const argv[] = {g->git, "repack", "-a", "-d", "-b", "-k", "-q", NULL};
+    char *const argv[] = {g ? g->git : NULL, "repack", "-a", "-d", "-b", "-k", "-q", NULL};
     _cleanup_free_ char *home = NULL, *xdg = NULL, *hooks = NULL, *lockpath = NULL;
     _cleanup_close_ int lockfd = -EBADF;
     posix_spawn_file_actions_t fa;

@@ -356,6 +356,8 @@ static int gg_repo_create(void *state, const terok_gate_repo_spec *spec, terok_e
             }
         }
     }
+    if (spec->upstream_url)
+        (void)gg_mirror_repack(g, git_repository_path(repo)); /* best effort; logs */
     git_repository_free(TAKE_PTR(repo));
     if (rename(tmp, path) < 0) {
         r = negative_errno();
@@ -794,7 +796,7 @@ static const terok_gate_ops ops = {
     .repo_create = gg_repo_create,
     .repo_delete = gg_repo_delete,
     .repo_list = gg_repo_list,
-    .sync = gg_sync,
+    .sync = gg_sync_and_upkeep,
     .pending_list = gg_pending_list,
     .pending_apply = gg_pending_apply,
     .grant = gg_grant,

@@ -134,6 +134,12 @@ int gg_backups_prune(gg *g, terok_gate_prune *p, terok_error *err);
 int gg_fetch_upstream(gg *g, const char *repo, git_repository *mirror, const char *url,
                       bool accept_new_host_key, json_object **ret_deleted, char **ret_head,
                       terok_error *err);
+/* One pack with a bitmap in the mirror at gitdir (with its trailing '/'), unreachable objects
+ * kept; nothing when it already is. Under the mirror's lock. Best effort: logs its failures. */
+int gg_mirror_repack(gg *g, const char *gitdir);
+/* sync, then gg_mirror_repack. */
+int gg_sync_and_upkeep(void *state, const char *repo, terok_gate_json_cb cb, void *ud,
+                       terok_error *err);
 /* The mirror's terok.<key> (NULL when unset); caller frees. */
 char *gg_repo_meta(git_repository *repo, const char *key);
 /* Accept https://, http://, ssh://, git://, file://, scp-like [user@]host:path and absolute

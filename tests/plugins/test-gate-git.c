@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <criterion/parameterized.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -305,6 +306,63 @@ Test(gate, grant_gives_each_task_its_own_repo_sharing_objects)
     }
     /* Granting again is idempotent and keeps the view. */
     grant("task-a", "proj", TEROK_GATE_READ | TEROK_GATE_WRITE);
+}
+
+static unsigned count_suffix(const char *dir, const char *suffix)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    unsigned n = 0;
+
+    cr_assert(d != NULL, "opendir '%s'", dir);
+    while ((de = readdir(d))) {
+        size_t l = strlen(de->d_name), k = strlen(suffix);
+        if (l > k && streq(de->d_name + l - k, suffix))
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* Clones count objects from the mirror's bitmap, as from a git server's repository; the repack
+ * that makes it never drops an object a view may still use. */
+Test(gate, mirror_is_one_pack_with_a_bitmap_and_keeps_every_object)
+{
+    char *upwork = NULL, packdir[1300], w[1200], orphan_file[1200];
+    records rs = {json_object_new_array()};
+    terok_error err = TEROK_ERROR_INIT;
+    _cleanup_free_ char *orphan = NULL, *u = NULL, *up_main = NULL, *cloned = NULL;
+    FILE *f;
+
+    create_repo("proj", make_upstream("proj", 2, &upwork), NULL);
+    snprintf(packdir, sizeof packdir, "%s/objects/pack", mirror_dir("proj"));
+    cr_expect(eq(u32, count_suffix(packdir, ".pack"), 1));
+    cr_expect(eq(u32, count_suffix(packdir, ".bitmap"), 1));
+    /* An object no ref of the mirror reaches (a view may hold the only ref to it). */
+    snprintf(orphan_file, sizeof orphan_file, "%s/orphan.txt", test_tmp);
+    f = fopen(orphan_file, "w");
+    cr_assert(f != NULL);
+    fputs("only a task view refers to this\n", f);
+    fclose(f);
+    orphan = GIT("--git-dir", mirror_dir("proj"), "hash-object", "-w", orphan_file);
+    /* Upstream news: the sync fetches a second pack, and the upkeep makes one again. */
+    commit_file(upwork, "n.txt", "n\n", "upstream news");
+    free(GIT("-C", upwork, "push", "-q", "origin", "main"));
+    terok_assert_ok(O->sync(S, "proj", collect, &rs, &err), &err);
+    cr_expect(eq(u32, count_suffix(packdir, ".pack"), 1));
+    cr_expect(eq(u32, count_suffix(packdir, ".bitmap"), 1));
+    free(GIT("--git-dir", mirror_dir("proj"), "cat-file", "-e", orphan));
+    /* A view still clones through its alternates. */
+    grant("task-a", "proj", TEROK_GATE_READ);
+    u = url_of(start_server("task-a=r"), "task-a", "proj");
+    snprintf(w, sizeof w, "%s/clone", test_tmp);
+    free(GIT("clone", "-q", "--bare", u, w));
+    gate_srv_stop(&srv);
+    up_main = rev(mirror_dir("proj"), "refs/heads/main");
+    cloned = rev(w, "refs/heads/main");
+    cr_expect_str_eq(cloned, up_main);
+    free(upwork);
+    json_object_put(rs.arr);
 }
 
 Test(gate, push_by_one_task_is_invisible_to_another)
@@ -1067,6 +1125,29 @@ Test(gate, hostile_urls_are_refused_without_echoing_secrets)
                   terok_error_message(&err));
         terok_error_clear(&err);
     }
+}
+
+/* git probes with a lone flush-pkt before a push over http.postBuffer; the gate answers it as
+ * receive-pack would (200, nothing), and a real push still follows. */
+Test(gate, push_probe_gets_an_empty_answer)
+{
+    const char *base;
+    char cmd[600];
+    const char *argv[] = {"sh", "-c", cmd, NULL};
+    cli_result r;
+
+    create_repo("proj", make_upstream("proj", 2, NULL), NULL);
+    grant("task-a", "proj", TEROK_GATE_READ | TEROK_GATE_WRITE);
+    base = start_server("task-a=rw");
+    snprintf(cmd, sizeof cmd,
+             "curl -s -o /dev/null -w '%%{http_code} %%{size_download}' -X POST -H "
+             "'Content-Type: application/x-git-receive-pack-request' --data-binary 0000 "
+             "'%s/task-a/proj.git/git-receive-pack'",
+             base);
+    r = test_run(NULL, argv);
+    cr_expect_str_eq(r.out, "200 0", "%s", cmd);
+    cli_result_done(&r);
+    gate_srv_stop(&srv);
 }
 
 Test(gate, hostile_requests_get_http_errors)

@@ -27,7 +27,11 @@
 #define IN_MAX (1024 * 1024)
 #define OUT_MAX (1024 * 1024)
 #define OUT_EARLY_MAX (64 * 1024 * 1024)
-#define RESPONSE_BLOCK (64 * 1024)
+#define RESPONSE_BLOCK (256 * 1024)
+/* MHD's per-connection pool: request headers, the upload read buffer and the response write
+ * buffer all come from it, so it is also the bound on a client's headers (a 300 KiB header is
+ * refused: test-gate-daemon). Not raised for speed: 512 KiB sent no fewer pieces per clone. */
+#define CONNECTION_MEMORY (128 * 1024)
 #define SLOT_WAIT_S 60
 #define CONNECTIONS_PER_LISTENER 32u
 
@@ -731,8 +735,8 @@ static int add_listener(gate_http *g, const char *container, int fd, const char 
         /* 0.9.75: the logger must be the first option */
         MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
         MHD_OPTION_CONNECTION_LIMIT, CONNECTIONS_PER_LISTENER, MHD_OPTION_CONNECTION_TIMEOUT, 300u,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024), MHD_OPTION_STRICT_FOR_CLIENT, 1,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, ls, MHD_OPTION_UNESCAPE_CALLBACK,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY, MHD_OPTION_STRICT_FOR_CLIENT,
+        1, MHD_OPTION_NOTIFY_COMPLETED, on_completed, ls, MHD_OPTION_UNESCAPE_CALLBACK,
         unescape_nothing, NULL, MHD_OPTION_END);
     if (!ls->mhd) {
         close(fd);

@@ -361,7 +361,7 @@ static _noreturn_ void child_main(int fd, int in, int pidfd, pid_t pid, unsigned
         child_report(fd, r, -1, NULL, msg);
         _exit(1);
     }
-    if (!(flags & NFT_RUN_NOCTX)) {
+    if ((flags & NFT_RUN_LARGE) && !(flags & NFT_RUN_NOCTX)) {
         /* libnftables makes several hundred thousand small allocations for 10,000 elements. In
          * this forked child the main heap is the caller's, fragmented and shared copy-on-write:
          * allocations walked its free lists and touching a reused chunk copied a page (twice

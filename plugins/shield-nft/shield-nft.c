@@ -486,7 +486,7 @@ static int shield_apply(void *state, const char *bundle_path, int64_t pid, terok
     chain_probe probe;
     int64_t now = now_realtime_ms();
     bundle_runtime rt = {.pid = pid, .applied_ms = now};
-    size_t chunk;
+    size_t chunk, len = 0;
     int r, rs;
 
     if (!s)
@@ -528,7 +528,10 @@ static int shield_apply(void *state, const char *bundle_path, int64_t pid, terok
      * write (copy-on-write faults with TLB shootdowns on both sides: at 10,000 entries that
      * cost more than the helper's own set-up it overlapped). The child loads while we stage
      * runtime.json; it is renamed into place only on success; any failure aborts it. */
-    if ((r = nft_job_start(pid, NFT_RUN_PROBE, &job, err)) < 0)
+    for (char **t = all; t && *t; t++)
+        len += strlen(*t);
+    if ((r = nft_job_start(pid, NFT_RUN_PROBE | (len >= NFT_LARGE_TX_BYTES ? NFT_RUN_LARGE : 0),
+                           &job, err)) < 0)
         return err_prefix(err, "shield apply");
     nft_job_send(job, (const char *const *)all);
     rs = bundle_runtime_stage(dirfd, &rt, NULL);

@@ -67,25 +67,29 @@ static void die(const char *what, const terok_error *err)
     exit(1);
 }
 
-/* A process alone in a fresh network namespace: the "container". */
+/* A process alone in a fresh network namespace: the "container". Like a real container's
+ * init it is its own program (exec'd), not a fork of the caller that shares the caller's pages
+ * copy-on-write: a paused fork would charge every later write of the benchmark process (and so
+ * of the plugin's apply running in it) a page copy that no OCI hook pays. */
 static pid_t fresh_netns(void)
 {
     int p[2];
     char c;
     pid_t pid;
 
-    if (pipe(p) < 0)
+    if (pipe2(p, O_CLOEXEC) < 0)
         die("pipe", NULL);
     pid = fork();
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (unshare(CLONE_NEWNET) < 0 || write(p[1], "x", 1) != 1)
-            _exit(1);
-        for (;;)
-            pause();
+        if (unshare(CLONE_NEWNET) == 0)
+            execl("/bin/sleep", "sleep", "infinity", (char *)NULL);
+        (void)!write(p[1], "x", 1);
+        _exit(1);
     }
     close(p[1]);
-    if (read(p[0], &c, 1) != 1)
+    /* EOF: the exec closed the pipe, the namespace is in place */
+    if (read(p[0], &c, 1) != 0)
         die("fresh netns", NULL);
     close(p[0]);
     return pid;

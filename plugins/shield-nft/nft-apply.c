@@ -10,12 +10,15 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/nsfs.h>
+#include <malloc.h>
 #include <nftables/libnftables.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -265,23 +268,46 @@ static char **read_txs(int fd)
     return txs;
 }
 
-static _noreturn_ void child_main(int fd, int in, int pidfd, pid_t pid, unsigned flags)
+typedef struct child_args {
+    int fd, in;
+    unsigned flags;
+    bool thread; /* child_run runs in a thread of its own */
+} child_args;
+
+/* glibc's heap of a thread arena: HEAP_MAX_SIZE (2 * DEFAULT_MMAP_THRESHOLD_MAX) bytes aligned
+ * to their size. */
+#define ARENA_HEAP_SIZE ((uintptr_t)64 << 20)
+
+/* Back this thread's malloc arena with transparent huge pages. libnftables touches tens of MB
+ * for 10,000 elements; page faults are the costliest thing it does on a VM (about 2,500 of them
+ * at 10,000 entries, each a trip through the hypervisor), and 2 MB pages cut them tenfold:
+ * libnftables' CPU time at 10,000 elements falls from about 90 to 50 ms. Only a hint: when THP
+ * is off, or the allocator is not glibc's (ASan), nothing changes. */
+static void arena_hugepages(void)
 {
+    void *p = malloc(1);
+
+    if (p)
+        (void)madvise((void *)((uintptr_t)p & ~(ARENA_HEAP_SIZE - 1)), ARENA_HEAP_SIZE,
+                      MADV_HUGEPAGE);
+    free(p);
+}
+
+/* The child's work after it entered the netns; it always ends the process. */
+static void *child_run(void *arg)
+{
+    const child_args *a = arg;
+    int fd = a->fd;
+    unsigned flags = a->flags;
     struct nft_ctx *ctx = NULL;
-    const char *what = "";
     char msg[256];
     char **txs;
-    int r, i = 0;
+    int r, i;
 
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (pidfd >= 0 && (r = netns_join(pidfd, pid, &what)) < 0) {
-        snprintf(msg, sizeof msg, "cannot enter the network namespace of pid %d (%s): %s", (int)pid,
-                 what, strerror(-r));
-        child_report(fd, r, -1, NULL, msg);
-        _exit(1);
-    }
-    /* Set up libnftables while the parent still validates and renders. */
+    /* Set up libnftables while the parent sends the transactions. */
     if (!(flags & NFT_RUN_NOCTX)) {
+        if (a->thread)
+            arena_hugepages();
         ctx = nft_ctx_new(NFT_CTX_DEFAULT);
         if (!ctx || nft_ctx_buffer_output(ctx) < 0 || nft_ctx_buffer_error(ctx) < 0) {
             child_report(fd, -ENOMEM, -1, NULL, "cannot set up libnftables");
@@ -292,7 +318,7 @@ static _noreturn_ void child_main(int fd, int in, int pidfd, pid_t pid, unsigned
         if (flags & NFT_RUN_DRY)
             nft_ctx_set_dry_run(ctx, true);
     }
-    txs = read_txs(in);
+    txs = read_txs(a->in);
     if (!txs)
         _exit(2); /* aborted: nothing was applied */
     for (i = 0; ctx && txs[i]; i++) {
@@ -318,6 +344,41 @@ static _noreturn_ void child_main(int fd, int in, int pidfd, pid_t pid, unsigned
     child_report(fd, 0, -1, NULL,
                  ctx && (flags & NFT_RUN_OUTPUT) ? nft_ctx_get_output_buffer(ctx) : NULL);
     _exit(0);
+}
+
+static _noreturn_ void child_main(int fd, int in, int pidfd, pid_t pid, unsigned flags)
+{
+    child_args a = {fd, in, flags, false};
+    const char *what = "";
+    char msg[256];
+    pthread_t th;
+    int r;
+
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (pidfd >= 0 && (r = netns_join(pidfd, pid, &what)) < 0) {
+        snprintf(msg, sizeof msg, "cannot enter the network namespace of pid %d (%s): %s", (int)pid,
+                 what, strerror(-r));
+        child_report(fd, r, -1, NULL, msg);
+        _exit(1);
+    }
+    if ((flags & NFT_RUN_LARGE) && !(flags & NFT_RUN_NOCTX)) {
+        /* libnftables makes several hundred thousand small allocations for 10,000 elements. In
+         * this forked child the main heap is the caller's, fragmented and shared copy-on-write:
+         * allocations walked its free lists and touching a reused chunk copied a page (twice
+         * the kernel and malloc time of a fresh `nft -f`). A thread, created after the
+         * namespaces were joined (it inherits them), gets a fresh malloc arena of its own; with
+         * the top pad set first, glibc maps that arena's whole heap at once, which lets
+         * arena_hugepages() back it with huge pages. */
+        mallopt(M_TOP_PAD, 64 << 20);
+        a.thread = true;
+        if (pthread_create(&th, NULL, child_run, &a) == 0) {
+            pthread_join(th, NULL);
+            _exit(1); /* not reached: child_run ends the process */
+        }
+        a.thread = false;
+    }
+    child_run(&a);
+    _exit(1);
 }
 
 /* Read the child's report until EOF or the deadline. */

@@ -15,7 +15,12 @@ enum {
     NFT_RUN_OUTPUT = 1 << 2, /* hand back the output of the transactions */
     NFT_RUN_PROBE = 1 << 3,  /* afterwards, read back the output chain (see chain_probe) */
     NFT_RUN_NOCTX = 1 << 4,  /* no libnftables at all (probe only) */
+    NFT_RUN_LARGE = 1 << 5,  /* large transactions: libnftables gets a fresh, huge-page backed
+                              * malloc arena (a thread of its own in the child) */
 };
+/* Transactions at least this long (bytes, all together; about 500 entries) are worth
+ * NFT_RUN_LARGE: at 1,000 entries it measured 0.90-0.96x of `nft -f` against 1.03-1.07x without. */
+#define NFT_LARGE_TX_BYTES (16u << 10)
 
 /* What the kernel holds for the shield's output chain, read straight over netlink (a listing
  * through libnftables would dump every set element: 70 ms at 10,000). */

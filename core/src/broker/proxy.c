@@ -23,6 +23,7 @@
 
 #define BUF_MAX (256 * 1024)    /* per direction, per request */
 #define UPLOAD_BUF (256 * 1024) /* libcurl's upload buffer for bulk bodies */
+#define EASY_SPARE 16           /* easy handles kept for reuse, per proxy (worker) */
 #define MAX_REDIRECTS 5
 #define OAUTH_MARGIN_S 60    /* refresh this long before the access token expires */
 #define OAUTH_RESP_MAX 65536 /* token endpoint answers are small */
@@ -60,6 +61,8 @@ struct proxy {
     char *ca_file;
     listener *listeners;
     oauth_state *oauth;
+    CURL *spare[EASY_SPARE]; /* finished easy handles, reset for the next request */
+    size_t n_spare;
 };
 
 typedef struct buf {
@@ -470,7 +473,7 @@ static void on_done(CURL *easy, CURLcode result, void *userdata);
 static int start_transfer(req *q, const char *url)
 {
     proxy *p = q->ls->p;
-    CURL *e = curl_easy_init();
+    CURL *e = p->n_spare ? p->spare[--p->n_spare] : curl_easy_init();
 
     if (!e)
         return -ENOMEM;
@@ -534,13 +537,27 @@ static int start_transfer(req *q, const char *url)
     return 0;
 }
 
+/* A finished handle is kept for the next request: curl_easy_init() + cleanup per request
+ * allocated and zeroed the handle and its 16 KiB receive buffer every time. The reset drops
+ * every option (our header list, with the credential, is wiped and freed by the caller). */
+static void easy_release(proxy *p, CURL *e, bool keep)
+{
+    if (keep && p->n_spare < EASY_SPARE) {
+        curl_easy_reset(e);
+        p->spare[p->n_spare++] = e;
+    } else
+        curl_easy_cleanup(e);
+}
+
 static void end_transfer(req *q)
 {
     if (q->active)
         curl_loop_remove(q->ls->p->curl, q->easy);
     q->active = false;
     if (q->easy)
-        curl_easy_cleanup(q->easy);
+        /* not after a bulk upload: the handle would keep its 256 KiB upload buffer */
+        easy_release(q->ls->p, q->easy,
+                     !q->has_body || (q->content_length >= 0 && q->content_length <= 64 * 1024));
     q->easy = NULL;
     secret_slist_free(q->req_headers);
     q->req_headers = NULL;
@@ -1490,6 +1507,8 @@ proxy *proxy_free(proxy *p)
         free(p->oauth);
         p->oauth = n;
     }
+    while (p->n_spare)
+        curl_easy_cleanup(p->spare[--p->n_spare]);
     curl_loop_free(p->curl);
     free(p->ca_file);
     free(p);

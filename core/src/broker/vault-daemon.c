@@ -96,6 +96,10 @@ typedef struct worker {
     bool call_done;
     int call_r;
     terok_error *call_err;
+    /* The worker's own inotify watch of the state database's directory, read by each token
+     * check before it takes the cache lock; -EBADF: every check asks SQLite. */
+    int inotify_fd;
+    bool tc_suspect;
 } worker;
 
 /* A container's socket as the main thread holds it: workers serve dups of fd. */
@@ -137,9 +141,8 @@ struct vault_daemon {
     size_t n_tc;
     sqlite3_stmt *data_version;
     int64_t tc_version;
-    int inotify_fd;
+    char *db_dir;
     char *db_base; /* the database's file name: events for <db_base>* mark the cache suspect */
-    bool tc_suspect;
 };
 
 /* ---- the token cache (any worker; tc_mu) ---- */
@@ -172,58 +175,33 @@ static void token_cache_sync(vault_daemon *d)
     d->tc_version = v; /* -1 (cannot tell) never matches: nothing is served from the cache */
 }
 
-/* Drain the inotify queue (tc_mu held). */
-static void read_db_events(vault_daemon *d)
+/* Drain a worker's inotify queue: true when the state database (or its WAL) was written. */
+static bool read_db_events(int fd, const char *base)
 {
     char b[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    bool written = false;
     ssize_t n;
 
-    while ((n = read(d->inotify_fd, b, sizeof b)) > 0)
+    while ((n = read(fd, b, sizeof b)) > 0)
         for (char *p = b; p < b + n;) {
             const struct inotify_event *e = (const struct inotify_event *)p;
-            if ((e->mask & IN_Q_OVERFLOW) ||
-                (e->len && strncmp(e->name, d->db_base, strlen(d->db_base)) == 0))
-                d->tc_suspect = true;
+            if ((e->mask & IN_Q_OVERFLOW) || (e->len && strncmp(e->name, base, strlen(base)) == 0))
+                written = true;
             p += sizeof(*e) + e->len;
         }
+    return written;
 }
 
-/* The main loop drains the queue while the workers are idle, so it never overflows. */
-static int on_db_event(evloop *l, int fd, uint32_t events, void *ud)
-{
-    vault_daemon *d = ud;
-
-    pthread_mutex_lock(&d->tc_mu);
-    read_db_events(d);
-    pthread_mutex_unlock(&d->tc_mu);
-    return 0;
-}
-
-/* Watch the state database's directory; on failure every token check asks SQLite instead. */
-static void watch_db(vault_daemon *d)
+/* Where the state database lives: every worker watches that directory. */
+static void db_location(vault_daemon *d)
 {
     const char *path = sqlite3_db_filename(d->db, "main");
-    _cleanup_free_ char *dir = NULL;
     const char *slash;
 
-    d->inotify_fd = -EBADF;
     if (!path || !*path || !(slash = strrchr(path, '/')))
         return;
-    dir = strndup(path, (size_t)(slash - path));
+    d->db_dir = strndup(path, (size_t)(slash - path));
     d->db_base = strdup(slash + 1);
-    if (!dir || !d->db_base)
-        return;
-    d->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (d->inotify_fd < 0)
-        return;
-    if (inotify_add_watch(d->inotify_fd, dir,
-                          IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | IN_MOVED_TO) < 0 ||
-        evloop_add_io(d->loop, d->inotify_fd, EPOLLIN, on_db_event, d) < 0) {
-        log_warning("vault: cannot watch '%s' (%s); every token check reads the store", dir,
-                    strerror(errno));
-        close(d->inotify_fd);
-        d->inotify_fd = -EBADF;
-    }
 }
 
 static token_verdict verdict_of(const token_info *i, const char *container, const char *target,
@@ -251,17 +229,18 @@ static int hook_check(void *ud, const char *container, const char *route_name, c
     int r = 0;
 
     crypto_generichash(h, sizeof h, (const uint8_t *)token, len, d->tc_key, sizeof d->tc_key);
-    /* One lock, held from the watch read to the cache insert: a revocation committed after
-     * our store read is seen by the next check on any worker (its inotify event clears the
-     * cache after this entry went in, never before). The watch is read here, not only from a
-     * loop: MHD may read a keep-alive client's next request in the same pass that sent the
-     * previous answer (a revocation between the two was missed under ASan in CI). One
-     * non-blocking read() that finds nothing is the whole cost. */
+    /* Every worker has its own inotify watch, read here before the lock: a commit that came
+     * before this request is in this worker's queue, whoever else read theirs. The watch is
+     * read here, not only from the loop: MHD may read a keep-alive client's next request in
+     * the same pass that sent the previous answer (a revocation between the two was missed
+     * under ASan in CI). One non-blocking read() that finds nothing is the whole cost. The
+     * cache lock is then held from the sync to the insert: an entry read from the store
+     * before a commit cannot go in after a sync that saw the commit. */
+    if (w->inotify_fd >= 0 && read_db_events(w->inotify_fd, d->db_base))
+        w->tc_suspect = true;
     pthread_mutex_lock(&d->tc_mu);
-    if (d->inotify_fd >= 0)
-        read_db_events(d);
-    if (d->tc_suspect || d->inotify_fd < 0) {
-        d->tc_suspect = false;
+    if (w->tc_suspect || w->inotify_fd < 0) {
+        w->tc_suspect = false;
         token_cache_sync(d);
     }
     for (size_t i = 0; i < d->n_tc; i++)
@@ -669,11 +648,41 @@ static int call_close_unix(worker *w, void *arg, terok_error *err)
     return 0;
 }
 
+/* Drains the queue while the worker is idle (it would overflow), remembering a write. */
+static int on_worker_db_event(evloop *l, int fd, uint32_t events, void *ud)
+{
+    worker *w = ud;
+
+    if (read_db_events(fd, w->d->db_base))
+        w->tc_suspect = true;
+    return 0;
+}
+
+static void worker_watch(worker *w)
+{
+    vault_daemon *d = w->d;
+
+    if (!d->db_dir || !d->db_base)
+        return;
+    w->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (w->inotify_fd < 0 ||
+        inotify_add_watch(w->inotify_fd, d->db_dir,
+                          IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | IN_MOVED_TO) < 0 ||
+        evloop_add_io(w->loop, w->inotify_fd, EPOLLIN, on_worker_db_event, w) < 0) {
+        log_warning("vault: cannot watch '%s' (%s); every token check reads the store", d->db_dir,
+                    strerror(errno));
+        if (w->inotify_fd >= 0)
+            close(w->inotify_fd);
+        w->inotify_fd = -EBADF;
+    }
+}
+
 static int worker_init(vault_daemon *d, worker *w, terok_error *err)
 {
     int r;
 
     w->d = d;
+    w->inotify_fd = -EBADF;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     w->audit = calloc(AUDIT_HANDOVER_ROWS, sizeof(*w->audit));
@@ -683,6 +692,7 @@ static int worker_init(vault_daemon *d, worker *w, terok_error *err)
     if (r < 0)
         return terok_error_set(err, r, "cannot create an event loop");
     evloop_on_wake(w->loop, on_worker_wake, w);
+    worker_watch(w);
     w->hooks = (broker_hooks){hook_check, hook_credential, hook_audit, w, hook_put};
     return proxy_new(w->loop, &d->routes, &w->hooks, d->ca_file, &w->proxy, err);
 }
@@ -708,6 +718,8 @@ static void workers_free(vault_daemon *d)
         audit_handover(w); /* a worker that never ran */
         cred_cache_drop(&w->creds, NULL);
         w->loop = evloop_free(w->loop);
+        if (w->inotify_fd >= 0)
+            close(w->inotify_fd);
         free(w->audit);
         pthread_mutex_destroy(&w->mu);
         pthread_cond_destroy(&w->cv);
@@ -947,7 +959,7 @@ static int listen_tcp(vault_daemon *d, const vault_tcp_listener *t, uint16_t *re
 
 int vault_daemon_run(sandbox *sb, const vault_daemon_opts *o, terok_error *err)
 {
-    vault_daemon d = {.sb = sb, .inotify_fd = -EBADF};
+    vault_daemon d = {.sb = sb};
     pthread_mutexattr_t ma;
     _cleanup_free_ char *ctl_path = NULL;
     const char *ca_file;
@@ -999,7 +1011,7 @@ int vault_daemon_run(sandbox *sb, const vault_daemon_opts *o, terok_error *err)
         goto out;
     }
     randombytes_buf(d.tc_key, sizeof d.tc_key);
-    watch_db(&d);
+    db_location(&d);
     /* --ca-file wins over [vault] ca-file; an unreadable bundle is an error now, not a TLS
      * failure on every request later */
     ca_file = o->ca_file ? o->ca_file : config_get(sb->config, "vault", "ca-file");
@@ -1015,6 +1027,8 @@ int vault_daemon_run(sandbox *sb, const vault_daemon_opts *o, terok_error *err)
         r = terok_error_set(err, -ENOMEM, "out of memory");
         goto out;
     }
+    for (size_t i = 0; i < d.n_workers; i++)
+        d.workers[i].inotify_fd = -EBADF;
     for (size_t i = 0; i < d.n_workers; i++) {
         r = worker_init(&d, &d.workers[i], err);
         if (r < 0)
@@ -1081,10 +1095,7 @@ out:
     free(d.audit);
     token_cache_clear(&d);
     free(d.tc);
-    if (d.inotify_fd >= 0) {
-        evloop_remove_io(d.loop, d.inotify_fd);
-        close(d.inotify_fd);
-    }
+    free(d.db_dir);
     free(d.db_base);
     sqlite3_finalize(d.data_version);
     ssh_signer_free(d.signer);

@@ -27,6 +27,9 @@ static const config_key vault_keys[] = {
     KEY("backend", "backend", "sqlite", "Vault plugin: loads <plugin-dir>/vault-NAME.so"),
     KEY("ca-file", "path", "",
         "Extra CA bundle (PEM) the broker trusts for upstream TLS, besides the system's"),
+    KEY("workers", "int:0:64", "0",
+        "Broker worker threads, each with its own event loop on the same sockets; 0: one per "
+        "online CPU"),
 };
 static const config_key gate_keys[] = {
     KEY("backend", "backend", "git", "Gate plugin: loads <plugin-dir>/gate-NAME.so"),

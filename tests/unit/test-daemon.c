@@ -85,6 +85,19 @@ static json_object *echo_handler(void *ud, const struct ucred *peer, json_object
     return reply;
 }
 
+static bool listening(const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    bool ok;
+
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    ok = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
 /* Runs a ctl server in a forked child until killed; returns its pid. */
 static pid_t serve_ctl(const char *path)
 {
@@ -100,7 +113,9 @@ static pid_t serve_ctl(const char *path)
         evloop_run(l);
         _exit(0);
     }
-    for (int i = 0; i < 1000 && access(path, F_OK) != 0; i++)
+    /* the file appears at bind(), before listen(): wait until a connect is accepted (a loaded
+     * machine showed ECONNREFUSED in between) */
+    for (int i = 0; i < 1000 && !listening(path); i++)
         usleep(5000);
     return pid;
 }

@@ -21,7 +21,9 @@
 #include "util/macro.h"
 #include "util/strv.h"
 
-#define BUF_MAX (256 * 1024) /* per direction, per request */
+#define BUF_MAX (256 * 1024)    /* per direction, per request */
+#define UPLOAD_BUF (256 * 1024) /* libcurl's upload buffer for bulk bodies */
+#define EASY_SPARE 16           /* easy handles kept for reuse, per proxy (worker) */
 #define MAX_REDIRECTS 5
 #define OAUTH_MARGIN_S 60    /* refresh this long before the access token expires */
 #define OAUTH_RESP_MAX 65536 /* token endpoint answers are small */
@@ -59,6 +61,8 @@ struct proxy {
     char *ca_file;
     listener *listeners;
     oauth_state *oauth;
+    CURL *spare[EASY_SPARE]; /* finished easy handles, reset for the next request */
+    size_t n_spare;
 };
 
 typedef struct buf {
@@ -469,7 +473,7 @@ static void on_done(CURL *easy, CURLcode result, void *userdata);
 static int start_transfer(req *q, const char *url)
 {
     proxy *p = q->ls->p;
-    CURL *e = curl_easy_init();
+    CURL *e = p->n_spare ? p->spare[--p->n_spare] : curl_easy_init();
 
     if (!e)
         return -ENOMEM;
@@ -511,6 +515,10 @@ static int start_transfer(req *q, const char *url)
         curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
         curl_easy_setopt(e, CURLOPT_READDATA, q);
         curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)q->content_length);
+        /* libcurl's 64 KiB default sends a bulk body in twice the system calls; small bodies
+         * keep it (the buffer is allocated per upload) */
+        if (q->content_length < 0 || q->content_length > 64 * 1024)
+            curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, (long)UPLOAD_BUF);
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, q->method);
     } else if (!streq(q->method, "GET")) {
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, q->method);
@@ -529,13 +537,27 @@ static int start_transfer(req *q, const char *url)
     return 0;
 }
 
+/* A finished handle is kept for the next request: curl_easy_init() + cleanup per request
+ * allocated and zeroed the handle and its 16 KiB receive buffer every time. The reset drops
+ * every option (our header list, with the credential, is wiped and freed by the caller). */
+static void easy_release(proxy *p, CURL *e, bool keep)
+{
+    if (keep && p->n_spare < EASY_SPARE) {
+        curl_easy_reset(e);
+        p->spare[p->n_spare++] = e;
+    } else
+        curl_easy_cleanup(e);
+}
+
 static void end_transfer(req *q)
 {
     if (q->active)
         curl_loop_remove(q->ls->p->curl, q->easy);
     q->active = false;
     if (q->easy)
-        curl_easy_cleanup(q->easy);
+        /* not after a bulk upload: the handle would keep its 256 KiB upload buffer */
+        easy_release(q->ls->p, q->easy,
+                     !q->has_body || (q->content_length >= 0 && q->content_length <= 64 * 1024));
     q->easy = NULL;
     secret_slist_free(q->req_headers);
     q->req_headers = NULL;
@@ -1485,6 +1507,8 @@ proxy *proxy_free(proxy *p)
         free(p->oauth);
         p->oauth = n;
     }
+    while (p->n_spare)
+        curl_easy_cleanup(p->spare[--p->n_spare]);
     curl_loop_free(p->curl);
     free(p->ca_file);
     free(p);
@@ -1498,13 +1522,17 @@ static size_t unescape_nothing(void *cls, struct MHD_Connection *c, char *s)
 }
 
 static int add_listener(proxy *p, const char *container, const char *path, const char *ip,
-                        uint16_t port, uint16_t *ret_port, terok_error *err)
+                        uint16_t port, int fd, bool is_unix, uint16_t *ret_port, terok_error *err)
 {
     listener *ls = calloc(1, sizeof(*ls));
     httpd_config c = {
         .handler = on_request,
         .completed = on_completed,
         .connection_limit = 256,
+        /* MHD reads a body in pieces of about half its pool; 64 or 256 KiB pools halve or
+         * quarter the upload's recv()s, but MHD 0.9.75 zeroes the whole pool after every
+         * request: 64 idle keep-alive connections then hold 8.6 / 20 MiB (bench/broker) */
+        .connection_memory = 32 * 1024,
         .connection_timeout = 1200,
         .unescape = unescape_nothing,
     };
@@ -1512,13 +1540,16 @@ static int add_listener(proxy *p, const char *container, const char *path, const
 
     if (!ls || !(ls->container = strdup(container))) {
         free(ls);
+        if (fd >= 0)
+            close(fd);
         return terok_error_set(err, -ENOMEM, "out of memory");
     }
     ls->p = p;
     c.cls = ls;
     c.completed_cls = ls;
-    r = path ? httpd_listen_unix(p->loop, path, 0666, &c, &ls->h, err)
-             : httpd_listen_tcp(p->loop, ip, port, &c, &ls->h, err);
+    r = fd >= 0 ? httpd_listen_fd(p->loop, fd, &c, &ls->h, err)
+        : path  ? httpd_listen_unix(p->loop, path, 0666, &c, &ls->h, err)
+                : httpd_listen_tcp(p->loop, ip, port, &c, &ls->h, err);
     if (r < 0) {
         free(ls->container);
         free(ls);
@@ -1526,15 +1557,15 @@ static int add_listener(proxy *p, const char *container, const char *path, const
     }
     if (ret_port)
         *ret_port = httpd_port(ls->h);
-    ls->is_unix = path != NULL;
+    ls->is_unix = is_unix;
     ls->next = p->listeners;
     p->listeners = ls;
     return 0;
 }
 
-int proxy_listen_unix(proxy *p, const char *container, const char *path, terok_error *err)
+/* one socket per container: reopening replaces the old listener (TCP ones stay) */
+void proxy_close_unix(proxy *p, const char *container)
 {
-    /* one socket per container: reopening replaces the old listener (TCP ones stay) */
     for (listener **i = &p->listeners; *i;) {
         if ((*i)->is_unix && streq((*i)->container, container)) {
             listener *d = *i;
@@ -1543,13 +1574,25 @@ int proxy_listen_unix(proxy *p, const char *container, const char *path, terok_e
         } else
             i = &(*i)->next;
     }
-    return add_listener(p, container, path, NULL, 0, NULL, err);
+}
+
+int proxy_listen_unix(proxy *p, const char *container, const char *path, terok_error *err)
+{
+    proxy_close_unix(p, container);
+    return add_listener(p, container, path, NULL, 0, -EBADF, true, NULL, err);
 }
 
 int proxy_listen_tcp(proxy *p, const char *container, const char *ipv4, uint16_t port,
                      uint16_t *ret_port, terok_error *err)
 {
-    return add_listener(p, container, NULL, ipv4, port, ret_port, err);
+    return add_listener(p, container, NULL, ipv4, port, -EBADF, false, ret_port, err);
+}
+
+int proxy_listen_fd(proxy *p, const char *container, int fd, bool is_unix, terok_error *err)
+{
+    if (is_unix)
+        proxy_close_unix(p, container);
+    return add_listener(p, container, NULL, NULL, 0, fd, is_unix, NULL, err);
 }
 
 int proxy_close(proxy *p, const char *container)

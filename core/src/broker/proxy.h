@@ -64,6 +64,12 @@ int proxy_listen_unix(proxy *p, const char *container, const char *path, terok_e
 /* Loopback TCP for tests and benchmarks; every request on it counts as `container`. */
 int proxy_listen_tcp(proxy *p, const char *container, const char *ipv4, uint16_t port,
                      uint16_t *ret_port, terok_error *err);
+/* A listening socket bound by the caller (the daemon's worker threads each serve a dup of the
+ * same socket); takes fd, also on failure. is_unix: the container's socket, replacing the one
+ * it had. */
+int proxy_listen_fd(proxy *p, const char *container, int fd, bool is_unix, terok_error *err);
+/* Close the container's socket only (its TCP listeners stay). */
+void proxy_close_unix(proxy *p, const char *container);
 /* Close every listener of a container; 0 when it had none. */
 int proxy_close(proxy *p, const char *container);
 size_t proxy_listeners(proxy *p);

@@ -26,7 +26,20 @@ struct ssh_signer {
     void (*audit)(void *, const broker_audit *);
     void *audit_userdata;
     listener *listeners;
+    pthread_mutex_t *mu;
 };
+
+static void lock(ssh_signer *s)
+{
+    if (s->mu)
+        pthread_mutex_lock(s->mu);
+}
+
+static void unlock(ssh_signer *s)
+{
+    if (s->mu)
+        pthread_mutex_unlock(s->mu);
+}
 
 struct listener {
     ssh_signer *s;
@@ -89,9 +102,14 @@ static int ops_identities(void *ud, sshkey_info_cb cb, void *cb_ud)
 {
     listener *l = ud;
 
+    int r;
+
     if (!l->s->vault)
         return 0;
-    return sshkeys_scope_identities(l->s->vault, l->s->db, l->scope, cb, cb_ud, NULL);
+    lock(l->s);
+    r = sshkeys_scope_identities(l->s->vault, l->s->db, l->scope, cb, cb_ud, NULL);
+    unlock(l->s);
+    return r;
 }
 
 typedef struct pick {
@@ -121,6 +139,7 @@ static int ops_sign(void *ud, const uint8_t pk[SSHKEY_PK_BYTES], const uint8_t *
     const char *outcome = "ok";
     int r = -EPERM;
 
+    lock(l->s);
     if (!l->s->vault)
         outcome = "no-vault";
     else if (sshkeys_scope_identities(l->s->vault, l->s->db, l->scope, pick_cb, &p, NULL) < 0)
@@ -134,6 +153,7 @@ static int ops_sign(void *ud, const uint8_t pk[SSHKEY_PK_BYTES], const uint8_t *
         if (r < 0)
             outcome = "key-mismatch";
     }
+    unlock(l->s);
     sshkey_done(&k); /* the seed is wiped here: one signature, no cache */
     if (!p.name)
         sshkey_fingerprint(pk, p.fp);
@@ -331,7 +351,7 @@ int ssh_signer_new(evloop *l, vault *v, sqlite3 *db, void (*audit)(void *, const
 
     if (!s)
         return -ENOMEM;
-    *s = (ssh_signer){l, v, db, audit, audit_userdata, NULL};
+    *s = (ssh_signer){l, v, db, audit, audit_userdata, NULL, NULL};
     *ret = s;
     return 0;
 }
@@ -384,7 +404,9 @@ int ssh_signer_open(ssh_signer *s, const char *container, const char *dir, terok
     (void)ssh_signer_close(s, container);
     if (asprintf(&path, "%s/ssh-agent.sock", dir) < 0)
         return terok_error_set(err, -ENOMEM, "out of memory");
+    lock(s);
     r = sshkeys_container_scope(s->db, container, &scope, err);
+    unlock(s);
     if (r == -ENOENT) {
         (void)unlink(path);
         return 0;
@@ -426,4 +448,9 @@ int ssh_signer_open(ssh_signer *s, const char *container, const char *dir, terok
     l->next = s->listeners;
     s->listeners = l;
     return 1;
+}
+
+void ssh_signer_set_lock(ssh_signer *s, pthread_mutex_t *mu)
+{
+    s->mu = mu;
 }

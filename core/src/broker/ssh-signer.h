@@ -6,6 +6,8 @@
  * key fingerprint; never the data). Never prints. */
 #pragma once
 
+#include <pthread.h>
+
 #include <sqlite3.h>
 
 #include "broker/proxy.h"
@@ -20,6 +22,9 @@ typedef struct ssh_signer ssh_signer;
 int ssh_signer_new(evloop *l, vault *v, sqlite3 *db, void (*audit)(void *, const broker_audit *),
                    void *audit_userdata, ssh_signer **ret);
 ssh_signer *ssh_signer_free(ssh_signer *s);
+/* The vault and the database are shared with other threads (the broker's workers): hold `mu`
+ * around every use of them. NULL (the default): no locking. */
+void ssh_signer_set_lock(ssh_signer *s, pthread_mutex_t *mu);
 
 /* Listen on <dir>/ssh-agent.sock (0666) for container when the store records an SSH scope for
  * it (replacing an earlier listener). Returns 1 when listening, 0 when the container has no

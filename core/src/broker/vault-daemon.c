@@ -1,11 +1,18 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* broker/vault-daemon.c: `terok-sandbox vault serve`: the phantom-token broker as a daemon. One
- * evloop holds the control socket (<runtime>/vault.ctl: open/close a container's socket,
- * status), one listener per container (<runtime>/containers/<name>/vault.sock), optional
- * loopback TCP listeners, and libcurl. It only reads tokens and credentials and writes audit
- * rows: it never touches git, never starts containers. Logs go to stderr (the caller redirects
- * them), never a token or a credential. */
+/* broker/vault-daemon.c: `terok-sandbox vault serve`: the phantom-token broker as a daemon. The
+ * main thread's evloop holds the control socket (<runtime>/vault.ctl: open/close a container's
+ * socket, status), the ssh-agent sockets, signals and the audit flush; N worker threads
+ * ([vault] workers, default one per online CPU) each run an evloop with their own libmicrohttpd
+ * daemons on the same listening sockets (a dup of each container's socket; SO_REUSEPORT for the
+ * loopback TCP listeners) and their own libcurl multi, so a connection lives on one worker from
+ * accept to close. Shared: the token cache (one short lock), the SQLite connection and the vault
+ * (a lock), the audit queue (batches handed to the main loop). It only reads tokens and
+ * credentials and writes audit rows: it never touches git, never starts containers. Logs go to
+ * stderr (the caller redirects them), never a token or a credential. */
+#include <fcntl.h>
 #include <malloc.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <sodium.h>
 #include <sys/epoll.h>
@@ -17,15 +24,20 @@
 #include "broker/ssh-signer.h"
 #include "broker/vault-daemon.h"
 #include "daemon/ctl.h"
+#include "daemon/httpd.h"
 #include "error.h"
 #include "log.h"
 #include "sshkeys.h"
 #include "tokens.h"
 #include "util/macro.h"
+#include "util/strv.h"
 #include "vault.h"
 
 #define AUDIT_FLUSH_ROWS 512
 #define AUDIT_FLUSH_MS 200
+#define AUDIT_HANDOVER_ROWS 64 /* a worker hands its rows to the main loop in batches */
+#define AUDIT_HANDOVER_MS 50
+#define WORKERS_MAX 64
 
 typedef struct audit_row {
     char *container, *route, *method, *path, *outcome;
@@ -61,33 +73,79 @@ typedef struct token_cache_entry {
     token_info info;
 } token_cache_entry;
 
-typedef struct vault_daemon {
-    sandbox *sb;
+typedef struct vault_daemon vault_daemon;
+
+/* One worker thread: a loop, a proxy (its MHD daemons and libcurl multi), a private credential
+ * cache and a batch of audit rows. The main thread reaches it through call(). */
+typedef struct worker {
+    vault_daemon *d;
+    pthread_t thread;
+    bool running;
     evloop *loop;
+    proxy *proxy;
+    broker_hooks hooks;
+    cred_cache *creds;
+    uint64_t cred_gen; /* d->cred_gen when the cache was last valid */
+    audit_row *audit;
+    size_t n_audit;
+    int64_t audit_timer;
+    pthread_mutex_t mu; /* the call slot */
+    pthread_cond_t cv;
+    int (*call)(struct worker *w, void *arg, terok_error *err);
+    void *call_arg;
+    bool call_done;
+    int call_r;
+    terok_error *call_err;
+    /* The worker's own inotify watch of the state database's directory, read by each token
+     * check before it takes the cache lock; -EBADF: every check asks SQLite. */
+    int inotify_fd;
+    bool tc_suspect;
+} worker;
+
+/* A container's socket as the main thread holds it: workers serve dups of fd. */
+typedef struct csock {
+    char *container;
+    char *path;
+    int fd;
+    struct csock *next;
+} csock;
+
+struct vault_daemon {
+    sandbox *sb;
+    evloop *loop; /* the main thread's */
     sqlite3 *db;
     uint8_t key[TOKEN_KEY_BYTES];
     vault vault;
     bool have_vault;
     routes routes;
-    broker_hooks hooks;
-    proxy *proxy;
+    const char *ca_file;
     ssh_signer *signer; /* ssh-agent.sock of containers run with an SSH scope */
     ctl_server *ctl;
+    worker *workers;
+    size_t n_workers;
+    csock *socks;
+    /* db_mu guards d->db and d->vault (workers read tokens and credentials, the main thread
+     * writes audit rows and signs); recursive, so startup can hold it around a container
+     * listing whose callback opens ssh-agent sockets. Lock order: tc_mu, then db_mu. */
+    pthread_mutex_t db_mu;
+    /* the audit queue, filled by the workers' batches, flushed by the main loop */
+    pthread_mutex_t audit_mu;
     audit_row *audit;
     size_t n_audit;
     int64_t audit_timer;
-    cred_cache *creds;
+    atomic_uint_fast64_t cred_gen; /* bumped by a credential write: every worker's cache drops */
+    /* the token cache, shared by the workers: tc_mu */
+    pthread_mutex_t tc_mu;
     uint8_t tc_key[crypto_generichash_KEYBYTES];
     token_cache_entry *tc;
     size_t n_tc;
     sqlite3_stmt *data_version;
     int64_t tc_version;
-    int inotify_fd;
+    char *db_dir;
     char *db_base; /* the database's file name: events for <db_base>* mark the cache suspect */
-    bool tc_suspect;
-} vault_daemon;
+};
 
-/* ---- hooks ---- */
+/* ---- the token cache (any worker; tc_mu) ---- */
 
 static void token_cache_clear(vault_daemon *d)
 {
@@ -101,6 +159,7 @@ static void token_cache_sync(vault_daemon *d)
 {
     int64_t v = -1;
 
+    pthread_mutex_lock(&d->db_mu);
     if (!d->data_version &&
         sqlite3_prepare_v3(d->db, "PRAGMA data_version", -1, SQLITE_PREPARE_PERSISTENT,
                            &d->data_version, NULL) != SQLITE_OK)
@@ -110,54 +169,39 @@ static void token_cache_sync(vault_daemon *d)
             v = sqlite3_column_int64(d->data_version, 0);
         sqlite3_reset(d->data_version);
     }
+    pthread_mutex_unlock(&d->db_mu);
     if (v < 0 || v != d->tc_version)
         token_cache_clear(d);
     d->tc_version = v; /* -1 (cannot tell) never matches: nothing is served from the cache */
 }
 
-static int on_db_event(evloop *l, int fd, uint32_t events, void *ud)
+/* Drain a worker's inotify queue: true when the state database (or its WAL) was written. */
+static bool read_db_events(int fd, const char *base)
 {
-    vault_daemon *d = ud;
     char b[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    bool written = false;
     ssize_t n;
 
     while ((n = read(fd, b, sizeof b)) > 0)
         for (char *p = b; p < b + n;) {
             const struct inotify_event *e = (const struct inotify_event *)p;
-            if ((e->mask & IN_Q_OVERFLOW) ||
-                (e->len && strncmp(e->name, d->db_base, strlen(d->db_base)) == 0))
-                d->tc_suspect = true;
+            if ((e->mask & IN_Q_OVERFLOW) || (e->len && strncmp(e->name, base, strlen(base)) == 0))
+                written = true;
             p += sizeof(*e) + e->len;
         }
-    return 0;
+    return written;
 }
 
-/* Watch the state database's directory; on failure every token check asks SQLite instead. */
-static void watch_db(vault_daemon *d)
+/* Where the state database lives: every worker watches that directory. */
+static void db_location(vault_daemon *d)
 {
     const char *path = sqlite3_db_filename(d->db, "main");
-    _cleanup_free_ char *dir = NULL;
     const char *slash;
 
-    d->inotify_fd = -EBADF;
     if (!path || !*path || !(slash = strrchr(path, '/')))
         return;
-    dir = strndup(path, (size_t)(slash - path));
+    d->db_dir = strndup(path, (size_t)(slash - path));
     d->db_base = strdup(slash + 1);
-    if (!dir || !d->db_base)
-        return;
-    d->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (d->inotify_fd < 0)
-        return;
-    if (inotify_add_watch(d->inotify_fd, dir,
-                          IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | IN_MOVED_TO) < 0 ||
-        evloop_add_io(d->loop, d->inotify_fd, EPOLLIN, on_db_event, d) < 0 ||
-        evloop_set_urgent(d->loop, d->inotify_fd) < 0) {
-        log_warning("vault: cannot watch '%s' (%s); every token check reads the store", dir,
-                    strerror(errno));
-        close(d->inotify_fd);
-        d->inotify_fd = -EBADF;
-    }
 }
 
 static token_verdict verdict_of(const token_info *i, const char *container, const char *target,
@@ -172,43 +216,54 @@ static token_verdict verdict_of(const token_info *i, const char *container, cons
     return TOKEN_VALID;
 }
 
+/* ---- hooks (worker threads) ---- */
+
 static int hook_check(void *ud, const char *container, const char *route_name, const char *token,
                       size_t len, token_verdict *v, terok_error *err)
 {
-    vault_daemon *d = ud;
+    worker *w = ud;
+    vault_daemon *d = w->d;
     uint8_t h[crypto_generichash_BYTES];
     int64_t now = (int64_t)time(NULL);
     token_info info;
-    int r;
+    int r = 0;
 
-    /* Read the watch here too, not only from the loop: MHD may read a keep-alive client's next
-     * request in the same pass that sent the previous answer, before the loop looks at the
-     * inotify fd again (a revocation between the two was missed under ASan in CI). One
-     * non-blocking read() that finds nothing is the whole cost. */
-    if (d->inotify_fd >= 0)
-        (void)on_db_event(d->loop, d->inotify_fd, EPOLLIN, d);
-    if (d->tc_suspect || d->inotify_fd < 0) {
-        d->tc_suspect = false;
+    crypto_generichash(h, sizeof h, (const uint8_t *)token, len, d->tc_key, sizeof d->tc_key);
+    /* Every worker has its own inotify watch, read here before the lock: a commit that came
+     * before this request is in this worker's queue, whoever else read theirs. The watch is
+     * read here, not only from the loop: MHD may read a keep-alive client's next request in
+     * the same pass that sent the previous answer (a revocation between the two was missed
+     * under ASan in CI). One non-blocking read() that finds nothing is the whole cost. The
+     * cache lock is then held from the sync to the insert: an entry read from the store
+     * before a commit cannot go in after a sync that saw the commit. */
+    if (w->inotify_fd >= 0 && read_db_events(w->inotify_fd, d->db_base))
+        w->tc_suspect = true;
+    pthread_mutex_lock(&d->tc_mu);
+    if (w->tc_suspect || w->inotify_fd < 0) {
+        w->tc_suspect = false;
         token_cache_sync(d);
     }
-    crypto_generichash(h, sizeof h, (const uint8_t *)token, len, d->tc_key, sizeof d->tc_key);
     for (size_t i = 0; i < d->n_tc; i++)
         if (sodium_memcmp(d->tc[i].hash, h, sizeof h) == 0) {
             *v = verdict_of(&d->tc[i].info, container, route_name, now);
-            return 0;
+            goto out;
         }
+    pthread_mutex_lock(&d->db_mu);
     r = tokens_check(d->db, d->key, TOKEN_KIND_PHANTOM, token, len, container, route_name, now, v,
                      &info, err);
+    pthread_mutex_unlock(&d->db_mu);
     if (r < 0 || *v == TOKEN_MALFORMED || *v == TOKEN_UNKNOWN || d->tc_version < 0)
-        return r;
+        goto out;
     if (d->n_tc >= TOKEN_CACHE_MAX)
         token_cache_clear(d);
     if (!d->tc && !(d->tc = calloc(TOKEN_CACHE_MAX, sizeof(*d->tc))))
-        return 0; /* no cache, still a correct answer */
+        goto out; /* no cache, still a correct answer */
     memcpy(d->tc[d->n_tc].hash, h, sizeof h);
     d->tc[d->n_tc].info = info;
     d->n_tc++;
-    return 0;
+out:
+    pthread_mutex_unlock(&d->tc_mu);
+    return r;
 }
 
 typedef struct type_probe {
@@ -225,17 +280,39 @@ static int probe_type(void *ud, const terok_vault_entry *e)
     return 0;
 }
 
+static void cred_cache_drop(cred_cache **head, const char *name)
+{
+    for (cred_cache **i = head; *i;) {
+        if (!name || streq((*i)->name, name)) {
+            cred_cache *x = *i;
+            *i = x->next;
+            terok_secret_free(x->secret);
+            free(x->name);
+            free(x);
+        } else
+            i = &(*i)->next;
+    }
+}
+
+/* Each worker caches credentials for itself: the secret it returns stays valid until its own
+ * next call, whatever the other workers do. */
 static int hook_credential(void *ud, const char *name, const terok_secret **ret, terok_error *err)
 {
-    vault_daemon *d = ud;
+    worker *w = ud;
+    vault_daemon *d = w->d;
     int64_t now = evloop_now_ms();
+    uint64_t gen = atomic_load(&d->cred_gen);
     terok_secret *s = NULL;
     cred_cache *c;
     int r;
 
     if (!d->have_vault)
         return terok_error_set(err, -ENODEV, "no vault backend configured");
-    for (cred_cache **i = &d->creds; *i;) {
+    if (gen != w->cred_gen) { /* some worker stored a refreshed credential */
+        cred_cache_drop(&w->creds, NULL);
+        w->cred_gen = gen;
+    }
+    for (cred_cache **i = &w->creds; *i;) {
         if ((*i)->expires <= now) { /* drop every stale entry, not only this name's */
             cred_cache *x = *i;
             *i = x->next;
@@ -250,15 +327,16 @@ static int hook_credential(void *ud, const char *name, const terok_secret **ret,
     }
     /* An SSH key is for the signer only: a route naming one would send the private key upstream. */
     type_probe tp = {name, false};
+    pthread_mutex_lock(&d->db_mu);
     r = vault_list(&d->vault, probe_type, &tp, err);
-    if (r < 0)
-        return r;
-    if (tp.ssh)
-        return terok_error_set(err, -EPERM,
-                               "vault entry '%s' is an SSH key: a route cannot send it as a "
-                               "credential",
-                               name);
-    r = vault_get(&d->vault, name, &s, err);
+    if (r >= 0 && tp.ssh)
+        r = terok_error_set(err, -EPERM,
+                            "vault entry '%s' is an SSH key: a route cannot send it as a "
+                            "credential",
+                            name);
+    if (r >= 0)
+        r = vault_get(&d->vault, name, &s, err);
+    pthread_mutex_unlock(&d->db_mu);
     if (r < 0)
         return r;
     c = calloc(1, sizeof(*c));
@@ -269,44 +347,76 @@ static int hook_credential(void *ud, const char *name, const terok_secret **ret,
     }
     c->secret = s;
     c->expires = now + CRED_CACHE_MS;
-    c->next = d->creds;
-    d->creds = c;
+    c->next = w->creds;
+    w->creds = c;
     *ret = s;
     return 0;
 }
 
-static void cred_cache_drop(vault_daemon *d, const char *name)
-{
-    for (cred_cache **i = &d->creds; *i;) {
-        if (!name || streq((*i)->name, name)) {
-            cred_cache *x = *i;
-            *i = x->next;
-            terok_secret_free(x->secret);
-            free(x->name);
-            free(x);
-        } else
-            i = &(*i)->next;
-    }
-}
-
-/* A refreshed OAuth token set: written to the vault (one transaction in vault-sqlite), and the
- * cached copy dropped so the next request reads it back. */
+/* A refreshed OAuth token set: written to the vault (one transaction in vault-sqlite), and
+ * every worker's cached copy dropped so the next request reads it back. */
 static int hook_put(void *ud, const char *name, const terok_secret *value, terok_error *err)
 {
-    vault_daemon *d = ud;
+    worker *w = ud;
+    vault_daemon *d = w->d;
+    int r;
 
     if (!d->have_vault)
         return terok_error_set(err, -ENODEV, "no vault backend configured");
-    cred_cache_drop(d, name);
-    return vault_put(&d->vault, name, value, "oauth", NULL, err);
+    cred_cache_drop(&w->creds, name);
+    pthread_mutex_lock(&d->db_mu);
+    r = vault_put(&d->vault, name, value, "oauth", NULL, err);
+    pthread_mutex_unlock(&d->db_mu);
+    atomic_fetch_add(&d->cred_gen, 1);
+    return r;
 }
 
+/* ---- audit ---- */
+
+static void audit_rows_free(audit_row *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(rows[i].container);
+        free(rows[i].route);
+        free(rows[i].method);
+        free(rows[i].path);
+        free(rows[i].outcome);
+    }
+}
+
+static audit_row audit_row_of(const broker_audit *a)
+{
+    return (audit_row){
+        .container = strdup(a->container),
+        .route = a->route ? strdup(a->route) : NULL,
+        .method = strdup(a->method ? a->method : ""),
+        .path = a->path ? strdup(a->path) : NULL,
+        .outcome = strdup(a->outcome ? a->outcome : ""),
+        .status = a->status,
+        .bytes_in = a->bytes_in,
+        .bytes_out = a->bytes_out,
+        .duration_us = a->duration_us,
+        .at = (int64_t)time(NULL),
+    };
+}
+
+/* Main thread: write the queued rows, one transaction per flush. */
 static int flush_audit(vault_daemon *d)
 {
     sqlite3_stmt *st = NULL;
+    audit_row *rows;
+    size_t n;
+    int r = 0;
 
-    if (d->n_audit == 0)
+    pthread_mutex_lock(&d->audit_mu);
+    rows = d->audit;
+    n = d->n_audit;
+    d->audit = NULL;
+    d->n_audit = 0;
+    pthread_mutex_unlock(&d->audit_mu);
+    if (n == 0)
         return 0;
+    pthread_mutex_lock(&d->db_mu);
     if (sqlite3_exec(d->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(d->db,
                            "INSERT INTO audit(at, service, container, target, method, path,"
@@ -315,10 +425,11 @@ static int flush_audit(vault_daemon *d)
                            -1, &st, NULL) != SQLITE_OK) {
         log_warning("vault: cannot write audit rows: %s", sqlite3_errmsg(d->db));
         sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
-        return -EIO; /* rows stay queued; retried at the next flush */
+        r = -EIO;
+        goto out;
     }
-    for (size_t i = 0; i < d->n_audit; i++) {
-        audit_row *a = &d->audit[i];
+    for (size_t i = 0; i < n; i++) {
+        audit_row *a = &rows[i];
         sqlite3_reset(st);
         sqlite3_bind_int64(st, 1, a->at);
         sqlite3_bind_text(st, 2, a->container, -1, SQLITE_STATIC);
@@ -335,18 +446,26 @@ static int flush_audit(vault_daemon *d)
     sqlite3_finalize(st);
     if (sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
         sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
-        return -EIO;
+        r = -EIO;
     }
-    for (size_t i = 0; i < d->n_audit; i++) {
-        audit_row *a = &d->audit[i];
-        free(a->container);
-        free(a->route);
-        free(a->method);
-        free(a->path);
-        free(a->outcome);
+out:
+    pthread_mutex_unlock(&d->db_mu);
+    if (r < 0) { /* rows go back to the queue, retried at the next flush */
+        pthread_mutex_lock(&d->audit_mu);
+        audit_row *v = d->n_audit + n <= 4 * AUDIT_FLUSH_ROWS
+                           ? reallocarray(d->audit, d->n_audit + n, sizeof(*v))
+                           : NULL;
+        if (v) {
+            memcpy(v + d->n_audit, rows, n * sizeof(*rows));
+            d->audit = v;
+            d->n_audit += n;
+            n = 0;
+        }
+        pthread_mutex_unlock(&d->audit_mu);
     }
-    d->n_audit = 0;
-    return 0;
+    audit_rows_free(rows, n);
+    free(rows);
+    return r;
 }
 
 static int on_audit_timer(evloop *l, void *ud)
@@ -358,46 +477,326 @@ static int on_audit_timer(evloop *l, void *ud)
     return 0;
 }
 
-static void hook_audit(void *ud, const broker_audit *a)
+/* Main thread, after rows were queued: flush a full batch now, else within AUDIT_FLUSH_MS. */
+static void audit_queued(vault_daemon *d)
 {
-    vault_daemon *d = ud;
-    audit_row *v;
+    size_t n;
 
-    /* Rows are batched: one transaction per flush keeps the audit off the request path. */
-    if (d->n_audit >= 4 * AUDIT_FLUSH_ROWS)
-        return; /* the store is not keeping up; do not grow without bound */
-    v = reallocarray(d->audit, d->n_audit + 1, sizeof(*v));
-    if (!v)
-        return;
-    d->audit = v;
-    v[d->n_audit++] = (audit_row){
-        .container = strdup(a->container),
-        .route = a->route ? strdup(a->route) : NULL,
-        .method = strdup(a->method ? a->method : ""),
-        .path = a->path ? strdup(a->path) : NULL,
-        .outcome = strdup(a->outcome ? a->outcome : ""),
-        .status = a->status,
-        .bytes_in = a->bytes_in,
-        .bytes_out = a->bytes_out,
-        .duration_us = a->duration_us,
-        .at = (int64_t)time(NULL),
-    };
-    if (d->n_audit >= AUDIT_FLUSH_ROWS)
+    pthread_mutex_lock(&d->audit_mu);
+    n = d->n_audit;
+    pthread_mutex_unlock(&d->audit_mu);
+    if (n >= AUDIT_FLUSH_ROWS)
         (void)flush_audit(d);
-    else if (!d->audit_timer)
+    else if (n > 0 && !d->audit_timer)
         d->audit_timer = evloop_add_timer(d->loop, AUDIT_FLUSH_MS, on_audit_timer, d);
 }
 
-/* ---- container sockets ---- */
+/* Append rows to the main queue (taking them); false when the queue is full (dropped: the
+ * store is not keeping up, and the queue must not grow without bound). */
+static bool audit_enqueue(vault_daemon *d, audit_row *rows, size_t n)
+{
+    audit_row *v = NULL;
+
+    pthread_mutex_lock(&d->audit_mu);
+    if (d->n_audit + n <= 4 * AUDIT_FLUSH_ROWS &&
+        (v = reallocarray(d->audit, d->n_audit + n, sizeof(*v)))) {
+        memcpy(v + d->n_audit, rows, n * sizeof(*rows));
+        d->audit = v;
+        d->n_audit += n;
+    }
+    pthread_mutex_unlock(&d->audit_mu);
+    if (!v)
+        audit_rows_free(rows, n);
+    return v != NULL;
+}
+
+/* The ssh-agent signer's rows (main thread). */
+static void hook_audit_main(void *ud, const broker_audit *a)
+{
+    vault_daemon *d = ud;
+    audit_row row = audit_row_of(a);
+
+    (void)audit_enqueue(d, &row, 1);
+    audit_queued(d);
+}
+
+/* Worker: hand the batch to the main loop. */
+static void audit_handover(worker *w)
+{
+    if (w->audit_timer) {
+        evloop_cancel_timer(w->loop, w->audit_timer);
+        w->audit_timer = 0;
+    }
+    if (w->n_audit == 0)
+        return;
+    (void)audit_enqueue(w->d, w->audit, w->n_audit);
+    w->n_audit = 0;
+    evloop_wake(w->d->loop); /* the main loop flushes or arms its timer */
+}
+
+static int on_handover_timer(evloop *l, void *ud)
+{
+    worker *w = ud;
+
+    w->audit_timer = 0;
+    audit_handover(w);
+    return 0;
+}
+
+static void hook_audit(void *ud, const broker_audit *a)
+{
+    worker *w = ud;
+
+    /* Rows are batched per worker, then per flush: the audit stays off the request path. */
+    if (w->n_audit < AUDIT_HANDOVER_ROWS)
+        w->audit[w->n_audit++] = audit_row_of(a);
+    if (w->n_audit >= AUDIT_HANDOVER_ROWS)
+        audit_handover(w);
+    else if (!w->audit_timer)
+        w->audit_timer = evloop_add_timer(w->loop, AUDIT_HANDOVER_MS, on_handover_timer, w);
+}
+
+/* ---- workers ---- */
+
+/* Worker thread: the main thread's call, run when the loop is woken. */
+static void on_worker_wake(evloop *l, int *timeout_ms, void *ud)
+{
+    worker *w = ud;
+    int (*fn)(worker *, void *, terok_error *);
+
+    pthread_mutex_lock(&w->mu);
+    fn = w->call_done ? NULL : w->call;
+    pthread_mutex_unlock(&w->mu);
+    if (!fn)
+        return;
+    int r = fn(w, w->call_arg, w->call_err);
+    pthread_mutex_lock(&w->mu);
+    w->call_r = r;
+    w->call_done = true;
+    w->call = NULL;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Main thread: run fn on the worker's thread (its loop owns its MHD daemons) and wait. */
+static int worker_call(worker *w, int (*fn)(worker *, void *, terok_error *), void *arg,
+                       terok_error *err)
+{
+    int r;
+
+    if (!w->running)
+        return fn(w, arg, err);
+    pthread_mutex_lock(&w->mu);
+    w->call = fn;
+    w->call_arg = arg;
+    w->call_err = err;
+    w->call_done = false;
+    pthread_mutex_unlock(&w->mu);
+    evloop_wake(w->loop);
+    pthread_mutex_lock(&w->mu);
+    while (!w->call_done)
+        pthread_cond_wait(&w->cv, &w->mu);
+    r = w->call_r;
+    pthread_mutex_unlock(&w->mu);
+    return r;
+}
+
+static void *worker_main(void *ud)
+{
+    worker *w = ud;
+    sigset_t all;
+
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are the main loop's */
+    (void)evloop_run(w->loop);
+    /* MHD reports the requests it closes: their audit rows go with the last batch */
+    w->proxy = proxy_free(w->proxy);
+    audit_handover(w);
+    return NULL;
+}
+
+static int call_stop(worker *w, void *arg, terok_error *err)
+{
+    evloop_exit(w->loop, 0);
+    return 0;
+}
+
+typedef struct listen_arg {
+    const char *container;
+    int fd; /* dup'ed for each worker */
+    bool is_unix;
+} listen_arg;
+
+static int call_listen(worker *w, void *arg, terok_error *err)
+{
+    listen_arg *a = arg;
+    int fd = fcntl(a->fd, F_DUPFD_CLOEXEC, 3);
+
+    if (fd < 0)
+        return terok_error_set(err, negative_errno(), "dup: %s", strerror(errno));
+    return proxy_listen_fd(w->proxy, a->container, fd, a->is_unix, err);
+}
+
+static int call_close(worker *w, void *arg, terok_error *err)
+{
+    return proxy_close(w->proxy, arg);
+}
+
+static int call_close_unix(worker *w, void *arg, terok_error *err)
+{
+    proxy_close_unix(w->proxy, arg);
+    return 0;
+}
+
+/* Drains the queue while the worker is idle (it would overflow), remembering a write. */
+static int on_worker_db_event(evloop *l, int fd, uint32_t events, void *ud)
+{
+    worker *w = ud;
+
+    if (read_db_events(fd, w->d->db_base))
+        w->tc_suspect = true;
+    return 0;
+}
+
+static void worker_watch(worker *w)
+{
+    vault_daemon *d = w->d;
+
+    if (!d->db_dir || !d->db_base)
+        return;
+    w->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (w->inotify_fd < 0 ||
+        inotify_add_watch(w->inotify_fd, d->db_dir,
+                          IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE | IN_MOVED_TO) < 0 ||
+        evloop_add_io(w->loop, w->inotify_fd, EPOLLIN, on_worker_db_event, w) < 0) {
+        log_warning("vault: cannot watch '%s' (%s); every token check reads the store", d->db_dir,
+                    strerror(errno));
+        if (w->inotify_fd >= 0)
+            close(w->inotify_fd);
+        w->inotify_fd = -EBADF;
+    }
+}
+
+static int worker_init(vault_daemon *d, worker *w, terok_error *err)
+{
+    int r;
+
+    w->d = d;
+    w->inotify_fd = -EBADF;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    w->audit = calloc(AUDIT_HANDOVER_ROWS, sizeof(*w->audit));
+    if (!w->audit)
+        return terok_error_set(err, -ENOMEM, "out of memory");
+    r = evloop_new(&w->loop);
+    if (r < 0)
+        return terok_error_set(err, r, "cannot create an event loop");
+    evloop_on_wake(w->loop, on_worker_wake, w);
+    worker_watch(w);
+    w->hooks = (broker_hooks){hook_check, hook_credential, hook_audit, w, hook_put};
+    return proxy_new(w->loop, &d->routes, &w->hooks, d->ca_file, &w->proxy, err);
+}
+
+static void workers_stop(vault_daemon *d)
+{
+    for (size_t i = 0; i < d->n_workers; i++) {
+        worker *w = &d->workers[i];
+        if (w->running) {
+            (void)worker_call(w, call_stop, NULL, NULL);
+            pthread_join(w->thread, NULL);
+            w->running = false;
+        }
+    }
+}
+
+static void workers_free(vault_daemon *d)
+{
+    workers_stop(d);
+    for (size_t i = 0; i < d->n_workers; i++) {
+        worker *w = &d->workers[i];
+        w->proxy = proxy_free(w->proxy);
+        audit_handover(w); /* a worker that never ran */
+        cred_cache_drop(&w->creds, NULL);
+        w->loop = evloop_free(w->loop);
+        if (w->inotify_fd >= 0)
+            close(w->inotify_fd);
+        free(w->audit);
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->cv);
+    }
+    free(d->workers);
+    d->workers = NULL;
+    d->n_workers = 0;
+}
+
+static size_t workers_wanted(const sandbox *sb)
+{
+    int64_t n = 0;
+    long cpus;
+
+    if (config_get_int(sb->config, "vault", "workers", &n) == 0 && n > 0)
+        return (size_t)MIN(n, (int64_t)WORKERS_MAX);
+    cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    return cpus > 0 ? (size_t)MIN(cpus, (long)WORKERS_MAX) : 1;
+}
+
+/* Every worker serves the socket (a dup each); fd stays the caller's. */
+static int listen_everywhere(vault_daemon *d, const char *container, int fd, bool is_unix,
+                             terok_error *err)
+{
+    listen_arg a = {container, fd, is_unix};
+
+    for (size_t i = 0; i < d->n_workers; i++) {
+        int r = worker_call(&d->workers[i], call_listen, &a, err);
+        if (r < 0) {
+            for (size_t j = 0; j < i; j++)
+                (void)worker_call(&d->workers[j], is_unix ? call_close_unix : call_close,
+                                  (void *)container, NULL);
+            return r;
+        }
+    }
+    return 0;
+}
+
+/* ---- container sockets (main thread) ---- */
 
 int vault_socket_path(const char *runtime_dir, const char *container, char **ret)
 {
     return asprintf(ret, "%s/containers/%s/vault.sock", runtime_dir, container) < 0 ? -ENOMEM : 0;
 }
 
+static void csock_drop(vault_daemon *d, const char *container, bool unlink_path)
+{
+    for (csock **i = &d->socks; *i;) {
+        if (streq((*i)->container, container)) {
+            csock *x = *i;
+            *i = x->next;
+            close(x->fd);
+            if (unlink_path)
+                (void)unlink(x->path);
+            free(x->container);
+            free(x->path);
+            free(x);
+        } else
+            i = &(*i)->next;
+    }
+}
+
+static size_t listener_count(vault_daemon *d)
+{
+    size_t n = 0;
+
+    /* every worker serves the same sockets: the first one's count is the daemon's */
+    if (d->n_workers > 0 && d->workers[0].proxy)
+        n = proxy_listeners(d->workers[0].proxy);
+    return n;
+}
+
 static int open_container(vault_daemon *d, const char *name, terok_error *err)
 {
     _cleanup_free_ char *dir = NULL, *sock = NULL;
+    _cleanup_close_ int fd = -EBADF;
+    csock *c;
     int r;
 
     if (!container_name_is_valid(name))
@@ -420,25 +819,63 @@ static int open_container(vault_daemon *d, const char *name, terok_error *err)
     r = vault_socket_path(d->sb->paths.runtime_dir, name, &sock);
     if (r < 0)
         return terok_error_set(err, r, "out of memory");
-    r = proxy_listen_unix(d->proxy, name, sock, err);
-    if (r < 0)
+    /* A reopen binds a fresh socket file; each worker's listener of the old one is replaced
+     * by the new one (TCP listeners of the container stay). */
+    fd = httpd_bind_unix(sock, 0666, err);
+    if (fd < 0)
+        return fd;
+    r = listen_everywhere(d, name, fd, true, err);
+    if (r < 0) {
+        (void)unlink(sock);
         return r;
+    }
+    csock_drop(d, name, false);
+    c = calloc(1, sizeof(*c));
+    if (!c || !(c->container = strdup(name))) {
+        free(c);
+        return terok_error_set(err, -ENOMEM, "out of memory");
+    }
+    c->path = TAKE_PTR(sock);
+    c->fd = TAKE_FD(fd);
+    c->next = d->socks;
+    d->socks = c;
     r = ssh_signer_open(d->signer, name, dir, err);
     if (r > 0)
         log_info("vault: ssh-agent socket of '%s' open", name);
     return r < 0 ? r : 0;
 }
 
-static int reopen_cb(void *ud, const container_rec *rec)
+static void close_container(vault_daemon *d, const char *name)
 {
-    vault_daemon *d = ud;
-    terok_error err = TEROK_ERROR_INIT;
+    for (size_t i = 0; i < d->n_workers; i++)
+        (void)worker_call(&d->workers[i], call_close, (void *)name, NULL);
+    csock_drop(d, name, true);
+    ssh_signer_close(d->signer, name);
+}
 
-    if (open_container(d, rec->name, &err) < 0)
-        log_warning("vault: cannot reopen the socket of '%s': %s", rec->name,
-                    terok_error_message(&err));
-    terok_error_clear(&err);
-    return 0;
+static int list_cb(void *ud, const container_rec *rec)
+{
+    return strv_extend(ud, rec->name) < 0 ? -ENOMEM : 0;
+}
+
+/* Sockets of containers that exist survive a daemon restart. The names are read first: the
+ * workers may need the store lock while they open the sockets. */
+static void reopen_containers(vault_daemon *d, store *st)
+{
+    _cleanup_strv_free_ char **names = NULL;
+
+    pthread_mutex_lock(&d->db_mu);
+    (void)store_container_list(st, list_cb, &names, NULL);
+    pthread_mutex_unlock(&d->db_mu);
+    STRV_FOREACH(n, names)
+    {
+        terok_error err = TEROK_ERROR_INIT;
+
+        if (open_container(d, *n, &err) < 0)
+            log_warning("vault: cannot reopen the socket of '%s': %s", *n,
+                        terok_error_message(&err));
+        terok_error_clear(&err);
+    }
 }
 
 static json_object *on_ctl(void *ud, const struct ucred *peer, json_object *req, terok_error *err)
@@ -464,8 +901,7 @@ static json_object *on_ctl(void *ud, const struct ucred *peer, json_object *req,
                 return NULL;
             log_info("vault: opened the socket of '%s'", n);
         } else {
-            proxy_close(d->proxy, n);
-            ssh_signer_close(d->signer, n);
+            close_container(d, n);
             log_info("vault: closed the socket of '%s'", n);
         }
     } else if (streq(o, "stop")) {
@@ -478,11 +914,11 @@ static json_object *on_ctl(void *ud, const struct ucred *peer, json_object *req,
     reply = json_object_new_object();
     json_object_object_add(reply, "ok", json_object_new_boolean(1));
     json_object_object_add(reply, "pid", json_object_new_int((int)getpid()));
-    json_object_object_add(reply, "listeners",
-                           json_object_new_int64((int64_t)proxy_listeners(d->proxy)));
+    json_object_object_add(reply, "listeners", json_object_new_int64((int64_t)listener_count(d)));
     json_object_object_add(reply, "routes", json_object_new_int64((int64_t)d->routes.n));
     json_object_object_add(reply, "ssh_listeners",
                            json_object_new_int64((int64_t)ssh_signer_listeners(d->signer)));
+    json_object_object_add(reply, "workers", json_object_new_int64((int64_t)d->n_workers));
     return reply;
 }
 
@@ -493,32 +929,71 @@ static int on_signal(evloop *l, int signo, uint32_t events, void *ud)
     return 0;
 }
 
+/* Main loop woken by a worker's audit batch. */
+static void on_main_wake(evloop *l, int *timeout_ms, void *ud)
+{
+    audit_queued(ud);
+}
+
+/* Loopback TCP: one SO_REUSEPORT socket per worker, so the kernel spreads the connections. */
+static int listen_tcp(vault_daemon *d, const vault_tcp_listener *t, uint16_t *ret_port,
+                      terok_error *err)
+{
+    uint16_t port = t->port;
+
+    for (size_t i = 0; i < d->n_workers; i++) {
+        listen_arg a = {t->container, -EBADF, false};
+        int r;
+
+        a.fd = httpd_bind_tcp_reuseport(t->address, port, &port, err);
+        if (a.fd < 0)
+            return a.fd;
+        r = call_listen(&d->workers[i], &a, err); /* before the threads start */
+        close(a.fd);
+        if (r < 0)
+            return r;
+    }
+    *ret_port = port;
+    return 0;
+}
+
 int vault_daemon_run(sandbox *sb, const vault_daemon_opts *o, terok_error *err)
 {
-    vault_daemon d = {.sb = sb, .inotify_fd = -EBADF};
+    vault_daemon d = {.sb = sb};
+    pthread_mutexattr_t ma;
     _cleanup_free_ char *ctl_path = NULL;
     const char *ca_file;
     store *st = NULL;
     int r;
 
-    /* Memory (docs/vault.md, performance): one malloc arena per thread would give libcurl's
-     * resolver threads arenas of their own; and buffers of 128 KiB and more (streaming bodies)
-     * go to mmap so they are returned when the transfer ends instead of pinning the heap. */
-    mallopt(M_ARENA_MAX, 2);
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&d.db_mu, &ma);
+    pthread_mutexattr_destroy(&ma);
+    pthread_mutex_init(&d.audit_mu, NULL);
+    pthread_mutex_init(&d.tc_mu, NULL);
+    /* Memory (docs/vault.md, performance): one malloc arena per worker (their buffers come
+     * and go on their own threads; libcurl's resolver threads share them), and buffers of
+     * 128 KiB and more (streaming bodies) go to mmap so they are returned when the transfer
+     * ends instead of pinning the heap. */
+    d.n_workers = workers_wanted(sb);
+    mallopt(M_ARENA_MAX, (int)MIN(d.n_workers + 1, (size_t)8));
     mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     r = sandbox_store(sb, &st, err);
     if (r < 0)
-        return r;
+        goto out;
     d.db = store_sqlite(st);
     /* The daemon only probes tokens (cached) and appends audit rows: SQLite's default 2 MiB
      * page cache would fill with audit pages it never reads again. */
     (void)sqlite3_exec(d.db, "PRAGMA cache_size = -256", NULL, NULL, NULL);
     r = tokens_key_load(sb->paths.state_dir, d.key, err);
     if (r < 0)
-        return r;
+        goto out;
     r = routes_from_config(sb->config, &d.routes, err);
-    if (r < 0)
-        return terok_error_prefix(err, "vault routes");
+    if (r < 0) {
+        terok_error_prefix(err, "vault routes");
+        goto out;
+    }
     if (registry_backend_name(sb->registry, TEROK_PLUGIN_KIND_VAULT)) {
         r = vault_open(sb->registry, 0, &d.vault, err);
         if (r < 0)
@@ -530,13 +1005,13 @@ int vault_daemon_run(sandbox *sb, const vault_daemon_opts *o, terok_error *err)
         terok_error_set(err, r, "cannot create the event loop");
         goto out;
     }
+    evloop_on_wake(d.loop, on_main_wake, &d);
     if (sodium_init() < 0) {
         r = terok_error_set(err, -EIO, "cannot initialise libsodium");
         goto out;
     }
     randombytes_buf(d.tc_key, sizeof d.tc_key);
-    watch_db(&d);
-    d.hooks = (broker_hooks){hook_check, hook_credential, hook_audit, &d, hook_put};
+    db_location(&d);
     /* --ca-file wins over [vault] ca-file; an unreadable bundle is an error now, not a TLS
      * failure on every request later */
     ca_file = o->ca_file ? o->ca_file : config_get(sb->config, "vault", "ca-file");
@@ -545,15 +1020,27 @@ int vault_daemon_run(sandbox *sb, const vault_daemon_opts *o, terok_error *err)
                             strerror(errno));
         goto out;
     }
-    r = proxy_new(d.loop, &d.routes, &d.hooks, ca_file && *ca_file ? ca_file : NULL, &d.proxy, err);
-    if (r < 0)
+    d.ca_file = ca_file && *ca_file ? ca_file : NULL;
+    d.workers = calloc(d.n_workers, sizeof(*d.workers));
+    if (!d.workers) {
+        d.n_workers = 0;
+        r = terok_error_set(err, -ENOMEM, "out of memory");
         goto out;
+    }
+    for (size_t i = 0; i < d.n_workers; i++)
+        d.workers[i].inotify_fd = -EBADF;
+    for (size_t i = 0; i < d.n_workers; i++) {
+        r = worker_init(&d, &d.workers[i], err);
+        if (r < 0)
+            goto out;
+    }
     r = sshkeys_schema(d.db, err);
-    if (r >= 0 &&
-        ssh_signer_new(d.loop, d.have_vault ? &d.vault : NULL, d.db, hook_audit, &d, &d.signer) < 0)
+    if (r >= 0 && ssh_signer_new(d.loop, d.have_vault ? &d.vault : NULL, d.db, hook_audit_main, &d,
+                                 &d.signer) < 0)
         r = terok_error_set(err, -ENOMEM, "out of memory");
     if (r < 0)
         goto out;
+    ssh_signer_set_lock(d.signer, &d.db_mu);
     r = mkdir_safe(sb->paths.runtime_dir, 0700, err);
     if (r < 0)
         goto out;
@@ -565,15 +1052,13 @@ int vault_daemon_run(sandbox *sb, const vault_daemon_opts *o, terok_error *err)
         goto out;
     for (size_t i = 0; i < o->n_tcp; i++) {
         uint16_t port = 0;
-        r = proxy_listen_tcp(d.proxy, o->tcp[i].container, o->tcp[i].address, o->tcp[i].port, &port,
-                             err);
+        r = listen_tcp(&d, &o->tcp[i], &port, err);
         if (r < 0)
             goto out;
         log_notice("vault: listening on %s:%u for '%s'", o->tcp[i].address, port,
                    o->tcp[i].container);
     }
-    /* Sockets of containers that exist survive a daemon restart. */
-    (void)store_container_list(st, reopen_cb, &d, NULL);
+    /* Signals are blocked before the workers start: they inherit the mask. */
     r = evloop_add_signal(d.loop, SIGTERM, on_signal, &d);
     if (r >= 0)
         r = evloop_add_signal(d.loop, SIGINT, on_signal, &d);
@@ -582,29 +1067,43 @@ int vault_daemon_run(sandbox *sb, const vault_daemon_opts *o, terok_error *err)
         goto out;
     }
     signal(SIGPIPE, SIG_IGN);
+    for (size_t i = 0; i < d.n_workers; i++) {
+        worker *w = &d.workers[i];
+        r = -pthread_create(&w->thread, NULL, worker_main, w);
+        if (r < 0) {
+            terok_error_set(err, r, "cannot start a worker thread: %s", strerror(-r));
+            goto out;
+        }
+        w->running = true;
+    }
+    reopen_containers(&d, st);
     if (o->ready)
         o->ready(o->ready_userdata);
-    log_info("vault: serving %zu route(s) on '%s'", d.routes.n, ctl_path);
+    log_info("vault: serving %zu route(s) on '%s' with %zu worker(s)", d.routes.n, ctl_path,
+             d.n_workers);
     r = evloop_run(d.loop);
     if (r < 0)
         terok_error_set(err, r, "event loop failed: %s", strerror(-r));
 out:
     ctl_server_free(d.ctl);
-    proxy_free(d.proxy); /* MHD reports the requests it closes: audit rows still come */
-    flush_audit(&d);
+    workers_free(&d); /* MHD reports the requests it closes: audit rows still come */
+    while (d.socks)
+        csock_drop(&d, d.socks->container, true);
+    if (d.loop)
+        flush_audit(&d);
+    audit_rows_free(d.audit, d.n_audit);
     free(d.audit);
-    cred_cache_drop(&d, NULL);
     token_cache_clear(&d);
     free(d.tc);
-    if (d.inotify_fd >= 0) {
-        evloop_remove_io(d.loop, d.inotify_fd);
-        close(d.inotify_fd);
-    }
+    free(d.db_dir);
     free(d.db_base);
     sqlite3_finalize(d.data_version);
     ssh_signer_free(d.signer);
     evloop_free(d.loop);
     routes_done(&d.routes);
     sodium_memzero(d.key, sizeof d.key);
+    pthread_mutex_destroy(&d.db_mu);
+    pthread_mutex_destroy(&d.audit_mu);
+    pthread_mutex_destroy(&d.tc_mu);
     return r;
 }

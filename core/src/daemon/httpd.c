@@ -137,7 +137,8 @@ int httpd_bind_unix(const char *path, mode_t mode, terok_error *err)
     return fd;
 }
 
-int httpd_bind_tcp(const char *ipv4, uint16_t port, uint16_t *ret_port, terok_error *err)
+static int bind_tcp(const char *ipv4, uint16_t port, bool reuseport, uint16_t *ret_port,
+                    terok_error *err)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
     socklen_t len = sizeof sa;
@@ -149,6 +150,11 @@ int httpd_bind_tcp(const char *ipv4, uint16_t port, uint16_t *ret_port, terok_er
     if (fd < 0)
         return terok_error_set(err, negative_errno(), "socket: %s", strerror(errno));
     (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+        r = terok_error_set(err, negative_errno(), "SO_REUSEPORT: %s", strerror(errno));
+        close(fd);
+        return r;
+    }
     if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 128) < 0 ||
         getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
         r = terok_error_set(err, negative_errno(), "cannot listen on %s:%u: %s", ipv4, port,
@@ -158,6 +164,34 @@ int httpd_bind_tcp(const char *ipv4, uint16_t port, uint16_t *ret_port, terok_er
     }
     *ret_port = ntohs(sa.sin_port);
     return fd;
+}
+
+int httpd_bind_tcp(const char *ipv4, uint16_t port, uint16_t *ret_port, terok_error *err)
+{
+    return bind_tcp(ipv4, port, false, ret_port, err);
+}
+
+int httpd_bind_tcp_reuseport(const char *ipv4, uint16_t port, uint16_t *ret_port, terok_error *err)
+{
+    return bind_tcp(ipv4, port, true, ret_port, err);
+}
+
+int httpd_listen_fd(evloop *l, int fd, const httpd_config *c, httpd **ret, terok_error *err)
+{
+    httpd *h = calloc(1, sizeof(*h));
+    int r;
+
+    if (!h) {
+        close(fd);
+        return terok_error_set(err, -ENOMEM, "out of memory");
+    }
+    r = start(l, fd, c, h, err);
+    if (r < 0) {
+        httpd_free(h);
+        return r;
+    }
+    *ret = h;
+    return 0;
 }
 
 int httpd_listen_unix(evloop *l, const char *path, mode_t mode, const httpd_config *c, httpd **ret,

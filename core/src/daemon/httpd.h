@@ -38,6 +38,12 @@ int httpd_listen_tcp(evloop *l, const char *ipv4, uint16_t port, const httpd_con
  * own threads: return the fd or a negative errno. */
 int httpd_bind_unix(const char *path, mode_t mode, terok_error *err);
 int httpd_bind_tcp(const char *ipv4, uint16_t port, uint16_t *ret_port, terok_error *err);
+/* The same with SO_REUSEPORT: one socket per worker thread on the same port, and the kernel
+ * spreads new connections across them. */
+int httpd_bind_tcp_reuseport(const char *ipv4, uint16_t port, uint16_t *ret_port, terok_error *err);
+/* An MHD daemon on a listening socket bound elsewhere (a dup of a socket several worker loops
+ * share: whichever is ready accepts, the others get EAGAIN). Takes fd, also on failure. */
+int httpd_listen_fd(evloop *l, int fd, const httpd_config *c, httpd **ret, terok_error *err);
 /* Stops the MHD daemon, closes the socket, unlinks a Unix socket file we created. */
 httpd *httpd_free(httpd *h);
 uint16_t httpd_port(const httpd *h);

@@ -517,8 +517,7 @@ int loader_load_ctx(const char *dir, uint32_t kind, const char *name, uint64_t r
         /* -ELIBACC, not -ENOENT: a missing plugin is a backend problem (exit 5), not a
          * missing container or object (exit 4) */
         if (r == -ENOENT)
-            return load_ctx_reject(l, err, -ELIBACC, "plugin directory '%s' does not exist",
-                                   dir);
+            return load_ctx_reject(l, err, -ELIBACC, "plugin directory '%s' does not exist", dir);
         return load_ctx_reject(l, err, r, "cannot open plugin directory '%s': %s", dir,
                                strerror(-r));
     }

@@ -256,7 +256,7 @@ static int build_env(gg *g, const terok_gate_http *req, strv *env)
         {"uploadpack.allowTipSHA1InWant", "false"},
         {"uploadpack.allowReachableSHA1InWant", "false"},
         {"receive.advertisePushOptions", "false"},
-        {"core.alternateRefsPrefixes", "refs/heads/ refs/tags/"},
+        {"core.alternateRefsCommand", "true"},
         {"core.logAllRefUpdates", "always"},
         {"core.fsmonitor", "false"},
         {"gc.auto", "0"},

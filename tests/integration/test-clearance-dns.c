@@ -44,45 +44,8 @@ static const int ports[] = {8090, 8091, 8092, 0};
 
 static void start_dnsmasq(const char *hosts)
 {
-    char hf[4200], arg[4300];
-
-    snprintf(hf, sizeof hf, "%s/hosts", test_tmp);
-    test_write_file("hosts", hosts, 0644);
-    snprintf(arg, sizeof arg, "--addn-hosts=%s", hf);
-    dnsmasq = fork();
-    if (dnsmasq == 0) {
-        const char *argv[] = {"ip",
-                              "netns",
-                              "exec",
-                              t.srv_ns,
-                              "dnsmasq",
-                              "--keep-in-foreground",
-                              "--no-resolv",
-                              "--no-hosts",
-                              arg,
-                              "--local-ttl=2",
-                              "--local=/example.test/",
-                              "--listen-address=" SRV,
-                              "--bind-interfaces",
-                              "--port=53",
-                              "--user=root",
-                              "--conf-file=/dev/null",
-                              "--pid-file",
-                              NULL};
-        int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(null, 1);
-        dup2(null, 2);
-        execvp("ip", (char *const *)argv);
-        _exit(127);
-    }
-    for (int i = 0; i < 100; i++) {
-        if (probe_dns(t.container, SRV, "svc.example.test", 200) == 0)
-            return;
-        usleep(20000);
-    }
-    cr_assert_fail("dnsmasq did not come up");
+    dnsmasq = topo_dnsmasq(&t, SRV, test_write_file("hosts", hosts, 0644));
+    cr_assert(dnsmasq > 0, "dnsmasq did not come up");
 }
 
 /* The answers change: dnsmasq re-reads --addn-hosts on SIGHUP. */

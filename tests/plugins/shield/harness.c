@@ -665,3 +665,50 @@ long counter_sum(const char *rules, const char *needle)
     }
     return sum;
 }
+
+pid_t topo_dnsmasq(topo *t, const char *listen_ip, const char *hosts_file)
+{
+    char hosts_arg[4200], listen_arg[64];
+    pid_t pid;
+
+    snprintf(hosts_arg, sizeof hosts_arg, "--addn-hosts=%s", hosts_file);
+    snprintf(listen_arg, sizeof listen_arg, "--listen-address=%s", listen_ip);
+    pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        const char *argv[] = {"ip",
+                              "netns",
+                              "exec",
+                              t->srv_ns,
+                              "dnsmasq",
+                              "--keep-in-foreground",
+                              "--no-resolv",
+                              "--no-hosts",
+                              hosts_arg,
+                              "--local-ttl=2",
+                              "--local=/example.test/",
+                              listen_arg,
+                              "--bind-interfaces",
+                              "--port=53",
+                              "--user=root",
+                              "--conf-file=/dev/null",
+                              "--pid-file",
+                              NULL};
+        int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(null, 1);
+        dup2(null, 2);
+        execvp("ip", (char *const *)argv);
+        _exit(127);
+    }
+    for (int i = 0; i < 100; i++) {
+        if (probe_dns(t->container, listen_ip, "svc.example.test", 200) == 0)
+            return pid;
+        usleep(20000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return -1;
+}

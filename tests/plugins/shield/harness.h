@@ -60,6 +60,11 @@ int probe_connect(pid_t pid, const char *ip, int port, int timeout_ms);
  * answer with our id arrives within timeout_ms, else a positive errno. */
 int probe_dns(pid_t pid, const char *server, const char *name, int timeout_ms);
 
+/* dnsmasq in t's server netns on listen_ip:53, authoritative for example.test with a TTL of 2 s,
+ * answering from hosts_file (re-read on SIGHUP), output to /dev/null, dying with the caller.
+ * Returns its pid once it answers a query for svc.example.test from t's container, or -1. */
+pid_t topo_dnsmasq(topo *t, const char *listen_ip, const char *hosts_file);
+
 /* A long-lived connection from pid's netns: conn_open connects and reads the greeting;
  * conn_ping sends a line and waits for its echo: 0 or the errno of the failure. */
 typedef struct held_conn {

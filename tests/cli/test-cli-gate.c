@@ -39,7 +39,16 @@ static void teardown(void)
 TestSuite(cli_gate, .init = setup, .fini = teardown, .timeout = 120);
 
 #define R(...) TEST_CLI(__VA_ARGS__)
-#define GIT(...) git_ok((const char *const[]){"git", __VA_ARGS__, NULL})
+#define GIT TEST_GIT
+
+/* Commit work/file holding msg and a newline. */
+static void commit_file(const char *work, const char *file, const char *msg)
+{
+    char content[512];
+
+    snprintf(content, sizeof content, "%s\n", msg);
+    test_commit_file(work, file, content, msg);
+}
 
 static int contains(const char *hay, const char *needle)
 {
@@ -59,33 +68,6 @@ static const char *jstr(json_object *o, const char *key)
     json_object *v;
 
     return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : NULL;
-}
-
-static char *git_ok(const char *const *argv)
-{
-    cli_result r = test_run(NULL, argv);
-    size_t n;
-
-    cr_assert(r.exit_code == 0, "git %s failed: %s", argv[1], r.err);
-    free(r.err);
-    n = strlen(r.out);
-    while (n && r.out[n - 1] == '\n')
-        r.out[--n] = 0;
-    return r.out;
-}
-
-static void commit_file(const char *work, const char *file, const char *msg)
-{
-    char path[2048];
-    FILE *f;
-
-    snprintf(path, sizeof path, "%s/%s", work, file);
-    f = fopen(path, "w");
-    cr_assert(f != NULL);
-    fprintf(f, "%s\n", msg);
-    fclose(f);
-    free(GIT("-C", work, "add", file));
-    free(GIT("-C", work, "commit", "-q", "-m", msg));
 }
 
 /* file:// upstream with one commit on main; returns the URL (static). */

@@ -341,3 +341,33 @@ ReportHook(POST_ALL)(struct criterion_global_stats *stats)
     (void)stats;
     stop_test_podman_services();
 }
+
+char *test_git_ok(const char *const *argv)
+{
+    cli_result r = test_run(NULL, argv);
+    char *out;
+    size_t n;
+
+    cr_assert(r.exit_code == 0, "%s %s %s failed (%d): %s", argv[0], argv[1] ? argv[1] : "",
+              argv[1] && argv[2] ? argv[2] : "", r.exit_code, r.err);
+    out = r.out;
+    n = strlen(out);
+    while (n && (out[n - 1] == '\n' || out[n - 1] == ' '))
+        out[--n] = 0;
+    free(r.err);
+    return out;
+}
+
+void test_commit_file(const char *work, const char *file, const char *content, const char *msg)
+{
+    char path[2048];
+    FILE *f;
+
+    snprintf(path, sizeof path, "%s/%s", work, file);
+    f = fopen(path, "we");
+    cr_assert(f != NULL, "cannot write '%s'", path);
+    fputs(content, f);
+    fclose(f);
+    free(TEST_GIT("-C", work, "add", file));
+    free(TEST_GIT("-C", work, "commit", "-q", "-m", msg));
+}

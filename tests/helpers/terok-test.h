@@ -27,6 +27,13 @@ void test_tmpdir_setup(void);
 void test_tmpdir_teardown(void);
 /* Path under test_tmp (static buffer rotation of 8; copy if kept). */
 const char *test_path(const char *rel);
+/* Run a command (git): fail the test with its stderr unless it exits 0; returns its stdout with
+ * trailing newlines and spaces trimmed (caller frees). */
+char *test_git_ok(const char *const *argv);
+#define TEST_GIT(...) test_git_ok((const char *const[]){"git", __VA_ARGS__, NULL})
+/* Write work/file with content and commit it with msg. */
+void test_commit_file(const char *work, const char *file, const char *content, const char *msg);
+
 /* The private Podman service runtime-podman started under dir (<dir>/run/runtime-podman), or 0;
  * stop it (SIGTERM, not waited for). */
 pid_t test_private_podman_pid(const char *dir);

@@ -28,7 +28,16 @@
 extern char **environ;
 
 #define R(...) TEST_CLI(__VA_ARGS__)
-#define GIT(...) git_ok((const char *const[]){"git", __VA_ARGS__, NULL})
+#define GIT TEST_GIT
+
+/* Commit work/file holding msg and a newline. */
+static void commit_file(const char *work, const char *file, const char *msg)
+{
+    char content[512];
+
+    snprintf(content, sizeof content, "%s\n", msg);
+    test_commit_file(work, file, content, msg);
+}
 #define EXPECT_EXIT(res, code)                                                                     \
     cr_assert_eq((res).exit_code, (code), "exit %d, expected %d\nstdout: %s\nstderr: %s",          \
                  (res).exit_code, (code), (res).out, (res).err)
@@ -116,33 +125,6 @@ static cli_result cli(const char *const *argv)
     return r;
 }
 #define C(...) cli((const char *const[]){__VA_ARGS__, NULL})
-
-static char *git_ok(const char *const *argv)
-{
-    cli_result r = test_run(NULL, argv);
-    size_t n;
-
-    cr_assert(r.exit_code == 0, "git %s failed: %s", argv[1], r.err);
-    free(r.err);
-    n = strlen(r.out);
-    while (n && r.out[n - 1] == '\n')
-        r.out[--n] = 0;
-    return r.out;
-}
-
-static void commit_file(const char *work, const char *file, const char *msg)
-{
-    char path[2048];
-    FILE *f;
-
-    snprintf(path, sizeof path, "%s/%s", work, file);
-    f = fopen(path, "w");
-    cr_assert(f != NULL);
-    fprintf(f, "%s\n", msg);
-    fclose(f);
-    free(GIT("-C", work, "add", file));
-    free(GIT("-C", work, "commit", "-q", "-m", msg));
-}
 
 static const char *path_of(const char *name)
 {

@@ -64,25 +64,9 @@ TestSuite(gate, .init = gate_setup, .fini = gate_teardown, .timeout = 120.);
 
 /* --- helpers ------------------------------------------------------------------------------- */
 
-#define GIT(...) git_ok((const char *const[]){"git", __VA_ARGS__, NULL})
+#define GIT TEST_GIT
+#define commit_file test_commit_file
 #define GIT_FAILS(...) git_fails((const char *const[]){"git", __VA_ARGS__, NULL})
-
-/* Run git; fail the test with its stderr unless it exits 0. Returns stdout (trimmed, owned). */
-static char *git_ok(const char *const *argv)
-{
-    cli_result r = test_run(NULL, argv);
-    char *out;
-    size_t n;
-
-    cr_assert(r.exit_code == 0, "git %s %s failed (%d): %s", argv[1], argv[2] ? argv[2] : "",
-              r.exit_code, r.err);
-    out = r.out;
-    n = strlen(out);
-    while (n && (out[n - 1] == '\n' || out[n - 1] == ' '))
-        out[--n] = 0;
-    free(r.err);
-    return out;
-}
 
 static char *git_fails(const char *const *argv)
 {
@@ -122,20 +106,6 @@ static const char *make_upstream(const char *name, int n, char **ret_work)
     if (ret_work)
         *ret_work = strdup(work);
     return url;
-}
-
-static void commit_file(const char *work, const char *file, const char *content, const char *msg)
-{
-    char path[2048];
-    FILE *f;
-
-    snprintf(path, sizeof path, "%s/%s", work, file);
-    f = fopen(path, "w");
-    cr_assert(f != NULL);
-    fputs(content, f);
-    fclose(f);
-    free(GIT("-C", work, "add", file));
-    free(GIT("-C", work, "commit", "-q", "-m", msg));
 }
 
 static void create_repo(const char *name, const char *url, const char *branch)

@@ -41,14 +41,7 @@ TestSuite(cli_gate, .init = setup, .fini = teardown, .timeout = 120);
 #define R(...) TEST_CLI(__VA_ARGS__)
 #define GIT TEST_GIT
 
-/* Commit work/file holding msg and a newline. */
-static void commit_file(const char *work, const char *file, const char *msg)
-{
-    char content[512];
-
-    snprintf(content, sizeof content, "%s\n", msg);
-    test_commit_file(work, file, content, msg);
-}
+#define commit_file(work, file, msg) test_commit_file(work, file, NULL, msg)
 
 static int contains(const char *hay, const char *needle)
 {

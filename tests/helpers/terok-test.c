@@ -366,7 +366,10 @@ void test_commit_file(const char *work, const char *file, const char *content, c
     snprintf(path, sizeof path, "%s/%s", work, file);
     f = fopen(path, "we");
     cr_assert(f != NULL, "cannot write '%s'", path);
-    fputs(content, f);
+    if (content)
+        fputs(content, f);
+    else
+        fprintf(f, "%s\n", msg);
     fclose(f);
     free(TEST_GIT("-C", work, "add", file));
     free(TEST_GIT("-C", work, "commit", "-q", "-m", msg));

@@ -31,7 +31,7 @@ const char *test_path(const char *rel);
  * trailing newlines and spaces trimmed (caller frees). */
 char *test_git_ok(const char *const *argv);
 #define TEST_GIT(...) test_git_ok((const char *const[]){"git", __VA_ARGS__, NULL})
-/* Write work/file with content and commit it with msg. */
+/* Write work/file with content (NULL: msg and a newline) and commit it with msg. */
 void test_commit_file(const char *work, const char *file, const char *content, const char *msg);
 
 /* The private Podman service runtime-podman started under dir (<dir>/run/runtime-podman), or 0;

@@ -30,14 +30,7 @@ extern char **environ;
 #define R(...) TEST_CLI(__VA_ARGS__)
 #define GIT TEST_GIT
 
-/* Commit work/file holding msg and a newline. */
-static void commit_file(const char *work, const char *file, const char *msg)
-{
-    char content[512];
-
-    snprintf(content, sizeof content, "%s\n", msg);
-    test_commit_file(work, file, content, msg);
-}
+#define commit_file(work, file, msg) test_commit_file(work, file, NULL, msg)
 #define EXPECT_EXIT(res, code)                                                                     \
     cr_assert_eq((res).exit_code, (code), "exit %d, expected %d\nstdout: %s\nstderr: %s",          \
                  (res).exit_code, (code), (res).out, (res).err)

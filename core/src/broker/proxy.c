@@ -927,10 +927,13 @@ static oauth_state *oauth_for(proxy *p, const route *rt)
     return s;
 }
 
-static void oauth_transfer_free(proxy *p, oauth_state *st)
+/* Free a refresh transfer's handle and buffers; in_loop: its handle is still in the multi
+ * (curl-loop removed it already when it reports the transfer done). */
+static void oauth_transfer_free(proxy *p, oauth_state *st, bool in_loop)
 {
     if (st->easy) {
-        curl_loop_remove(p->curl, st->easy);
+        if (in_loop)
+            curl_loop_remove(p->curl, st->easy);
         curl_easy_cleanup(st->easy);
     }
     st->easy = NULL;
@@ -1054,18 +1057,8 @@ static void oauth_done(CURL *easy, CURLcode result, void *userdata)
         }
     } else
         log_warning("vault: route '%s': %s", st->rt->name, message);
-    /* curl-loop removed the handle from the multi already */
-    curl_easy_cleanup(easy);
-    st->easy = NULL;
-    curl_slist_free_all(st->headers);
-    st->headers = NULL;
-    wipe_free(st->form);
-    st->form = NULL;
-    if (st->resp)
-        sodium_memzero(st->resp, st->resp_len);
-    free(st->resp);
-    st->resp = NULL;
-    st->resp_len = 0;
+    st->easy = easy;
+    oauth_transfer_free(p, st, false);
     oauth_finish(p, st, access, message);
     token_set_free(o);
     token_set_free(set);
@@ -1502,7 +1495,7 @@ proxy *proxy_free(proxy *p)
     }
     while (p->oauth) {
         oauth_state *n = p->oauth->next;
-        oauth_transfer_free(p, p->oauth);
+        oauth_transfer_free(p, p->oauth, true);
         free(p->oauth->waiters);
         free(p->oauth);
         p->oauth = n;

@@ -374,3 +374,20 @@ void test_commit_file(const char *work, const char *file, const char *content, c
     free(TEST_GIT("-C", work, "add", file));
     free(TEST_GIT("-C", work, "commit", "-q", "-m", msg));
 }
+
+bool test_pid_alive(int pid)
+{
+    char path[64], buf[512], *p;
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    f = fopen(path, "re");
+    if (!f)
+        return false;
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    p = strrchr(buf, ')');
+    return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+}

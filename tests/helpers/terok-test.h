@@ -34,6 +34,9 @@ char *test_git_ok(const char *const *argv);
 /* Write work/file with content (NULL: msg and a newline) and commit it with msg. */
 void test_commit_file(const char *work, const char *file, const char *content, const char *msg);
 
+/* Whether pid runs (a zombie left for a subreaper to collect does not). */
+bool test_pid_alive(int pid);
+
 /* The private Podman service runtime-podman started under dir (<dir>/run/runtime-podman), or 0;
  * stop it (SIGTERM, not waited for). */
 pid_t test_private_podman_pid(const char *dir);

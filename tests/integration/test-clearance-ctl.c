@@ -57,31 +57,13 @@ static void setup(void)
     snprintf(sock_path, sizeof sock_path, "%s/run/clearance.ctl", test_tmp);
 }
 
-/* Running (a zombie left for a subreaper to collect is not). */
-static bool alive(int pid)
-{
-    char path[64], buf[512], *p;
-    FILE *f;
-    size_t n;
-
-    snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    f = fopen(path, "re");
-    if (!f)
-        return false;
-    n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    p = strrchr(buf, ')');
-    return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
-}
-
 static void teardown(void)
 {
     if (daemon_pid > 0) {
         kill(daemon_pid, SIGTERM);
-        for (int i = 0; i < 100 && alive(daemon_pid); i++)
+        for (int i = 0; i < 100 && test_pid_alive(daemon_pid); i++)
             usleep(20000);
-        if (alive(daemon_pid))
+        if (test_pid_alive(daemon_pid))
             kill(daemon_pid, SIGKILL);
     }
     daemon_pid = 0;
@@ -142,7 +124,7 @@ static void still_serving(void)
 
     cr_assert(reply_ok(o), "the daemon stopped serving after hostile input");
     json_object_put(o);
-    cr_assert(alive(daemon_pid), "the daemon died");
+    cr_assert(test_pid_alive(daemon_pid), "the daemon died");
 }
 
 /* The request is refused with an error that contains `want`. */
@@ -325,8 +307,8 @@ Test(clearance_ctl, other_uid_is_dropped)
 Test(clearance_ctl, exits_when_its_socket_is_taken_away)
 {
     cr_assert_eq(unlink(sock_path), 0);
-    for (int i = 0; i < 60 && alive(daemon_pid); i++)
+    for (int i = 0; i < 60 && test_pid_alive(daemon_pid); i++)
         usleep(100000);
-    cr_assert(!alive(daemon_pid), "the daemon outlived its control socket");
+    cr_assert(!test_pid_alive(daemon_pid), "the daemon outlived its control socket");
     daemon_pid = 0;
 }

@@ -74,24 +74,6 @@ static void prep_apply(const char *const *allow)
     free(out.annotations);
 }
 
-/* Running (a zombie left for a subreaper to collect is not). */
-static bool alive(int pid)
-{
-    char path[64], buf[512], *p;
-    FILE *f;
-    size_t n;
-
-    snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    f = fopen(path, "re");
-    if (!f)
-        return false;
-    n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    p = strrchr(buf, ')');
-    return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
-}
-
 static void setup(void)
 {
     char conf[2048], sd[4096];
@@ -147,9 +129,9 @@ static void teardown(void)
 {
     if (daemon_pid > 0) {
         kill(daemon_pid, SIGTERM);
-        for (int i = 0; i < 250 && alive(daemon_pid); i++)
+        for (int i = 0; i < 250 && test_pid_alive(daemon_pid); i++)
             usleep(20000);
-        if (alive(daemon_pid))
+        if (test_pid_alive(daemon_pid))
             kill(daemon_pid, SIGKILL);
     }
     daemon_pid = 0;
@@ -456,11 +438,11 @@ Test(clearance_dns, refresh_of_corrupt_or_missing_bundle_is_logged_daemon_keeps_
     }
     wait_log(failed, 2, 5000);
     s = status(); /* still serving */
-    cr_assert(daemon_pid > 0 && alive(daemon_pid));
+    cr_assert(daemon_pid > 0 && test_pid_alive(daemon_pid));
     kill(daemon_pid, SIGTERM);
-    for (int i = 0; i < 250 && alive(daemon_pid); i++)
+    for (int i = 0; i < 250 && test_pid_alive(daemon_pid); i++)
         usleep(20000);
-    cr_assert(!alive(daemon_pid), "the daemon exits on SIGTERM");
+    cr_assert(!test_pid_alive(daemon_pid), "the daemon exits on SIGTERM");
     daemon_pid = 0;
 }
 

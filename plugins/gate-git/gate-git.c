@@ -186,13 +186,13 @@ static int set_config(git_repository *repo, const char *const *kv, terok_error *
     return 0;
 }
 
-static int init_bare(const char *path, const char *head_branch, git_repository **ret,
-                     terok_error *err)
+static int init_bare(const char *path, const char *head_branch, bool odb_aside,
+                     git_repository **ret, terok_error *err)
 {
     git_repository_init_options o;
 
     git_repository_init_options_init(&o, GIT_REPOSITORY_INIT_OPTIONS_VERSION);
-    _cleanup_free_ char *head = NULL;
+    _cleanup_free_ char *head = NULL, *objects = NULL, *odb = NULL;
 
     if (asprintf(&head, "refs/heads/%s", head_branch) < 0)
         return -ENOMEM;
@@ -201,6 +201,23 @@ static int init_bare(const char *path, const char *head_branch, git_repository *
     o.initial_head = head;
     if (git_repository_init_ext(ret, path, &o) < 0)
         return gg_git_fail(err, -EIO, "gate: creating '%s'", path);
+    if (!odb_aside)
+        return 0;
+    git_repository_free(TAKE_PTR(*ret));
+    /* A mirror keeps its object database in odb/, objects being a symlink to it. For every
+     * alternate whose real path ends in "/objects" git lists that repository's refs with
+     * core.alternateRefsCommand, a process each time a task's view advertises its refs or
+     * checks a push's connectivity; under any other name it skips them, which is what the
+     * gate wants (the mirror's refs are not offered through alternates). git and libgit2
+     * follow the symlink; `git clone --local` of the mirror itself does not (use file://).
+     * Task views keep a plain objects/: operators clone those by path. */
+    if (asprintf(&objects, "%s/objects", path) < 0 || asprintf(&odb, "%s/odb", path) < 0)
+        return -ENOMEM;
+    if (rename(objects, odb) < 0 || symlink("odb", objects) < 0)
+        return terok_perr(err, negative_errno(), "gate: creating '%s': %s", objects,
+                          strerror(errno));
+    if (git_repository_open_bare(ret, path) < 0)
+        return gg_git_fail(err, -EIO, "gate: opening '%s'", path);
     return 0;
 }
 
@@ -302,7 +319,7 @@ static int gg_repo_create(void *state, const terok_gate_repo_spec *spec, terok_e
     if (asprintf(&tmp, "%s/projects/.%s.tmp-%d", g->root, spec->name, (int)getpid()) < 0)
         return -ENOMEM;
     (void)gg_rmtree(tmp);
-    if ((r = init_bare(tmp, spec->branch ? spec->branch : "main", &repo, err)) < 0)
+    if ((r = init_bare(tmp, spec->branch ? spec->branch : "main", true, &repo, err)) < 0)
         goto fail;
     {
         const char *kv[] = {"core.logAllRefUpdates",
@@ -629,7 +646,7 @@ static int gg_grant(void *state, const char *container, const char *repo, uint32
     if (git_reference_lookup(&mhead, mirror, "HEAD") == 0 &&
         git_reference_type(mhead) == GIT_REFERENCE_SYMBOLIC)
         head = git_reference_symbolic_target(mhead);
-    if ((r = init_bare(tmp, head + strlen("refs/heads/"), &task, err)) < 0)
+    if ((r = init_bare(tmp, head + strlen("refs/heads/"), false, &task, err)) < 0)
         goto fail;
     git_repository_free(TAKE_PTR(task));
     /* Alternates first, then reopen, so the object database sees the mirror's objects. */

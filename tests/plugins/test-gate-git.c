@@ -274,6 +274,14 @@ Test(gate, grant_gives_each_task_its_own_repo_sharing_objects)
             GIT("--git-dir", task_dir("task-a", "proj"), "for-each-ref", "--format=%(refname)");
         cr_expect(strstr(refs, "refs/terok") == NULL, "task refs: %s", refs);
     }
+    /* git learns nothing of the mirror's refs through the alternate (the mirror keeps its
+     * objects in odb/): no process lists them when a view advertises or checks a push, and
+     * the mirror's tips are not offered as ".have"s. Plainly laid out, this prints them. */
+    {
+        _cleanup_free_ char *alt_refs =
+            GIT("--git-dir", task_dir("task-a", "proj"), "rev-list", "--alternate-refs", "--stdin");
+        cr_expect_str_eq(alt_refs, "");
+    }
     /* Granting again is idempotent and keeps the view. */
     grant("task-a", "proj", TEROK_GATE_READ | TEROK_GATE_WRITE);
 }

@@ -557,6 +557,71 @@ Test(gate_ssh, known_hosts_file_with_hashed_entries)
     cli_result_done(&r);
 }
 
+/* A known-hosts file is the operator's, but a hostile or broken one must not crash the gate, be
+ * read past a line, or let a broken line stand in for the host: every malformed line is skipped
+ * and only a well-formed line for this host and key lets the connection through. */
+Test(gate_ssh, malformed_known_hosts_lines_are_skipped)
+{
+    _cleanup_free_ char *pub = NULL, *hk = NULL, *fp = NULL, *hk_type = NULL, *huge = NULL;
+    const char *hk_b64;
+    char name[64], line[4096];
+    FILE *f;
+    cli_result r;
+
+    upstream_init();
+    pub = vault_key("upstream-key");
+    host_key("hostkey");
+    hk = host_pub("hostkey");
+    fp = fingerprint("hostkey");
+    sshd_start("hostkey", pub);
+    snprintf(name, sizeof name, "[127.0.0.1]:%u", sshd_port);
+    hk_b64 = strchr(hk, ' ');
+    cr_assert(hk_b64 != NULL, "host key: %s", hk);
+    hk_type = strndup(hk, (size_t)(hk_b64 - hk));
+    hk_b64++;
+    huge = malloc(200001);
+    cr_assert(huge);
+    memset(huge, 'A', 200000);
+    huge[200000] = '\0';
+
+    f = fopen(path_of("known_hosts"), "we");
+    cr_assert(f);
+    /* hashed entries cut short, with bad base64, an oversized salt, a wrong-length hash */
+    fprintf(f, "|1| %s\n|1|| %s\n|1|abc %s\n|1|@@@@|@@@@ %s\n", hk, hk, hk, hk);
+    fprintf(f, "|1|%.120s|AAAAAAAAAAAAAAAAAAAAAAAAAAA= %s\n", huge, hk);
+    fprintf(f, "|1|c2FsdA==|c2hvcnQ= %s\n", hk);
+    /* the host with a key that is no key: wrong type word, truncated or bad base64, no key */
+    fprintf(f, "%s %s\n%s %s AAAA\n%s %s %.12s\n%s %s !!!!\n%s\n%s %s\n", name, hk_b64, name,
+            hk_type, name, hk_type, hk_b64, name, hk_type, name, name, hk_type);
+    /* a marker alone, an unknown marker, a certificate authority (not supported) */
+    fprintf(f, "@revoked\n@bogus %s %s\n@cert-authority %s %s\n", name, hk, name, hk);
+    /* negated patterns win over a matching one; binary junk; a 200 KB line; no newline */
+    fprintf(f, "*,!%s %s\n", name, hk);
+    fputs("\x01\x02\xff\xfe \x7f\x80\n", f);
+    fwrite("127.0.0.1\0 ", 1, 12, f);
+    fprintf(f, "%s\n", hk);
+    fprintf(f, "%s %s %s\n", name, hk_type, huge);
+    fprintf(f, "%s", huge);
+    cr_assert(fclose(f) == 0);
+
+    r = C("gate", "add", "demo", "--upstream", url(), "--credential", "upstream-key");
+    cr_assert_neq(r.exit_code, 0, "a malformed line stood in for the host: %s", r.out);
+    cr_assert(strstr(r.err, "unknown SSH host key") && strstr(r.err, name) && strstr(r.err, fp),
+              "%s", r.err);
+    cli_result_done(&r);
+
+    /* the same junk with one good line among it (the last, unterminated junk line ended) */
+    f = fopen(path_of("known_hosts"), "ae");
+    cr_assert(f);
+    snprintf(line, sizeof line, "\n%s %s\n", name, hk);
+    fputs(line, f);
+    fprintf(f, "|1|%.40s\n", huge);
+    cr_assert(fclose(f) == 0);
+    r = C("gate", "add", "demo", "--upstream", url(), "--credential", "upstream-key");
+    EXPECT_EXIT(r, 0);
+    cli_result_done(&r);
+}
+
 Test(gate_ssh, a_key_the_server_does_not_authorize_is_a_clear_error)
 {
     _cleanup_free_ char *pub = NULL, *other = NULL, *fp = NULL;

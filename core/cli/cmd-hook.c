@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* cmd-hook.c: `terok-sandbox hook [--plugin-dir DIR] [--backend NAME] createRuntime|poststop`,
+/* cmd-hook.c: `terok-sandbox hook [--plugin-dir DIR] [--backend NAME] [--trust ID]...
+ * createRuntime|poststop`,
  * the OCI hook `shield install-hooks` registers. Podman runs it with an empty environment and
  * the container's OCI state on stdin; it reads no configuration. The bundle path comes from the
  * org.terok.shield.bundle annotation and is validated (absolute, canonical, no symlink, a
@@ -26,7 +27,8 @@
 
 static void hook_help(void)
 {
-    printf("Usage: terok-sandbox hook [--plugin-dir DIR] [--backend NAME] createRuntime|poststop\n"
+    printf("Usage: terok-sandbox hook [--plugin-dir DIR] [--backend NAME] [--trust ID]...\n"
+           "                          createRuntime|poststop\n"
            "\n"
            "The OCI hook of the egress shield, run by the container engine (installed by\n"
            "'terok-sandbox shield install-hooks'). Reads the OCI state on stdin; applies the\n"
@@ -37,6 +39,9 @@ static void hook_help(void)
            "Options:\n"
            "      --plugin-dir DIR  where shield-NAME.so is (default %s)\n"
            "      --backend NAME    the shield backend (default nft)\n"
+           "      --trust ID        a plugin directory (DEV:INO) or plugin (DEV:INO:SEC.NSEC)\n"
+           "                        recorded by install-hooks: where root is not mapped, only\n"
+           "                        these root-owned files are trusted\n"
            "  -h, --help            show this help\n",
            TEROK_PLUGIN_DIR);
 }
@@ -174,6 +179,7 @@ int cmd_hook(cli *c, int argc, char **argv)
     static const struct option opts[] = {
         {"plugin-dir", required_argument, NULL, 'P'},
         {"backend", required_argument, NULL, 'b'},
+        {"trust", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -196,6 +202,14 @@ int cmd_hook(cli *c, int argc, char **argv)
             break;
         case 'b':
             backend = optarg;
+            break;
+        case 't':
+            r = loader_trust_unmapped(optarg);
+            if (r < 0) {
+                hook_fail_log("--trust '%s': %s", optarg,
+                              r == -E2BIG ? "too many" : "not DEV:INO or DEV:INO:SEC.NSEC");
+                return EXIT_USAGE;
+            }
             break;
         case 'h':
             hook_help();

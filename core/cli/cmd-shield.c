@@ -14,6 +14,7 @@
 
 #include "clearance/shield-audit.h"
 #include "cli.h"
+#include "loader.h"
 #include "shield.h"
 #include "spec.h"
 #include "terok-build-config.h"
@@ -469,7 +470,7 @@ static int write_hook(const char *dir, const char *file, const char *json, terok
 }
 
 static char *hook_json(const char *self, const char *plugin_dir, const char *backend,
-                       const char *stage)
+                       const char *const *trust, const char *stage)
 {
     json_object *o = json_object_new_object(), *h = json_object_new_object();
     json_object *args = json_object_new_array(), *when = json_object_new_object();
@@ -484,6 +485,10 @@ static char *hook_json(const char *self, const char *plugin_dir, const char *bac
     json_object_array_add(args, json_object_new_string(plugin_dir));
     json_object_array_add(args, json_object_new_string("--backend"));
     json_object_array_add(args, json_object_new_string(backend));
+    for (; *trust; trust++) {
+        json_object_array_add(args, json_object_new_string("--trust"));
+        json_object_array_add(args, json_object_new_string(*trust));
+    }
     json_object_array_add(args, json_object_new_string(stage));
     json_object_object_add(h, "args", args);
     json_object_object_add(h, "timeout", json_object_new_int(60));
@@ -502,8 +507,10 @@ static char *hook_json(const char *self, const char *plugin_dir, const char *bac
 static int do_install_hooks(cli *c, int argc, char **argv)
 {
     _cleanup_error_ terok_error err = TEROK_ERROR_INIT;
-    _cleanup_free_ char *dflt = NULL, *cj = NULL, *pj = NULL;
-    const char *hooks_dir = NULL, *plugin_dir, *backend;
+    _cleanup_free_ char *dflt = NULL, *cj = NULL, *pj = NULL, *so = NULL, *dir_id = NULL,
+                        *so_id = NULL;
+    const char *hooks_dir = NULL, *plugin_dir, *backend, *trust[3] = {NULL};
+    struct stat st;
     char self[PATH_MAX];
     sandbox *sb;
     ssize_t n;
@@ -544,8 +551,24 @@ static int do_install_hooks(cli *c, int argc, char **argv)
     r = mkdir_safe(hooks_dir, dflt ? 0700 : 0755, &err);
     if (r < 0)
         return cli_fail(c, r, &err);
-    cj = hook_json(self, plugin_dir, backend, "createRuntime");
-    pj = hook_json(self, plugin_dir, backend, "poststop");
+    /* Where root is not mapped (Podman's rootless user namespace) the hook cannot see that the
+     * plugin directory and the plugin are root's: it trusts these very files instead. */
+    if (stat(plugin_dir, &st) < 0)
+        return cli_failf(c, EXIT_PLUGIN, "cannot stat plugin directory '%s': %s", plugin_dir,
+                         strerror(errno));
+    trust[0] = dir_id = loader_file_id(&st);
+    if (asprintf(&so, "%s/shield-%s.so", plugin_dir, backend) < 0)
+        return cli_failf(c, EXIT_FAIL, "out of memory");
+    if (lstat(so, &st) < 0)
+        return cli_failf(c, EXIT_PLUGIN, "cannot use the shield plugin '%s': %s", so,
+                         strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return cli_failf(c, EXIT_PLUGIN, "the shield plugin '%s' is not a regular file", so);
+    trust[1] = so_id = loader_file_id(&st);
+    if (!dir_id || !so_id)
+        return cli_failf(c, EXIT_FAIL, "out of memory");
+    cj = hook_json(self, plugin_dir, backend, trust, "createRuntime");
+    pj = hook_json(self, plugin_dir, backend, trust, "poststop");
     if (!cj || !pj)
         return cli_failf(c, EXIT_FAIL, "out of memory");
     r = write_hook(hooks_dir, "terok-shield-createRuntime.json", cj, &err);

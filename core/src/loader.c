@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <sys/stat.h>
 
+#include "config.h"
 #include "error.h"
 #include "loader-internal.h"
 #include "loader.h"
@@ -191,8 +192,8 @@ char *plugin_caps_to_string(uint32_t kind, uint64_t caps)
 /* The uid root's files show as when we run in a user namespace that does not map the initial
  * namespace's root (the rootless OCI hook runs in Podman's: the installed plugins, owned by
  * root, appear as the overflow uid), else (uid_t)-1. Such a namespace cannot tell root from
- * any other unmapped owner; the plugin directory there comes from the operator's own hook
- * configuration, and the mode check still holds. */
+ * any other unmapped owner: a file showing this uid is accepted only when it is one whose
+ * identity was recorded outside (loader_trust_unmapped). */
 static uid_t unmapped_root_uid(void)
 {
     static int cached = -1;
@@ -230,13 +231,109 @@ static uid_t unmapped_root_uid(void)
     return cached ? overflow : (uid_t)-1;
 }
 
+/* Identities recorded outside the user namespace (`shield install-hooks` passes them to the
+ * hook): there root's files are told from any other unmapped owner's by being these very
+ * files. A directory by device and inode; a file by its change time too (a chown, chmod or
+ * write after the recording changes it). */
+typedef struct trusted_id {
+    dev_t dev;
+    ino_t ino;
+    bool has_ctime;
+    struct timespec ctime;
+} trusted_id;
+static trusted_id trusted[LOADER_TRUSTED_MAX];
+static size_t n_trusted;
+
+char *loader_file_id(const struct stat *st)
+{
+    char *s = NULL;
+
+    if (S_ISDIR(st->st_mode))
+        return asprintf(&s, "%ju:%ju", (uintmax_t)st->st_dev, (uintmax_t)st->st_ino) < 0 ? NULL : s;
+    return asprintf(&s, "%ju:%ju:%jd.%09ld", (uintmax_t)st->st_dev, (uintmax_t)st->st_ino,
+                    (intmax_t)st->st_ctim.tv_sec, (long)st->st_ctim.tv_nsec) < 0
+               ? NULL
+               : s;
+}
+
+int loader_trust_unmapped(const char *id)
+{
+    _cleanup_free_ char *copy = NULL;
+    char *f[4] = {NULL}, *dot;
+    int64_t v[4] = {0};
+    size_t n = 0;
+    trusted_id t = {0};
+
+    if (n_trusted >= ELEMENTSOF(trusted))
+        return -E2BIG;
+    if (!id || !(copy = strdup(id)))
+        return id ? -ENOMEM : -EINVAL;
+    /* DEV:INO (a directory) or DEV:INO:SEC.NSEC (a file), decimal digits only */
+    for (char *p = copy; p && n < 3; n++) {
+        f[n] = p;
+        p = strchr(p, ':');
+        if (p)
+            *p++ = '\0';
+        if (p && n == 2)
+            return -EINVAL;
+    }
+    if (n == 3) {
+        dot = strchr(f[2], '.');
+        if (!dot)
+            return -EINVAL;
+        *dot = '\0';
+        f[3] = dot + 1;
+        n = 4;
+    }
+    if (n != 2 && n != 4)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (parse_int64(f[i], 0, i == 3 ? 999999999 : INT64_MAX, &v[i]) < 0)
+            return -EINVAL;
+    t.dev = (dev_t)v[0];
+    t.ino = (ino_t)v[1];
+    if ((int64_t)t.dev != v[0] || (int64_t)t.ino != v[1])
+        return -EINVAL;
+    if (n == 4) {
+        t.has_ctime = true;
+        t.ctime = (struct timespec){.tv_sec = (time_t)v[2], .tv_nsec = (long)v[3]};
+    }
+    trusted[n_trusted++] = t;
+    return 0;
+}
+
+void loader_trust_reset(void)
+{
+    n_trusted = 0;
+}
+
+static bool is_trusted(const struct stat *st)
+{
+    for (size_t i = 0; i < n_trusted; i++)
+        if (trusted[i].dev == st->st_dev && trusted[i].ino == st->st_ino &&
+            (!trusted[i].has_ctime || (trusted[i].ctime.tv_sec == st->st_ctim.tv_sec &&
+                                       trusted[i].ctime.tv_nsec == st->st_ctim.tv_nsec)))
+            return true;
+    return false;
+}
+
 int owner_mode_problem(const struct stat *st, char *buf, size_t len)
 {
     mode_t w = st->st_mode & (S_IWGRP | S_IWOTH);
+    uid_t unmapped = unmapped_root_uid(), self = geteuid();
 
-    if (st->st_uid != 0 && st->st_uid != geteuid() && st->st_uid != unmapped_root_uid()) {
+    if (self == unmapped)
+        self = 0; /* we are unmapped ourselves: "our" files would be anyone's */
+    if (st->st_uid != 0 && st->st_uid != self && st->st_uid == unmapped && !is_trusted(st)) {
+        snprintf(buf, len,
+                 "owned by an unmapped user (uid %u here), not as 'shield install-hooks' "
+                 "recorded it; run that again",
+                 (unsigned)st->st_uid);
+        return -EPERM;
+    }
+    if (st->st_uid != 0 && st->st_uid != self && st->st_uid != unmapped) {
         snprintf(buf, len, "owned by uid %u, not by root or uid %u", (unsigned)st->st_uid,
-                 (unsigned)geteuid());
+                 (unsigned)self);
         return -EPERM;
     }
     if (w) {
@@ -253,7 +350,7 @@ int owner_mode_problem(const struct stat *st, char *buf, size_t len)
 int check_owner_mode(int fd, const char *path, const char *what, terok_error *err)
 {
     struct stat st;
-    char why[128];
+    char why[192];
 
     if (fstat(fd, &st) < 0) {
         int r = negative_errno();

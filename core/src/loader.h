@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "terok/clearance.h"
 #include "terok/gate.h"
@@ -51,6 +52,18 @@ char *plugin_caps_to_string(uint32_t kind, uint64_t caps);
 /* Owner/mode policy: owner root or the caller's euid, no group/other write. `what` names it in
  * the message ("plugin directory", "plugin", "config file"). */
 int check_owner_mode(int fd, const char *path, const char *what, terok_error *err);
+
+/* Inside a user namespace that does not map root (the rootless OCI hook), root's files show as
+ * the overflow uid like any other unmapped user's. Such a file or directory passes the owner
+ * check only when its identity was recorded outside, where the owner is visible: `shield
+ * install-hooks` records the plugin directory and the shield plugin with loader_file_id() and
+ * the hook hands them back to loader_trust_unmapped(). "DEV:INO" (a directory) or
+ * "DEV:INO:SEC.NSEC" (a file, with its change time). -EINVAL when malformed, -E2BIG past
+ * LOADER_TRUSTED_MAX. */
+#define LOADER_TRUSTED_MAX 8
+char *loader_file_id(const struct stat *st); /* caller frees; NULL on OOM */
+int loader_trust_unmapped(const char *id);
+void loader_trust_reset(void);
 
 /* Load <dir>/<kind>-<name>.so. `required_caps` are checked against the plugin's ops caps. */
 int loader_load(const char *dir, uint32_t kind, const char *name, uint64_t required_caps,

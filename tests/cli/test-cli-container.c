@@ -7,6 +7,7 @@
 #include <criterion/new/assert.h>
 #include <json-c/json.h>
 #include <stdio.h>
+#include <sys/stat.h>
 
 #include "terok-test.h"
 
@@ -478,8 +479,27 @@ Test(cli_container, shield_install_hooks_writes_gated_hooks_idempotently)
     cr_assert(eq(str, (char *)json_object_get_string(json_object_array_get_idx(args, 1)), "hook"));
     cr_assert(eq(str, (char *)json_object_get_string(json_object_array_get_idx(args, 3)),
                  getenv("TEROK_TEST_PLUGIN_DIR")));
-    cr_assert(eq(str, (char *)json_object_get_string(json_object_array_get_idx(args, 6)),
+    /* the plugin directory and the shield plugin, as they are now (see loader_file_id) */
+    {
+        char dir_id[64], so_id[96], so[4200];
+        struct stat st;
+
+        cr_assert(stat(getenv("TEROK_TEST_PLUGIN_DIR"), &st) == 0);
+        snprintf(dir_id, sizeof dir_id, "%ju:%ju", (uintmax_t)st.st_dev, (uintmax_t)st.st_ino);
+        snprintf(so, sizeof so, "%s/shield-nft.so", getenv("TEROK_TEST_PLUGIN_DIR"));
+        cr_assert(lstat(so, &st) == 0);
+        snprintf(so_id, sizeof so_id, "%ju:%ju:%jd.%09ld", (uintmax_t)st.st_dev,
+                 (uintmax_t)st.st_ino, (intmax_t)st.st_ctim.tv_sec, (long)st.st_ctim.tv_nsec);
+        cr_assert(
+            eq(str, (char *)json_object_get_string(json_object_array_get_idx(args, 6)), "--trust"));
+        cr_assert(
+            eq(str, (char *)json_object_get_string(json_object_array_get_idx(args, 7)), dir_id));
+        cr_assert(
+            eq(str, (char *)json_object_get_string(json_object_array_get_idx(args, 9)), so_id));
+    }
+    cr_assert(eq(str, (char *)json_object_get_string(json_object_array_get_idx(args, 10)),
                  "createRuntime"));
+    cr_assert(eq(sz, json_object_array_length(args), 11));
     json_object_put(o);
     snprintf(path, sizeof path, "%s/terok-shield-poststop.json", dir);
     cr_assert(access(path, R_OK) == 0);

@@ -213,4 +213,10 @@ Test(shield_hook, refuses_bad_bundle_paths_and_the_host_netns)
     r = test_cli("not json", (const char *const[]){"hook", "createRuntime", NULL});
     cr_assert_neq(r.exit_code, 0);
     cli_result_done(&r);
+    /* a trust record that is not one: named, usage error, nothing applied */
+    r = test_cli("{\"pid\":1}",
+                 (const char *const[]){"hook", "--trust", "12:34:5x", "createRuntime", NULL});
+    cr_assert_eq(r.exit_code, 2, "%s", r.err);
+    cr_assert(strstr(r.err, "--trust '12:34:5x'"), "%s", r.err);
+    cli_result_done(&r);
 }

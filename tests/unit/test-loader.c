@@ -465,9 +465,11 @@ Test(loader, directory_owned_by_someone_else)
 }
 
 /* The rootless OCI hook runs in Podman's user namespace, where root is not mapped and the
- * installed (root-owned) plugins show as the overflow uid: they load there, and the mode check
- * still refuses a writable directory. */
-static int load_in_userns_without_root(void)
+ * installed (root-owned) plugins show as the overflow uid, like any other unmapped user's
+ * files. There they load only when they are the very files `shield install-hooks` recorded
+ * (loader_trust_unmapped), and the mode check still refuses a writable directory.
+ * Exit codes: 0 loaded, 1 other refusal, 2 writable, 3 not the recorded file. */
+static int load_in_userns_without_root(const char *const *trust)
 {
     int go[2], done;
     pid_t child;
@@ -482,13 +484,22 @@ static int load_in_userns_without_root(void)
         int r;
 
         close(go[1]);
+        loader_trust_reset();
+        for (; trust && *trust; trust++)
+            if (loader_trust_unmapped(*trust) < 0)
+                _exit(92);
         if (unshare(CLONE_NEWUSER) < 0)
             _exit(90);
         if (read(go[0], &c, 1) != 1) /* the parent maps us: 0 -> 1000, root unmapped */
             _exit(91);
+        /* become the mapped user, as the hook runs in Podman's namespace */
+        if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+            _exit(93);
         r = loader_load(plugin_dir, TEROK_PLUGIN_KIND_RUNTIME, "fixture", 0, &p, &err);
         if (r < 0)
-            _exit(strstr(terok_error_message(&err), "writable by its group") ? 2 : 1);
+            _exit(strstr(terok_error_message(&err), "writable by its group")             ? 2
+                  : strstr(terok_error_message(&err), "'shield install-hooks' recorded") ? 3
+                                                                                         : 1);
         plugin_unload(p);
         _exit(0);
     }
@@ -506,18 +517,97 @@ static int load_in_userns_without_root(void)
     return WEXITSTATUS(done);
 }
 
+static char *id_of(const char *path)
+{
+    struct stat st;
+    char *id;
+
+    cr_assert(lstat(path, &st) == 0, "%s", path);
+    id = loader_file_id(&st);
+    cr_assert(id != NULL);
+    return id;
+}
+
 Test(loader, root_owned_plugin_in_a_userns_without_root)
 {
+    _cleanup_free_ char *dir_id = NULL, *so_id = NULL, *new_so_id = NULL;
+    char so[4096], tmp[4200];
+
     if (geteuid() != 0)
         cr_skip_test("needs root to map a user namespace without root");
     install_fixture("good-runtime", "runtime-fixture.so", 0644);
     /* uid 1000 on the host must reach it */
     cr_assert(chmod(test_tmp, 0755) == 0 && chmod(plugin_dir, 0755) == 0);
-    cr_assert(load_in_userns_without_root() == 0,
-              "a root-owned plugin was refused where root shows as the overflow uid");
+    snprintf(so, sizeof so, "%s/runtime-fixture.so", plugin_dir);
+    dir_id = id_of(plugin_dir);
+    so_id = id_of(so);
+
+    cr_assert(load_in_userns_without_root((const char *[]){dir_id, so_id, NULL}) == 0,
+              "a recorded root-owned plugin was refused where root shows as the overflow uid");
+    cr_assert(load_in_userns_without_root(NULL) == 3,
+              "an unmapped owner was taken for root without a record");
+    cr_assert(load_in_userns_without_root((const char *[]){dir_id, NULL}) == 3,
+              "the plugin file was trusted on its directory's record");
     cr_assert(chmod(plugin_dir, 0775) == 0);
-    cr_assert(load_in_userns_without_root() == 2,
+    cr_assert(load_in_userns_without_root((const char *[]){dir_id, so_id, NULL}) == 2,
               "a group-writable plugin directory was accepted in the user namespace");
+    cr_assert(chmod(plugin_dir, 0755) == 0);
+
+    /* replaced after the recording (another inode): refused until recorded again */
+    snprintf(tmp, sizeof tmp, "%s.new", so);
+    cr_assert(link(so, tmp) == 0 && unlink(so) == 0);
+    install_fixture("good-runtime", "runtime-fixture.so", 0644);
+    cr_assert(unlink(tmp) == 0);
+    cr_assert(load_in_userns_without_root((const char *[]){dir_id, so_id, NULL}) == 3,
+              "a replaced plugin passed on the old file's record");
+    new_so_id = id_of(so);
+    cr_assert(load_in_userns_without_root((const char *[]){dir_id, new_so_id, NULL}) == 0);
+
+    /* another unmapped user's directory looks the same in there: its record is what differs */
+    cr_assert(chown(plugin_dir, 1001, 1001) == 0);
+    cr_assert(load_in_userns_without_root((const char *[]){new_so_id, NULL}) == 3,
+              "another user's plugin directory was taken for root's");
+    cr_assert(chown(plugin_dir, 0, 0) == 0);
+}
+
+Test(loader, trust_records_are_parsed_strictly)
+{
+    static const char *const bad[] = {
+        "",
+        "1",
+        "1:",
+        ":1",
+        "1:2:",
+        "1:2:3",
+        "1:2:3.",
+        "1:2:.4",
+        "1:2:3.4:5",
+        "1:2:3.4.5",
+        "-1:2",
+        "+1:2",
+        " 1:2",
+        "1:2 ",
+        "1:2\n",
+        "0x1:2",
+        "1:2:3.1000000000",
+        "99999999999999999999:1",
+        "1:99999999999999999999",
+        "a:b",
+        "1::2",
+    };
+
+    loader_trust_reset();
+    for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+        cr_expect(eq(int, loader_trust_unmapped(bad[i]), -EINVAL), "'%s' was accepted", bad[i]);
+    cr_expect(eq(int, loader_trust_unmapped(NULL), -EINVAL));
+    cr_expect(eq(int, loader_trust_unmapped("2049:131"), 0));
+    cr_expect(eq(int, loader_trust_unmapped("2049:132:1764250000.999999999"), 0));
+    for (int i = 2; i < LOADER_TRUSTED_MAX; i++)
+        cr_expect(eq(int, loader_trust_unmapped("1:2"), 0));
+    cr_expect(eq(int, loader_trust_unmapped("1:2"), -E2BIG), "the table has a bound");
+    loader_trust_reset();
+    cr_expect(eq(int, loader_trust_unmapped("1:2"), 0));
+    loader_trust_reset();
 }
 
 Test(loader, missing_file)

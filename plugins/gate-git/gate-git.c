@@ -89,6 +89,8 @@ static void gg_free(gg *g)
     free(g->ssh_pub);
     free(g->known_hosts);
     pthread_mutex_destroy(&g->cred_lock);
+    gg_adv_free_all(g);
+    pthread_mutex_destroy(&g->adv_lock);
     free(g->root);
     free(g->git);
     free(g->home);
@@ -124,6 +126,7 @@ static int gg_open(terok_plugin *self, const terok_config_section *cfg, void **r
         return -ENOMEM;
     }
     pthread_mutex_init(&g->cred_lock, NULL);
+    pthread_mutex_init(&g->adv_lock, NULL);
     g->root = strdup(*path ? path : state_dir);
     cfg_int(cfg, "max-push-size", INT64_C(2) << 30, &g->max_push);
     cfg_bool(cfg, "allow-delete", true, &g->allow_delete);

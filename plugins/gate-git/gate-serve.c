@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <sodium.h>
 #include <zlib.h>
 
 #include "gate-state.h"
@@ -131,6 +132,126 @@ static int refsnap_take(git_repository *repo, refsnap *s)
         git_reference_free(ref);
     }
     return r == GIT_ITEROVER ? 0 : -EIO;
+}
+
+/* --- cached ref advertisements ----------------------------------------------------------- *
+ * An info/refs answer is git's, byte for byte, but git's run (~8 ms, most of it exec and
+ * dynamic loading) is spent once per state of the view's refs, not once per request: the
+ * answer depends only on the refs (and HEAD), the service and the Git-Protocol header, the
+ * configuration being forced and the same for every run. The key is a BLAKE2b of every ref's
+ * name and target (symbolic ones included), taken before and after git ran: an answer is kept
+ * only when the refs did not move meanwhile. A push changes the refs and so the key; an entry
+ * that no longer matches is replaced. Bounded: ADV_MAX entries, each at most ADV_BYTES. */
+#define ADV_MAX 64
+#define ADV_BYTES (256 * 1024)
+
+typedef struct gg_adv {
+    char *path; /* the view's git dir */
+    bool receive;
+    char *protocol; /* Git-Protocol, "" when none */
+    uint8_t key[32];
+    char *data;
+    size_t len;
+} gg_adv;
+
+void gg_adv_free_all(gg *g)
+{
+    for (size_t i = 0; i < g->n_adv; i++) {
+        free(g->adv[i].path);
+        free(g->adv[i].protocol);
+        free(g->adv[i].data);
+    }
+    free(g->adv);
+    g->adv = NULL;
+    g->n_adv = 0;
+}
+
+static int refs_key(git_repository *repo, uint8_t key[32])
+{
+    _cleanup_(git_reference_iterator_freep) git_reference_iterator *it = NULL;
+    crypto_generichash_state h;
+    git_reference *ref;
+    int r;
+
+    crypto_generichash_init(&h, NULL, 0, 32);
+    if (git_reference_lookup(&ref, repo, "HEAD") == 0) {
+        const char *t = git_reference_symbolic_target(ref);
+        crypto_generichash_update(&h, (const uint8_t *)(t ? t : ""), strlen(t ? t : "") + 1);
+        git_reference_free(ref);
+    }
+    if (git_reference_iterator_new(&it, repo) < 0)
+        return -EIO;
+    while ((r = git_reference_next(&ref, it)) == 0) {
+        const char *name = git_reference_name(ref), *sym = git_reference_symbolic_target(ref);
+        const git_oid *oid = git_reference_target(ref);
+
+        crypto_generichash_update(&h, (const uint8_t *)name, strlen(name) + 1);
+        if (oid)
+            crypto_generichash_update(&h, oid->id, GIT_OID_RAWSZ);
+        else if (sym)
+            crypto_generichash_update(&h, (const uint8_t *)sym, strlen(sym) + 1);
+        git_reference_free(ref);
+    }
+    if (r != GIT_ITEROVER)
+        return -EIO;
+    crypto_generichash_final(&h, key, 32);
+    return 0;
+}
+
+static gg_adv *adv_find(gg *g, const char *path, bool receive, const char *protocol)
+{
+    for (size_t i = 0; i < g->n_adv; i++)
+        if (g->adv[i].receive == receive && streq(g->adv[i].path, path) &&
+            streq(g->adv[i].protocol, protocol))
+            return &g->adv[i];
+    return NULL;
+}
+
+/* A copy of the cached answer for this key, or NULL. */
+static char *adv_lookup(gg *g, const char *path, bool receive, const char *protocol,
+                        const uint8_t key[32], size_t *ret_len)
+{
+    char *copy = NULL;
+    gg_adv *a;
+
+    pthread_mutex_lock(&g->adv_lock);
+    a = adv_find(g, path, receive, protocol);
+    if (a && memcmp(a->key, key, 32) == 0 && (copy = malloc(a->len ? a->len : 1))) {
+        memcpy(copy, a->data, a->len);
+        *ret_len = a->len;
+    }
+    pthread_mutex_unlock(&g->adv_lock);
+    return copy;
+}
+
+static void adv_store(gg *g, const char *path, bool receive, const char *protocol,
+                      const uint8_t key[32], char *data, size_t len)
+{
+    gg_adv *a;
+
+    pthread_mutex_lock(&g->adv_lock);
+    a = adv_find(g, path, receive, protocol);
+    if (!a) {
+        if (g->n_adv >= ADV_MAX)
+            gg_adv_free_all(g);
+        if (!g->adv && !(g->adv = calloc(ADV_MAX, sizeof *g->adv)))
+            goto out;
+        a = &g->adv[g->n_adv];
+        *a = (gg_adv){.path = strdup(path), .receive = receive, .protocol = strdup(protocol)};
+        if (!a->path || !a->protocol) {
+            free(a->path);
+            free(a->protocol);
+            goto out;
+        }
+        g->n_adv++;
+    }
+    free(a->data);
+    a->data = TAKE_PTR(data);
+    a->len = len;
+    memcpy(a->key, key, 32);
+out:
+    pthread_mutex_unlock(&g->adv_lock);
+    free(data);
 }
 
 static const git_oid *refsnap_find(const refsnap *s, const char *name)
@@ -470,6 +591,10 @@ int gg_serve(void *state, const terok_gate_http *req, terok_error *err)
     refsnap before = {0};
     const char *reason;
     bool v2, head_sent = false, out_eof = false, err_eof = false, in_open = true;
+    bool adv_keyed = false; /* an info/refs whose answer may be kept */
+    uint8_t adv_key[32];
+    char *adv = NULL; /* git's answer as it went out, while it fits ADV_BYTES */
+    size_t adv_len = 0;
     int status, r = 0, wst = 0;
     int64_t deadline;
     pid_t pid = -1;
@@ -515,6 +640,20 @@ int gg_serve(void *state, const terok_gate_http *req, terok_error *err)
     path = strdup(git_repository_path(task));
     if (!path)
         return -ENOMEM;
+    if (s.advertise && refs_key(task, adv_key) == 0) {
+        size_t n = 0;
+        _cleanup_free_ char *cached =
+            adv_lookup(g, path, s.receive, req->git_protocol ? req->git_protocol : "", adv_key, &n);
+        if (cached) {
+            r = head_ok(req, &s, v2);
+            if (r >= 0 && n > 0 && req->write_body(req->io, cached, n) < 0)
+                r = -EPIPE;
+            return r == -EPIPE
+                       ? terok_perr(err, r, "gate: the client of '%s' went away", req->container)
+                       : r;
+        }
+        adv_keyed = true;
+    }
     if (b.gzip) {
         if (inflateInit2(&b.z, 15 + 16) != Z_OK) {
             refsnap_done(&before);
@@ -666,6 +805,16 @@ int gg_serve(void *state, const terok_gate_http *req, terok_error *err)
                         r = -EPIPE;
                         goto stop;
                     }
+                    if (adv_keyed && adv_len + (size_t)n <= ADV_BYTES) {
+                        char *grown = realloc(adv, adv_len + (size_t)n);
+                        if (grown) {
+                            adv = grown;
+                            memcpy(adv + adv_len, outbuf, (size_t)n);
+                            adv_len += (size_t)n;
+                        } else
+                            adv_keyed = false;
+                    } else
+                        adv_keyed = false;
                 } else if (n == 0 || (errno != EAGAIN && errno != EINTR))
                     out_eof = true;
             } else if (p[i].fd == err_r) {
@@ -711,7 +860,15 @@ stop:
     }
     if (s.receive && !s.advertise && pid > 0)
         after_push(g, req, task, &before);
+    if (adv_keyed && r == 0 && head_sent && WIFEXITED(wst) && WEXITSTATUS(wst) == 0) {
+        uint8_t after[32];
+        /* kept only if the refs git read are the ones the key says */
+        if (refs_key(task, after) == 0 && memcmp(after, adv_key, sizeof after) == 0)
+            adv_store(g, path, s.receive, req->git_protocol ? req->git_protocol : "", adv_key,
+                      TAKE_PTR(adv), adv_len);
+    }
 out:
+    free(adv);
     refsnap_done(&before);
     if (b.zinit)
         inflateEnd(&b.z);

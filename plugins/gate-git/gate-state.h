@@ -42,7 +42,14 @@ typedef struct gg {
     void *ssh_signer;
     uint8_t *ssh_pub;
     size_t ssh_pub_len;
+    /* git's ref advertisements (info/refs), kept per view while its refs stay as they were:
+     * gate-serve.c */
+    pthread_mutex_t adv_lock;
+    struct gg_adv *adv;
+    size_t n_adv;
 } gg;
+
+void gg_adv_free_all(gg *g);
 
 /* A caller-controlled string made safe for a message: printable ASCII kept, the rest \xHH,
  * truncated. */

@@ -162,6 +162,14 @@ static const char *start_server(const char *rights)
     return base;
 }
 
+static const char *start_server_base(void)
+{
+    static char base[128];
+
+    snprintf(base, sizeof base, "http://127.0.0.1:%d", srv.port);
+    return base;
+}
+
 static char *url_of(const char *base, const char *task, const char *repo)
 {
     char *u = NULL;
@@ -1103,6 +1111,83 @@ Test(gate, hostile_urls_are_refused_without_echoing_secrets)
                   terok_error_message(&err));
         terok_error_clear(&err);
     }
+}
+
+static unsigned count_lines_with(const char *path, const char *needle)
+{
+    _cleanup_free_ char *t = slurp(path);
+    unsigned n = 0;
+
+    for (char *l = t; l && *l;) {
+        char *nl = strchr(l, '\n');
+        if (nl)
+            *nl = '\0';
+        if (strstr(l, needle))
+            n++;
+        l = nl ? nl + 1 : NULL;
+    }
+    return n;
+}
+
+static char *get_refs(const char *base, const char *service, const char *protocol)
+{
+    char cmd[1400];
+    const char *argv[] = {"sh", "-c", cmd, NULL};
+    cli_result r;
+
+    /* the capabilities follow a NUL: shown as a space */
+    snprintf(cmd, sizeof cmd,
+             "curl -sf -o '%s/refs.out' -H 'Git-Protocol: %s' "
+             "'%s/task-a/proj.git/info/refs?service=%s' && tr '\\000' ' ' < '%s/refs.out'",
+             test_tmp, protocol ? protocol : "", base, service, test_tmp);
+    r = test_run(NULL, argv);
+    cr_assert_eq(r.exit_code, 0, "info/refs: %s", r.err);
+    free(r.err);
+    return r.out;
+}
+
+/* An info/refs answer is git's, run once per state of the view's refs: asked again, the same
+ * answer comes without running git; after a push (the refs moved) git runs again and the
+ * answer names the new branch; each Git-Protocol gets its own. [gate.git] git is a wrapper
+ * that logs every run. */
+Test(gate, ref_advertisements_are_reused_until_the_refs_move)
+{
+    char wrapper[1200], cfgtext[1400], runs[1200], w[1200];
+    _cleanup_free_ char *a1 = NULL, *a2 = NULL, *a3 = NULL, *v1 = NULL, *u = NULL;
+    const char *base, *cfg;
+
+    snprintf(runs, sizeof runs, "%s/git-runs.log", test_tmp);
+    snprintf(cfgtext, sizeof cfgtext, "#!/bin/sh\necho \"$*\" >> '%s'\nexec git \"$@\"\n", runs);
+    snprintf(wrapper, sizeof wrapper, "%s", test_write_file("git-wrapper", cfgtext, 0755));
+    snprintf(cfgtext, sizeof cfgtext, "[gate.git]\ngit = %s\n", wrapper);
+    cfg = test_write_config(cfgtext);
+    create_repo("proj", make_upstream("proj", 2, NULL), NULL);
+    grant("task-a", "proj", TEROK_GATE_READ | TEROK_GATE_WRITE);
+    gate_srv_start_config(&srv, so_path, state_dir, "task-a=rw", test_path("srv.log"), cfg);
+    base = start_server_base();
+
+    a1 = get_refs(base, "git-receive-pack", NULL);
+    a2 = get_refs(base, "git-receive-pack", NULL);
+    cr_assert(strstr(a1, "refs/heads/main") && strstr(a1, "report-status"), "%s", a1);
+    cr_assert_str_eq(a2, a1);
+    cr_assert_eq(count_lines_with(runs, "receive-pack --stateless-rpc --advertise-refs"), 1,
+                 "git ran again for the same refs");
+
+    /* a push moves the refs: the next answer is new and names the branch */
+    cr_assert(asprintf(&u, "%s/task-a/proj.git", base) > 0);
+    snprintf(w, sizeof w, "%s/clone", test_tmp);
+    free(GIT("clone", "-q", u, w));
+    free(GIT("-C", w, "checkout", "-q", "-b", "topic"));
+    commit_file(w, "t.txt", "t\n", "topic");
+    free(GIT("-C", w, "push", "-q", "origin", "topic"));
+    a3 = get_refs(base, "git-receive-pack", NULL);
+    cr_assert(strstr(a3, "refs/heads/topic") != NULL, "stale answer after a push: %s", a3);
+    cr_assert_eq(count_lines_with(runs, "receive-pack --stateless-rpc --advertise-refs"), 2);
+
+    /* another protocol version, another answer */
+    v1 = get_refs(base, "git-receive-pack", "version=1");
+    cr_assert(strstr(v1, "version 1") != NULL && strstr(v1, "refs/heads/topic"), "%s", v1);
+    cr_assert_eq(count_lines_with(runs, "receive-pack --stateless-rpc --advertise-refs"), 3);
 }
 
 /* git probes with a lone flush-pkt before a push over http.postBuffer; the gate answers it as

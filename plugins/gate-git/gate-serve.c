@@ -176,7 +176,11 @@ static int refs_key(git_repository *repo, uint8_t key[32])
     crypto_generichash_init(&h, NULL, 0, 32);
     if (git_reference_lookup(&ref, repo, "HEAD") == 0) {
         const char *t = git_reference_symbolic_target(ref);
-        crypto_generichash_update(&h, (const uint8_t *)(t ? t : ""), strlen(t ? t : "") + 1);
+        const git_oid *oid = git_reference_target(ref); /* a detached HEAD */
+        if (t)
+            crypto_generichash_update(&h, (const uint8_t *)t, strlen(t) + 1);
+        else if (oid)
+            crypto_generichash_update(&h, oid->id, GIT_OID_RAWSZ);
         git_reference_free(ref);
     }
     if (git_reference_iterator_new(&it, repo) < 0)

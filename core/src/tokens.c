@@ -2,6 +2,7 @@
 /* tokens.c: minting and checking container tokens; only keyed hashes are stored. */
 #include <fcntl.h>
 #include <sodium.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -137,6 +138,7 @@ int tokens_mint(sqlite3 *db, const uint8_t key[TOKEN_KEY_BYTES], const token_bin
         return terok_error_set(err, r, "out of memory");
     if (ret_id)
         *ret_id = sqlite3_last_insert_rowid(db);
+    (void)tokens_epoch_bump(db, NULL);
     return 0;
 }
 
@@ -215,6 +217,15 @@ const char *token_verdict_to_string(token_verdict v)
     return (unsigned)v < ELEMENTSOF(names) ? names[v] : "unknown";
 }
 
+static int bump_if_changed(sqlite3 *db)
+{
+    int n = sqlite3_changes(db);
+
+    if (n > 0)
+        (void)tokens_epoch_bump(db, NULL);
+    return n;
+}
+
 int tokens_revoke_id(sqlite3 *db, int64_t id, terok_error *err)
 {
     _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
@@ -224,7 +235,7 @@ int tokens_revoke_id(sqlite3 *db, int64_t id, terok_error *err)
     sqlite3_bind_int64(st, 1, id);
     if (sqlite3_step(st) != SQLITE_DONE)
         return db_error(db, err, "revoking a token");
-    return sqlite3_changes(db);
+    return bump_if_changed(db);
 }
 
 int tokens_revoke_container(sqlite3 *db, const char *container, int kind, terok_error *err)
@@ -239,7 +250,7 @@ int tokens_revoke_container(sqlite3 *db, const char *container, int kind, terok_
     sqlite3_bind_int(st, 3, kind);
     if (sqlite3_step(st) != SQLITE_DONE)
         return db_error(db, err, "revoking tokens");
-    return sqlite3_changes(db);
+    return bump_if_changed(db);
 }
 
 int tokens_list(sqlite3 *db, const char *container, tokens_list_cb cb, void *userdata,
@@ -275,5 +286,69 @@ int tokens_list(sqlite3 *db, const char *container, tokens_list_cb cb, void *use
     }
     if (rc != SQLITE_DONE)
         return db_error(db, err, "listing tokens");
+    return 0;
+}
+
+int tokens_epoch_map(const char *dir, bool writable, tokens_epoch **ret, terok_error *err)
+{
+    _cleanup_free_ char *path = NULL;
+    _cleanup_close_ int fd = -EBADF;
+    struct stat st;
+    void *p;
+
+    if (asprintf(&path, "%s/" TOKENS_EPOCH_FILE, dir) < 0)
+        return terok_error_set(err, -ENOMEM, "out of memory");
+    /* No O_EXCL: racing creators all open the same file, and growing it to its size below is
+     * idempotent (ftruncate to the current length changes nothing, so no bump is lost). */
+    fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return terok_error_set(err, negative_errno(), "cannot open '%s': %s", path,
+                               strerror(errno));
+    if (fstat(fd, &st) < 0)
+        return terok_error_set(err, negative_errno(), "cannot stat '%s': %s", path,
+                               strerror(errno));
+    /* Anyone else who could write it could set it back to a value a daemon has seen. */
+    if (!S_ISREG(st.st_mode) || (st.st_mode & 077) || st.st_uid != geteuid())
+        return terok_error_set(err, -EPERM,
+                               "refusing token epoch '%s': it must be a regular file owned by "
+                               "uid %u with mode 0600",
+                               path, (unsigned)geteuid());
+    if (st.st_size < (off_t)sizeof(tokens_epoch) && ftruncate(fd, sizeof(tokens_epoch)) < 0)
+        return terok_error_set(err, negative_errno(), "cannot size '%s': %s", path,
+                               strerror(errno));
+    p = mmap(NULL, sizeof(tokens_epoch), PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, fd,
+             0);
+    if (p == MAP_FAILED)
+        return terok_error_set(err, negative_errno(), "cannot map '%s': %s", path, strerror(errno));
+    *ret = p;
+    return 0;
+}
+
+tokens_epoch *tokens_epoch_unmap(tokens_epoch *e)
+{
+    if (e)
+        (void)munmap((void *)e, sizeof(*e));
+    return NULL;
+}
+
+int tokens_epoch_bump(sqlite3 *db, terok_error *err)
+{
+    const char *file = sqlite3_db_filename(db, "main");
+    _cleanup_free_ char *dir = NULL;
+    const char *slash;
+    tokens_epoch *e = NULL;
+    int r;
+
+    if (!file || !*file || !(slash = strrchr(file, '/')))
+        return 0;
+    dir = strndup(file, (size_t)(slash - file));
+    if (!dir)
+        return terok_error_set(err, -ENOMEM, "out of memory");
+    r = tokens_epoch_map(dir, true, &e, err);
+    if (r < 0)
+        return r;
+    /* release: the commit (already done) is ordered before the new value */
+    atomic_fetch_add_explicit(e, 1, memory_order_release);
+    tokens_epoch_unmap(e);
     return 0;
 }

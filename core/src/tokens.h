@@ -7,6 +7,7 @@
 #pragma once
 
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -70,7 +71,8 @@ int tokens_check(sqlite3 *db, const uint8_t key[TOKEN_KEY_BYTES], int kind, cons
 const char *token_verdict_to_string(token_verdict v);
 
 /* Revoke: one token by id, or every token of a container (kind 0 = all kinds). Returns the count.
- */
+ * Like tokens_mint, each commits on its own (autocommit) and then bumps the token epoch: do not
+ * wrap them in a transaction, the bump would come before the commit. */
 int tokens_revoke_id(sqlite3 *db, int64_t id, terok_error *err);
 int tokens_revoke_container(sqlite3 *db, const char *container, int kind, terok_error *err);
 
@@ -80,3 +82,29 @@ typedef int (*tokens_list_cb)(void *userdata, const token_info *info, int kind, 
                               int64_t created_at);
 int tokens_list(sqlite3 *db, const char *container, tokens_list_cb cb, void *userdata,
                 terok_error *err);
+
+/* The token epoch: <directory of the database>/tokens.epoch, one 64-bit counter that every token
+ * write above bumps (an atomic add through a shared mapping) after its commit. The vault daemon
+ * maps it read-only and compares it on each check, so a revocation by another process is seen on
+ * the very next request without a syscall. 0600, owned by the user of the state dir (rootless:
+ * the user, rootful: root); a file that is not ours is refused. Never truncate it while a daemon
+ * runs (its mapping would fault). */
+#define TOKENS_EPOCH_FILE "tokens.epoch"
+typedef _Atomic uint64_t tokens_epoch;
+
+/* Map <dir>/tokens.epoch, creating it (0600, 8 zero bytes) if missing; read-only unless
+ * writable. Free with tokens_epoch_unmap(). */
+int tokens_epoch_map(const char *dir, bool writable, tokens_epoch **ret, terok_error *err);
+tokens_epoch *tokens_epoch_unmap(tokens_epoch *e);
+
+static inline uint64_t tokens_epoch_read(const tokens_epoch *e)
+{
+    /* acquire: a reader that sees a bump then sees the commit before it */
+    return atomic_load_explicit((tokens_epoch *)e, memory_order_acquire);
+}
+
+/* After a committed token change on db: bump the epoch next to its file. Best effort: the
+ * change is committed whatever this returns, and a daemon that missed the bump still sees the
+ * write through its inotify watch of the directory (a loop turn later, not on the very next
+ * check). An in-memory database has no epoch (0). */
+int tokens_epoch_bump(sqlite3 *db, terok_error *err);

@@ -220,3 +220,72 @@ Test(tokens, the_same_key_is_loaded_again)
     terok_assert_ok(tokens_key_load(test_tmp, k2, &err), &err);
     cr_assert(memcmp(key, k2, sizeof key) == 0);
 }
+
+/* The token epoch as the vault daemon sees it: its own read-only mapping, like another process's.
+ */
+static uint64_t epoch_now(tokens_epoch *e)
+{
+    return tokens_epoch_read(e);
+}
+
+Test(tokens, every_token_change_bumps_the_epoch_another_mapping_sees)
+{
+    terok_error err = TEROK_ERROR_INIT;
+    tokens_epoch *e = NULL;
+    struct stat st;
+    int64_t id = 0;
+    token_binding b = {TOKEN_KIND_PHANTOM, "ctr-a", "anthropic", 0, 0};
+    terok_secret *t = NULL;
+    uint64_t v;
+
+    terok_assert_ok(tokens_epoch_map(test_tmp, false, &e, &err), &err);
+    cr_assert(eq(int, stat(test_path(TOKENS_EPOCH_FILE), &st), 0));
+    cr_assert(eq(int, (int)(st.st_mode & 07777), 0600));
+    cr_assert(eq(long, (long)st.st_size, 8L));
+    v = epoch_now(e);
+    terok_assert_ok(tokens_mint(db, key, &b, &t, &id, &err), &err);
+    terok_secret_free(t);
+    cr_assert(eq(u64, epoch_now(e), v + 1), "a mint bumps it");
+    cr_assert(eq(int, tokens_revoke_id(db, id, &err), 1));
+    cr_assert(eq(u64, epoch_now(e), v + 2), "a revocation bumps it");
+    cr_assert(eq(int, tokens_revoke_id(db, id, &err), 0));
+    cr_assert(eq(u64, epoch_now(e), v + 2), "revoking nothing changes nothing");
+    terok_secret_free(mint(TOKEN_KIND_GATE, "ctr-b", "repo", 0));
+    terok_secret_free(mint(TOKEN_KIND_PHANTOM, "ctr-b", "anthropic", 0));
+    cr_assert(eq(int, tokens_revoke_container(db, "ctr-b", 0, &err), 2));
+    cr_assert(eq(u64, epoch_now(e), v + 5), "revoking a container bumps it");
+    e = tokens_epoch_unmap(e);
+    /* mapped again (a restarted daemon): the count goes on, it is not reset */
+    terok_assert_ok(tokens_epoch_map(test_tmp, false, &e, &err), &err);
+    cr_assert(eq(u64, epoch_now(e), v + 5));
+    tokens_epoch_unmap(e);
+}
+
+Test(tokens, an_epoch_file_others_could_write_is_refused)
+{
+    terok_error err = TEROK_ERROR_INIT;
+    tokens_epoch *e = NULL;
+
+    terok_assert_ok(tokens_epoch_map(test_tmp, false, &e, &err), &err);
+    tokens_epoch_unmap(e);
+    cr_assert(eq(int, chmod(test_path(TOKENS_EPOCH_FILE), 0620), 0));
+    cr_assert(eq(int, tokens_epoch_map(test_tmp, false, &e, &err), -EPERM));
+    cr_assert(strstr(err.message, "refusing token epoch") != NULL, "%s", err.message);
+    terok_error_clear(&err);
+    /* and a writer whose bump is refused still commits its change */
+    cr_assert(eq(int, tokens_epoch_bump(db, &err), -EPERM));
+    terok_error_clear(&err);
+    terok_secret_free(mint(TOKEN_KIND_PHANTOM, "ctr-c", "anthropic", 0));
+    cr_assert(eq(int, tokens_revoke_container(db, "ctr-c", 0, &err), 1));
+}
+
+Test(tokens, a_symlinked_epoch_file_is_not_followed)
+{
+    terok_error err = TEROK_ERROR_INIT;
+    tokens_epoch *e = NULL;
+
+    cr_assert(eq(int, symlink(test_path("elsewhere"), test_path(TOKENS_EPOCH_FILE)), 0));
+    cr_assert(eq(int, tokens_epoch_map(test_tmp, false, &e, &err), -ELOOP));
+    terok_error_clear(&err);
+    cr_assert(eq(int, access(test_path("elsewhere"), F_OK), -1), "nothing was created through it");
+}

@@ -58,15 +58,17 @@ typedef struct cred_cache {
 } cred_cache;
 
 /* Phantom tokens found in the store are remembered (by a keyed BLAKE2b of the token, never the
- * token itself) so the hot path needs no SQL (one read() of an empty inotify queue). The whole
- * cache is dropped whenever another connection committed to the state database: an inotify watch on
- * the database's directory (read by every check, and by the loop as an "urgent" watch when idle)
- * marks the cache suspect on any write to the database or its WAL, and the next check
- * then asks SQLite (`PRAGMA data_version`, which changes only for commits by *other*
- * connections, so our own audit writes do not flush it). `vault tokens revoke`, `rm` and a new
- * `run` therefore take effect on the very next request. Without inotify every check asks SQLite.
- * Expiry is re-checked against the clock each time. Unknown tokens are not cached: a flood of
- * made-up tokens cannot grow it. */
+ * token itself) so the hot path needs no SQL and no syscall. The whole cache is dropped whenever
+ * another connection committed to the state database: each check compares the token epoch
+ * (tokens.h: a counter next to the database that every token write of ours bumps after its
+ * commit, mapped here read-only) and, on a change, asks SQLite (`PRAGMA data_version`, which
+ * changes only for commits by *other* connections, so our own audit writes do not flush it).
+ * `vault tokens revoke`, `rm` and a new `run` therefore take effect on the very next request.
+ * Other writers (the sqlite3 shell, a writer whose bump failed) are caught by an inotify watch on
+ * the database's directory that the worker's loop reads, a loop turn later. Without the epoch
+ * file every check reads that watch (one non-blocking read()); without inotify every check asks
+ * SQLite. Expiry is re-checked against the clock each time. Unknown tokens are not cached: a
+ * flood of made-up tokens cannot grow it. */
 #define TOKEN_CACHE_MAX 4096
 typedef struct token_cache_entry {
     uint8_t hash[crypto_generichash_BYTES];
@@ -96,10 +98,11 @@ typedef struct worker {
     bool call_done;
     int call_r;
     terok_error *call_err;
-    /* The worker's own inotify watch of the state database's directory, read by each token
-     * check before it takes the cache lock; -EBADF: every check asks SQLite. */
+    /* The worker's own inotify watch of the state database's directory, read by its loop (and
+     * by each token check when there is no epoch); -EBADF: see store_always. */
     int inotify_fd;
     bool tc_suspect;
+    bool store_always; /* no watch: every token check asks SQLite */
 } worker;
 
 /* A container's socket as the main thread holds it: workers serve dups of fd. */
@@ -141,6 +144,9 @@ struct vault_daemon {
     size_t n_tc;
     sqlite3_stmt *data_version;
     int64_t tc_version;
+    tokens_epoch *epoch; /* NULL: the workers read their inotify watch on every check */
+    uint64_t tc_epoch;   /* the epoch when the cache was last synced */
+    bool no_db_watch;
     char *db_dir;
     char *db_base; /* the database's file name: events for <db_base>* mark the cache suspect */
 };
@@ -229,17 +235,24 @@ static int hook_check(void *ud, const char *container, const char *route_name, c
     int r = 0;
 
     crypto_generichash(h, sizeof h, (const uint8_t *)token, len, d->tc_key, sizeof d->tc_key);
-    /* Every worker has its own inotify watch, read here before the lock: a commit that came
-     * before this request is in this worker's queue, whoever else read theirs. The watch is
-     * read here, not only from the loop: MHD may read a keep-alive client's next request in
-     * the same pass that sent the previous answer (a revocation between the two was missed
-     * under ASan in CI). One non-blocking read() that finds nothing is the whole cost. The
-     * cache lock is then held from the sync to the insert: an entry read from the store
-     * before a commit cannot go in after a sync that saw the commit. */
-    if (w->inotify_fd >= 0 && read_db_events(w->inotify_fd, d->db_base))
+    /* Without the epoch, every worker reads its own inotify watch here, before the lock: a
+     * commit that came before this request is in this worker's queue, whoever else read
+     * theirs. Checked here, not only from the loop: MHD may read a keep-alive client's next
+     * request in the same pass that sent the previous answer (a revocation between the two was
+     * missed under ASan in CI). The epoch is read under the cache lock, which is then held
+     * from the sync to the insert: an entry read from the store before a commit cannot go in
+     * after a sync that saw the commit (or its bump). */
+    if (!d->epoch && w->inotify_fd >= 0 && read_db_events(w->inotify_fd, d->db_base))
         w->tc_suspect = true;
     pthread_mutex_lock(&d->tc_mu);
-    if (w->tc_suspect || w->inotify_fd < 0) {
+    if (d->epoch) {
+        uint64_t e = tokens_epoch_read(d->epoch);
+        if (e != d->tc_epoch) {
+            d->tc_epoch = e;
+            w->tc_suspect = true;
+        }
+    }
+    if (w->tc_suspect || w->store_always) {
         w->tc_suspect = false;
         token_cache_sync(d);
     }
@@ -662,8 +675,12 @@ static void worker_watch(worker *w)
 {
     vault_daemon *d = w->d;
 
-    if (!d->db_dir || !d->db_base)
+    if (d->no_db_watch && d->epoch)
+        return; /* tests: the token epoch alone */
+    if (!d->db_dir || !d->db_base) {
+        w->store_always = true;
         return;
+    }
     w->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (w->inotify_fd < 0 ||
         inotify_add_watch(w->inotify_fd, d->db_dir,
@@ -674,6 +691,7 @@ static void worker_watch(worker *w)
         if (w->inotify_fd >= 0)
             close(w->inotify_fd);
         w->inotify_fd = -EBADF;
+        w->store_always = true;
     }
 }
 
@@ -1012,6 +1030,15 @@ int vault_daemon_run(sandbox *sb, const vault_daemon_opts *o, terok_error *err)
     }
     randombytes_buf(d.tc_key, sizeof d.tc_key);
     db_location(&d);
+    d.no_db_watch = o->no_db_watch;
+    if (d.db_dir) {
+        terok_error e = TEROK_ERROR_INIT;
+        if (tokens_epoch_map(d.db_dir, false, &d.epoch, &e) < 0)
+            log_warning("vault: %s; every token check reads the inotify queue",
+                        terok_error_message(&e));
+        terok_error_clear(&e);
+        d.tc_epoch = UINT64_MAX; /* the first check syncs */
+    }
     /* --ca-file wins over [vault] ca-file; an unreadable bundle is an error now, not a TLS
      * failure on every request later */
     ca_file = o->ca_file ? o->ca_file : config_get(sb->config, "vault", "ca-file");
@@ -1097,6 +1124,7 @@ out:
     free(d.tc);
     free(d.db_dir);
     free(d.db_base);
+    tokens_epoch_unmap(d.epoch);
     sqlite3_finalize(d.data_version);
     ssh_signer_free(d.signer);
     evloop_free(d.loop);

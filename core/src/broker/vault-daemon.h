@@ -2,6 +2,7 @@
 /* broker/vault-daemon.h: the vault broker daemon and how the CLI reaches it. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,6 +17,7 @@ typedef struct vault_daemon_opts {
     const char *ca_file;           /* extra CA bundle for upstream TLS, or NULL */
     void (*ready)(void *userdata); /* called once everything listens */
     void *ready_userdata;
+    bool no_db_watch; /* tests: no inotify watch of the state database, the token epoch alone */
 } vault_daemon_opts;
 
 /* Runs until SIGTERM/SIGINT. */

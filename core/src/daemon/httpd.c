@@ -22,6 +22,9 @@ struct httpd {
     char *path;
     uint16_t port;
     atomic_bool kick; /* set by httpd_wake(): run MHD even without an fd event */
+    bool settle;      /* a request completed: MHD will re-add its socket (see on_idle) */
+    MHD_RequestCompletedCallback completed;
+    void *completed_cls;
 };
 
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
@@ -39,7 +42,10 @@ static int on_ready(evloop *l, int fd, uint32_t events, void *userdata)
 }
 
 /* Work MHD has without an fd event: a connection resumed on this thread (httpd_kick) or one
- * MHD already knows to be ready (timeout 0: its edge-triggered epoll will not report it again). */
+ * MHD already knows to be ready (timeout 0: its edge-triggered epoll will not report it again).
+ * Each MHD_run() costs an epoll_wait() on MHD's fd, but none of these can be skipped: after a
+ * resumed connection's answer MHD needs one run to finish the request and one to find the
+ * socket drained (perf, docs/architecture.md); fewer runs stall keep-alive clients. */
 static bool on_idle(evloop *l, void *userdata)
 {
     httpd *h = userdata;
@@ -49,7 +55,25 @@ static bool on_idle(evloop *l, void *userdata)
         (void)MHD_run(h->mhd);
         return true;
     }
+    if (h->settle) {
+        /* A keep-alive connection that was suspended goes back into MHD's epoll set only when
+         * its next read finds nothing (EPOLL_CTL_ADD), and the ADD reports it writable at
+         * once: one more run now takes that edge, instead of the loop waking for it. */
+        h->settle = false;
+        (void)MHD_run(h->mhd);
+        return true; /* it may have started work (a pipelined request): look again */
+    }
     return false;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode why)
+{
+    httpd *h = cls;
+
+    h->settle = true;
+    if (h->completed)
+        h->completed(h->completed_cls, c, con_cls, why);
 }
 
 static void on_prepare(evloop *l, int *timeout_ms, void *userdata)
@@ -79,6 +103,8 @@ static int start(evloop *l, int fd, const httpd_config *c, httpd *h, terok_error
     h->epoll_fd = -EBADF;
     h->prepare_id = 0;
     h->idle_id = 0;
+    h->completed = c->completed;
+    h->completed_cls = c->completed_cls;
     h->mhd = MHD_start_daemon(
         MHD_USE_ERROR_LOG | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, c->handler,
         c->cls,
@@ -88,7 +114,7 @@ static int start(evloop *l, int fd, const httpd_config *c, httpd *h, terok_error
         MHD_OPTION_CONNECTION_TIMEOUT, c->connection_timeout ? c->connection_timeout : 60u,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)(c->connection_memory ? c->connection_memory : 32 * 1024),
-        MHD_OPTION_NOTIFY_COMPLETED, c->completed, c->completed_cls,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
         c->unescape ? MHD_OPTION_UNESCAPE_CALLBACK : MHD_OPTION_END, c->unescape, NULL,
         MHD_OPTION_END);
     if (!h->mhd)

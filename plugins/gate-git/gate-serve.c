@@ -596,6 +596,7 @@ int gg_serve(void *state, const terok_gate_http *req, terok_error *err)
     const char *reason;
     bool v2, head_sent = false, out_eof = false, err_eof = false, in_open = true;
     bool adv_keyed = false; /* an info/refs whose answer may be kept */
+    const char *proto = req && req->git_protocol ? req->git_protocol : "";
     uint8_t adv_key[32];
     char *adv = NULL; /* git's answer as it went out, while it fits ADV_BYTES */
     size_t adv_len = 0;
@@ -646,15 +647,12 @@ int gg_serve(void *state, const terok_gate_http *req, terok_error *err)
         return -ENOMEM;
     if (s.advertise && refs_key(task, adv_key) == 0) {
         size_t n = 0;
-        _cleanup_free_ char *cached =
-            adv_lookup(g, path, s.receive, req->git_protocol ? req->git_protocol : "", adv_key, &n);
+        _cleanup_free_ char *cached = adv_lookup(g, path, s.receive, proto, adv_key, &n);
         if (cached) {
             r = head_ok(req, &s, v2);
             if (r >= 0 && n > 0 && req->write_body(req->io, cached, n) < 0)
                 r = -EPIPE;
-            return r == -EPIPE
-                       ? terok_perr(err, r, "gate: the client of '%s' went away", req->container)
-                       : r;
+            goto out;
         }
         adv_keyed = true;
     }
@@ -868,8 +866,7 @@ stop:
         uint8_t after[32];
         /* kept only if the refs git read are the ones the key says */
         if (refs_key(task, after) == 0 && memcmp(after, adv_key, sizeof after) == 0)
-            adv_store(g, path, s.receive, req->git_protocol ? req->git_protocol : "", adv_key,
-                      TAKE_PTR(adv), adv_len);
+            adv_store(g, path, s.receive, proto, adv_key, TAKE_PTR(adv), adv_len);
     }
 out:
     free(adv);

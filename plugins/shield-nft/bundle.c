@@ -371,6 +371,43 @@ static int read_dns(shield_policy *p, json_object *root, terok_error *err)
     return 0;
 }
 
+/* Optional: the domains whose last resolution failed (policy.h, dns_unresolved). */
+static int read_unresolved(shield_policy *p, json_object *root, terok_error *err)
+{
+    json_object *arr;
+    int r;
+
+    if (!json_object_object_get_ex(root, "dns_unresolved", &arr))
+        return 0;
+    if (!json_object_is_type(arr, json_type_array))
+        return bad_field(err, "dns_unresolved");
+    for (size_t i = 0; i < json_object_array_length(arr); i++) {
+        json_object *e = json_object_array_get_idx(arr, i), *dv, *wv;
+        const char *why;
+        int64_t since;
+        target t;
+
+        if (!json_object_is_type(e, json_type_object) ||
+            !(dv = get(e, "domain", json_type_string)) ||
+            !(wv = get(e, "error", json_type_string)) ||
+            get_int(e, "since_ms", 1, INT64_MAX, &since) < 0)
+            return bad_field(err, "dns_unresolved");
+        why = json_object_get_string(wv);
+        if (json_object_get_string_len(wv) > UNRESOLVED_WHY_MAX)
+            return bad_field(err, "dns_unresolved.error");
+        for (const char *c = why; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                return bad_field(err, "dns_unresolved.error");
+        if ((r = target_parse(json_object_get_string(dv), &t, err)) < 0 ||
+            t.kind != TARGET_DOMAIN || t.port || t.wildcard)
+            return r < 0 ? err_prefix(err, "bundle: dns_unresolved entry")
+                         : bad_field(err, "dns_unresolved.domain");
+        if ((r = policy_unresolved_note(p, t.domain, since, why)) < 0)
+            return terok_perr(err, r, "out of memory");
+    }
+    return 0;
+}
+
 int bundle_read(int dirfd, shield_policy **ret_policy, char **ret_ruleset, terok_error *err)
 {
     _cleanup_free_ char *text = NULL, *ruleset = NULL;
@@ -432,7 +469,8 @@ int bundle_read(int dirfd, shield_policy **ret_policy, char **ret_ruleset, terok
         if (strv_extend(&p->profiles, json_object_get_string(s)) < 0)
             return terok_perr(err, -ENOMEM, "out of memory");
     }
-    if ((r = read_entries(p, root, err)) < 0 || (r = read_dns(p, root, err)) < 0)
+    if ((r = read_entries(p, root, err)) < 0 || (r = read_dns(p, root, err)) < 0 ||
+        (r = read_unresolved(p, root, err)) < 0)
         return r;
     if (ret_ruleset) {
         if ((r = read_file(dirfd, RULESET_FILE, &ruleset, err)) < 0)
@@ -529,6 +567,23 @@ static int policy_to_json(const shield_policy *p, json_object **ret)
         r |= add_kv(o, "port", json_object_new_int(a->port));
         r |= add_kv(o, "addr", json_object_new_string(ip));
         r |= add_kv(o, "expires_ms", json_object_new_int64(a->expires_ms));
+    }
+    if (r == 0 && p->n_unresolved > 0) {
+        json_object *un = json_object_new_array();
+
+        r |= add_kv(root, "dns_unresolved", un);
+        for (size_t i = 0; r == 0 && i < p->n_unresolved; i++) {
+            json_object *o = json_object_new_object();
+
+            if (!o || json_object_array_add(un, o) < 0) {
+                json_object_put(o);
+                r = -ENOMEM;
+                break;
+            }
+            r |= add_kv(o, "domain", json_object_new_string(p->unresolved[i].domain));
+            r |= add_kv(o, "since_ms", json_object_new_int64(p->unresolved[i].since_ms));
+            r |= add_kv(o, "error", json_object_new_string(p->unresolved[i].why));
+        }
     }
     for (unsigned t = 0; t < TIER_COUNT; t++) {
         char *joined = NULL;

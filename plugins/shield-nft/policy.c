@@ -364,6 +364,7 @@ shield_policy *shield_policy_free(shield_policy *p)
     strv_free(p->profiles);
     free(p->entries);
     free(p->dns);
+    free(p->unresolved);
     free(p);
     return NULL;
 }
@@ -555,6 +556,68 @@ size_t policy_remove_dns(shield_policy *p, const char *domain, uint16_t port, un
     }
     p->n_dns = j;
     return removed;
+}
+
+static dns_unresolved *unresolved_find(shield_policy *p, const char *domain)
+{
+    for (size_t i = 0; i < p->n_unresolved; i++)
+        if (streq(p->unresolved[i].domain, domain))
+            return &p->unresolved[i];
+    return NULL;
+}
+
+int policy_unresolved_note(shield_policy *p, const char *domain, int64_t since_ms, const char *why)
+{
+    dns_unresolved *u = unresolved_find(p, domain);
+    bool fresh = !u;
+
+    if (fresh) {
+        if (p->n_unresolved == p->cap_unresolved) {
+            size_t ncap = p->cap_unresolved ? p->cap_unresolved * 2 : 4;
+            dns_unresolved *nu = reallocarray(p->unresolved, ncap, sizeof *nu);
+
+            if (!nu)
+                return -ENOMEM;
+            p->unresolved = nu;
+            p->cap_unresolved = ncap;
+        }
+        u = &p->unresolved[p->n_unresolved++];
+        *u = (dns_unresolved){.since_ms = since_ms};
+        snprintf(u->domain, sizeof u->domain, "%s", domain);
+    }
+    snprintf(u->why, sizeof u->why, "%s", why ? why : "");
+    for (char *c = u->why; *c; c++) /* kept printable: the bundle reader refuses the rest */
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
+    return fresh;
+}
+
+bool policy_unresolved_clear(shield_policy *p, const char *domain, int64_t *ret_since_ms)
+{
+    dns_unresolved *u = unresolved_find(p, domain);
+
+    if (!u)
+        return false;
+    if (ret_since_ms)
+        *ret_since_ms = u->since_ms;
+    *u = p->unresolved[--p->n_unresolved];
+    return true;
+}
+
+void policy_unresolved_prune(shield_policy *p)
+{
+    size_t j = 0;
+
+    for (size_t i = 0; i < p->n_unresolved; i++) {
+        bool named = false;
+
+        for (size_t k = 0; !named && k < p->n_entries; k++)
+            named = p->entries[k].t.kind == TARGET_DOMAIN &&
+                    streq(p->entries[k].t.domain, p->unresolved[i].domain);
+        if (named)
+            p->unresolved[j++] = p->unresolved[i];
+    }
+    p->n_unresolved = j;
 }
 
 void policy_prune(shield_policy *p, int64_t now_ms)

@@ -69,6 +69,15 @@ typedef struct dns_addr {
     char domain[DOMAIN_MAX_LEN + 1];
 } dns_addr;
 
+/* A domain entry that did not resolve at the last attempt. Kept in the bundle, so the failure is
+ * logged once (when it starts) rather than at every refresh, and `shield status` can name it. */
+#define UNRESOLVED_WHY_MAX 200
+typedef struct dns_unresolved {
+    int64_t since_ms; /* CLOCK_REALTIME ms of the first failed attempt */
+    char domain[DOMAIN_MAX_LEN + 1];
+    char why[UNRESOLVED_WHY_MAX + 1];
+} dns_unresolved;
+
 typedef struct shield_policy {
     char *container;
     char **profiles;
@@ -76,6 +85,8 @@ typedef struct shield_policy {
     size_t n_entries, cap_entries;
     dns_addr *dns;
     size_t n_dns, cap_dns;
+    dns_unresolved *unresolved;
+    size_t n_unresolved, cap_unresolved;
     bool has_resolver;
     target resolver; /* TARGET_IP4/IP6 without port when has_resolver */
     uint32_t nflog_group;
@@ -105,6 +116,15 @@ size_t policy_remove(shield_policy *p, const target *t, unsigned tier);
 int policy_add_dns(shield_policy *p, const dns_addr *a);
 /* Remove the resolved addresses of a domain (any port) in a tier; returns how many. */
 size_t policy_remove_dns(shield_policy *p, const char *domain, uint16_t port, unsigned tier);
+/* Record that domain did not resolve (why: what failed, cut to UNRESOLVED_WHY_MAX). Returns 1
+ * when the domain was not recorded yet (a new failure: log it), 0 when it was (why is updated),
+ * or -ENOMEM. */
+int policy_unresolved_note(shield_policy *p, const char *domain, int64_t since_ms, const char *why);
+/* Forget a domain's failure record. Returns true, with the record's since_ms, if there was one
+ * (it resolves again: log that). */
+bool policy_unresolved_clear(shield_policy *p, const char *domain, int64_t *ret_since_ms);
+/* Drop the records of domains no entry names any more. */
+void policy_unresolved_prune(shield_policy *p);
 /* Drop timed entries and addresses that expired before now_ms. */
 void policy_prune(shield_policy *p, int64_t now_ms);
 

@@ -239,28 +239,32 @@ static int64_t ttl_clamp(const shield_state *s, uint32_t ttl_s)
 #define WHY_LEN 512
 
 /* Resolve one domain entry into p's dns list; kernel commands for the addresses go to cmds
- * (may be NULL). *ret_n counts the addresses admitted. On failure `why` says what failed. */
+ * (may be NULL). *ret_n counts the addresses admitted. On failure `why` says what failed: the
+ * resolver's error, -ENODATA for a name without addresses, or -EADDRNOTAVAIL when every address
+ * it gave is internal and refused. */
 static int resolve_entry(const shield_state *s, shield_policy *p, const policy_entry *e,
                          int64_t now, strbuf *cmds, size_t *ret_n, int64_t *ret_min_ms, char *why)
 {
     dns_answer ans[DNS_MAX_ADDRS];
-    size_t n = 0, admitted = 0;
+    size_t n = 0, admitted = 0, internal = 0;
+    char first_internal[INET6_ADDRSTRLEN] = "";
     int r;
 
     if ((r = dns_resolve(s->dns_server, e->t.domain, ans, &n, why, WHY_LEN)) < 0)
         return r;
+    if (n == 0) { /* NXDOMAIN or no data: the resolver answered, the name has no address */
+        snprintf(why, WHY_LEN, "cannot resolve '%s': no A or AAAA record", e->t.domain);
+        return -ENODATA;
+    }
     for (size_t i = 0; i < n; i++) {
         int64_t life = ttl_clamp(s, ans[i].ttl);
         dns_addr a = {.tier = e->tier, .v6 = ans[i].v6, .port = e->t.port, .addr = ans[i].addr};
 
         if (e->tier != TIER_DENY && !s->dns_private &&
             dns_addr_is_internal(ans[i].v6, &ans[i].addr)) {
-            char ip[INET6_ADDRSTRLEN];
-
-            inet_ntop(ans[i].v6 ? AF_INET6 : AF_INET, &ans[i].addr, ip, sizeof ip);
-            terok_plog(TEROK_LOG_WARNING,
-                       "%s: '%s' resolved to internal address %s: not allowed (dns-private=no)",
-                       p->container, e->t.domain, ip);
+            if (internal++ == 0)
+                inet_ntop(ans[i].v6 ? AF_INET6 : AF_INET, &ans[i].addr, first_internal,
+                          sizeof first_internal);
             continue;
         }
         if (e->expires_ms)
@@ -279,9 +283,58 @@ static int resolve_entry(const shield_state *s, shield_policy *p, const policy_e
             *ret_min_ms = *ret_min_ms < 0 ? life : MIN(*ret_min_ms, life);
         admitted++;
     }
+    if (internal && !admitted) {
+        snprintf(why, WHY_LEN,
+                 "'%s' resolved only to internal addresses (%s%s): not allowed (dns-private=no)",
+                 e->t.domain, first_internal, internal > 1 ? ", ..." : "");
+        return -EADDRNOTAVAIL;
+    }
+    if (internal)
+        terok_plog(TEROK_LOG_INFO,
+                   "%s: '%s' resolved to %zu internal address(es) too, e.g. %s: those are not "
+                   "allowed (dns-private=no)",
+                   p->container, e->t.domain, internal, first_internal);
     if (ret_n)
         *ret_n = admitted;
     return 0;
+}
+
+/* The first success after failures is a notice; the failure record goes. */
+static void note_resolved(shield_policy *p, const char *domain, int64_t now)
+{
+    int64_t since;
+
+    if (policy_unresolved_clear(p, domain, &since))
+        terok_plog(TEROK_LOG_NOTICE, "%s: '%s' resolves again (it failed for %llds)", p->container,
+                   domain, (long long)MAX((now - since) / 1000, 0));
+}
+
+/* resolve_entry for the paths where a failure is not the caller's error (prepare, refresh, a
+ * deny): a domain's failure is logged once when it starts, then at debug level while it lasts
+ * (refreshes retry it every few seconds); the record lives in the bundle. */
+static int resolve_logged(const shield_state *s, shield_policy *p, const policy_entry *e,
+                          int64_t now, strbuf *cmds, int64_t *ret_min_ms)
+{
+    char why[WHY_LEN];
+    int r = resolve_entry(s, p, e, now, cmds, NULL, ret_min_ms, why), fresh;
+
+    if (r == -ENOMEM) {
+        terok_plog(TEROK_LOG_ERR, "%s: resolving '%s': out of memory", p->container, e->t.domain);
+        return r;
+    }
+    if (r >= 0) {
+        note_resolved(p, e->t.domain, now);
+        return 0;
+    }
+    fresh = policy_unresolved_note(p, e->t.domain, now, why);
+    if (fresh != 0)
+        terok_plog(TEROK_LOG_WARNING,
+                   "%s: %s (default deny holds for it; retried at each refresh, logged again "
+                   "once it resolves)",
+                   p->container, why);
+    else
+        terok_plog(TEROK_LOG_DEBUG, "%s: still: %s", p->container, why);
+    return r;
 }
 
 static int bundle_path_of(const shield_state *s, const char *container, char **ret,
@@ -390,12 +443,9 @@ static int shield_prepare(void *state, const terok_shield_policy *policy,
      * resolve is not fatal (default deny still holds) and a refresh retries it. */
     for (size_t i = 0, n = p->n_entries; i < n; i++) {
         policy_entry e = p->entries[i];
-        char why[WHY_LEN];
 
-        if (e.t.kind != TARGET_DOMAIN)
-            continue;
-        if (resolve_entry(s, p, &e, now, NULL, NULL, NULL, why) < 0)
-            terok_plog(TEROK_LOG_WARNING, "%s: %s (a refresh retries)", p->container, why);
+        if (e.t.kind == TARGET_DOMAIN && resolve_logged(s, p, &e, now, NULL, NULL) == -ENOMEM)
+            return terok_perr(err, -ENOMEM, "out of memory");
     }
     if ((r = bundle_dir_create(s->state_dir, p->container, &dirfd, &path, err)) < 0 ||
         (r = bundle_lock(dirfd, err)) < 0)
@@ -614,6 +664,7 @@ static int live_commit(shield_state *s, live *l, strbuf *cmds, terok_error *err)
     }
     /* The bundle is rendered and fsynced while the child changes the kernel, and renamed into
      * place only once the kernel took it. */
+    policy_unresolved_prune(l->p); /* a domain no entry names has no failure to remember */
     rs = ruleset_render(l->p, 0, &txs);
     if (rs >= 0)
         rs = bundle_stage(l->dirfd, l->p, txs[0], err);
@@ -864,6 +915,7 @@ static int live_change(shield_state *s, const char *container, const char *text,
         char why[WHY_LEN];
 
         if (tier == TIER_ALLOW) {
+            /* The operator asked for it: a failure is theirs to see, as the error. */
             if ((r = resolve_entry(s, l.p, &e, now, &cmds, &n, NULL, why)) < 0) {
                 r = terok_perr(err, r, "%s", why);
                 goto out;
@@ -872,11 +924,13 @@ static int live_change(shield_state *s, const char *container, const char *text,
                 r = terok_perr(err, -ENOENT, "'%s' has no usable A/AAAA records", t.domain);
                 goto out;
             }
-        } else if (resolve_entry(s, l.p, &e, now, &cmds, &n, NULL, why) < 0) {
-            /* A deny that cannot resolve is still recorded: default deny holds meanwhile and
-             * a refresh retries. */
-            terok_plog(TEROK_LOG_WARNING, "%s: %s", container, why);
+            note_resolved(l.p, t.domain, now);
+        } else if ((r = resolve_logged(s, l.p, &e, now, &cmds, NULL)) == -ENOMEM) {
+            r = terok_perr(err, r, "out of memory");
+            goto out;
         }
+        /* A deny that cannot resolve is still recorded: default deny holds meanwhile and a
+         * refresh retries. */
     } else if ((r = add_to_tier(l.p, tier, &t, expires, now, &cmds, err)) < 0) {
         goto out;
     }
@@ -942,13 +996,11 @@ static int ctl_refresh(shield_state *s, terok_shield_ctl_refresh *a, terok_error
         return r;
     for (size_t i = 0, n = l.p->n_entries; i < n; i++) {
         policy_entry e = l.p->entries[i];
-        char why[WHY_LEN];
 
         if (e.t.kind != TARGET_DOMAIN)
             continue;
         any = true;
-        if (resolve_entry(s, l.p, &e, now, l.running ? &cmds : NULL, NULL, &min_ms, why) < 0)
-            terok_plog(TEROK_LOG_WARNING, "%s: %s", a->container, why);
+        (void)resolve_logged(s, l.p, &e, now, l.running ? &cmds : NULL, &min_ms);
     }
     r = live_commit(s, &l, &cmds, err);
     sb_free(&cmds);
@@ -1033,6 +1085,20 @@ static int ctl_status(shield_state *s, terok_shield_ctl_text *a, terok_error *er
         json_object_array_add(dns, o);
     }
     json_object_object_add(root, "dns", dns);
+    {
+        json_object *un = json_object_new_array();
+
+        for (size_t i = 0; i < l.p->n_unresolved; i++) {
+            const dns_unresolved *u = &l.p->unresolved[i];
+            json_object *o = json_object_new_object();
+
+            json_object_object_add(o, "domain", json_object_new_string(u->domain));
+            json_object_object_add(o, "since_ms", json_object_new_int64(u->since_ms));
+            json_object_object_add(o, "error", json_object_new_string(u->why));
+            json_object_array_add(un, o);
+        }
+        json_object_object_add(root, "dns_unresolved", un);
+    }
     live_done(&l);
     text = json_object_to_json_string_ext(root,
                                           JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);

@@ -403,6 +403,123 @@ Test(shield_netns, domain_allow_follows_ttl)
     REFUSED(SRV, 8090);
 }
 
+static json_object *status(void)
+{
+    terok_error err = {0, NULL};
+    text_buf b = {0};
+    terok_shield_ctl_text st = {
+        .struct_size = sizeof st, .container = CTR, .cb = text_collect, .userdata = &b};
+    json_object *o;
+
+    terok_assert_ok(h.ops->ctl(h.state, TEROK_SHIELD_CTL_STATUS, &st, &err), &err);
+    o = json_tokener_parse(b.s);
+    cr_assert(o, "status is not JSON: %s", b.s);
+    free(b.s);
+    return o;
+}
+
+/* The domains `shield status` names as not resolving, comma-joined ("" for none). */
+static void unresolved(char *buf, size_t n)
+{
+    json_object *o = status(), *arr, *v;
+    size_t len = 0;
+
+    buf[0] = 0;
+    cr_assert(json_object_object_get_ex(o, "dns_unresolved", &arr) &&
+              json_object_is_type(arr, json_type_array));
+    for (size_t i = 0; i < json_object_array_length(arr); i++) {
+        json_object *e = json_object_array_get_idx(arr, i);
+        cr_assert(json_object_object_get_ex(e, "since_ms", &v) && json_object_get_int64(v) > 0);
+        cr_assert(json_object_object_get_ex(e, "error", &v) &&
+                  strstr(json_object_get_string(v), "cannot resolve"));
+        cr_assert(json_object_object_get_ex(e, "domain", &v));
+        len +=
+            (size_t)snprintf(buf + len, n - len, "%s%s", i ? "," : "", json_object_get_string(v));
+    }
+    json_object_put(o);
+}
+
+static void refresh(void)
+{
+    terok_shield_ctl_refresh rf = {.struct_size = sizeof rf, .container = CTR};
+    terok_error err = {0, NULL};
+
+    terok_assert_ok(h.ops->ctl(h.state, TEROK_SHIELD_CTL_REFRESH, &rf, &err), &err);
+}
+
+/* A domain that does not resolve is logged when it starts failing, not at every refresh (the
+ * clearance daemon refreshes every few seconds); `shield status` names it meanwhile; the first
+ * success is a notice and lets the traffic through; a new failure is logged again. */
+Test(shield_netns, unresolved_domain_logged_once)
+{
+    const char *a[] = {"svc.example.test:8090", "late.example.test:8091", NULL};
+    char names[512];
+
+    if (access("/usr/sbin/dnsmasq", X_OK) != 0)
+        cr_skip_test("needs dnsmasq (scripts/setup-host.sh installs dnsmasq-base)");
+    start_dnsmasq("198.51.100.2 svc.example.test\n");
+    cr_assert_eq(topo_enter_server(&t), 0);
+    sh_unload(&h);
+    load((const char *[]){"dns-server=" SRV, NULL});
+    sh_log_reset();
+    prep_apply(a, NULL);
+    ALLOWED(SRV, 8090);
+    REFUSED(SRV, 8091);
+    cr_assert_eq(sh_log_count(TEROK_LOG_WARNING, "late.example.test"), 1, "last log: %s",
+                 sh_last_log());
+    cr_assert_eq(sh_log_count(TEROK_LOG_WARNING, "svc.example.test"), 0);
+    unresolved(names, sizeof names);
+    cr_assert_str_eq(names, "late.example.test");
+
+    for (int i = 0; i < 3; i++)
+        refresh();
+    cr_assert_eq(sh_log_count(TEROK_LOG_WARNING, "late.example.test"), 1,
+                 "a refresh logged the same failure again");
+    cr_assert_geq(sh_log_count(TEROK_LOG_DEBUG, "late.example.test"), 3);
+    unresolved(names, sizeof names);
+    cr_assert_str_eq(names, "late.example.test");
+
+    /* It appears: the next refresh admits it, says so once, and status forgets the failure. */
+    test_write_file("hosts", "198.51.100.2 svc.example.test\n198.51.100.2 late.example.test\n",
+                    0644);
+    kill(dnsmasq, SIGHUP);
+    usleep(300 * 1000);
+    refresh();
+    ALLOWED(SRV, 8091);
+    cr_assert_eq(sh_log_count(TEROK_LOG_NOTICE, "'late.example.test' resolves again"), 1);
+    unresolved(names, sizeof names);
+    cr_assert_str_eq(names, "");
+    refresh();
+    cr_assert_eq(sh_log_count(TEROK_LOG_NOTICE, "resolves again"), 1);
+
+    /* Gone again: a new failure, logged again, once. */
+    test_write_file("hosts", "198.51.100.2 svc.example.test\n", 0644);
+    kill(dnsmasq, SIGHUP);
+    usleep(300 * 1000);
+    refresh();
+    refresh();
+    cr_assert_eq(sh_log_count(TEROK_LOG_WARNING, "late.example.test"), 2);
+    unresolved(names, sizeof names);
+    cr_assert_str_eq(names, "late.example.test");
+
+    /* A timed allow whose domain stops resolving: its record goes when the entry expires. */
+    test_write_file("hosts", "198.51.100.2 svc.example.test\n198.51.100.2 brief.example.test\n",
+                    0644);
+    kill(dnsmasq, SIGHUP);
+    usleep(300 * 1000);
+    allow("brief.example.test:8092", 2500);
+    test_write_file("hosts", "198.51.100.2 svc.example.test\n", 0644);
+    kill(dnsmasq, SIGHUP);
+    usleep(300 * 1000);
+    refresh();
+    unresolved(names, sizeof names);
+    cr_assert_str_eq(names, "late.example.test,brief.example.test");
+    usleep(2500 * 1000);
+    refresh();
+    unresolved(names, sizeof names);
+    cr_assert_str_eq(names, "late.example.test");
+}
+
 Test(shield_netns, status_json)
 {
     const char *a[] = {SRV ":8090", NULL};

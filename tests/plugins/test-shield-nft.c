@@ -582,6 +582,56 @@ Test(shield_nft, apply_fails_closed)
     edit_file("shield.json", "\"nflog_group\":100", "\"nflog_group\":\"100\"");
     expect_apply(dir, pid, -EBADMSG, "field 'nflog_group'");
     edit_file("shield.json", "\"nflog_group\":\"100\"", "\"nflog_group\":100");
+    /* The record of domains that did not resolve is read as strictly as the rest. */
+    {
+        static const struct {
+            const char *value, *needle;
+        } bad[] = {
+            {"{}", "field 'dns_unresolved'"},
+            {"[7]", "field 'dns_unresolved'"},
+            {"[{\"domain\":\"a.example\",\"error\":\"x\"}]", "field 'dns_unresolved'"},
+            {"[{\"domain\":\"a.example\",\"since_ms\":0,\"error\":\"x\"}]",
+             "field 'dns_unresolved'"},
+            {"[{\"domain\":\"a.example\",\"since_ms\":\"1\",\"error\":\"x\"}]",
+             "field 'dns_unresolved'"},
+            {"[{\"domain\":\"a.example; flush ruleset\",\"since_ms\":1,\"error\":\"x\"}]",
+             "'a.example; flush ruleset'"},
+            {"[{\"domain\":\"a.example:80\",\"since_ms\":1,\"error\":\"x\"}]",
+             "field 'dns_unresolved.domain'"},
+            {"[{\"domain\":\"*.a.example\",\"since_ms\":1,\"error\":\"x\"}]",
+             "field 'dns_unresolved.domain'"},
+            {"[{\"domain\":\"198.51.100.9\",\"since_ms\":1,\"error\":\"x\"}]",
+             "field 'dns_unresolved.domain'"},
+            {"[{\"domain\":\"a.example\",\"since_ms\":1,\"error\":\"bell\\u0007\"}]",
+             "field 'dns_unresolved.error'"},
+            {"[{\"domain\":\"a.example\",\"since_ms\":1,\"error\":\"line\\nbreak\"}]",
+             "field 'dns_unresolved.error'"},
+            {"[{\"domain\":\"a.example\",\"since_ms\":1,\"error\":7}]", "field 'dns_unresolved'"},
+        };
+        char long_err[400], *with;
+
+        for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+            cr_assert(asprintf(&with, "\"dns\":[],\"dns_unresolved\":%s", bad[i].value) > 0);
+            edit_file("shield.json", "\"dns\":[]", with);
+            expect_apply(dir, pid,
+                         bad[i].value[0] == '[' && strstr(bad[i].value, "flush") ? -EINVAL
+                                                                                 : -EBADMSG,
+                         bad[i].needle);
+            edit_file("shield.json", with, "\"dns\":[]");
+            free(with);
+        }
+        memset(long_err, 'e', sizeof long_err - 1);
+        long_err[sizeof long_err - 1] = 0;
+        cr_assert(
+            asprintf(&with,
+                     "\"dns\":[],\"dns_unresolved\":[{\"domain\":\"a.example\",\"since_ms\":1,"
+                     "\"error\":\"%s\"}]",
+                     long_err) > 0);
+        edit_file("shield.json", "\"dns\":[]", with);
+        expect_apply(dir, pid, -EBADMSG, "field 'dns_unresolved.error'");
+        edit_file("shield.json", with, "\"dns\":[]");
+        free(with);
+    }
     /* Nothing was loaded by any refused apply. */
     terok_assert_ok(h.ops->posture_get(h.state, "c1", &posture, &err), &err);
     cr_assert_eq(posture, TEROK_SHIELD_OFFLINE);

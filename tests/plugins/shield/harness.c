@@ -39,9 +39,21 @@ static struct terok_config_section section;
 static char *state_dir_s;
 static char last_log[2048];
 
+#define LOG_KEEP 256
+static struct {
+    int prio;
+    char msg[512];
+} logs[LOG_KEEP];
+static size_t n_logs;
+
 static void h_logv(terok_plugin *self, int prio, const char *fmt, va_list ap)
 {
     vsnprintf(last_log, sizeof last_log, fmt, ap);
+    if (n_logs < LOG_KEEP) {
+        logs[n_logs].prio = prio;
+        memcpy(logs[n_logs].msg, last_log, sizeof logs[n_logs].msg - 1); /* cut, terminated */
+        n_logs++;
+    }
     if (getenv("SH_VERBOSE"))
         fprintf(stderr, "[shield-nft] <%d> %s\n", prio, last_log);
 }
@@ -136,6 +148,20 @@ static const terok_host host = {
 const char *sh_last_log(void)
 {
     return last_log;
+}
+
+size_t sh_log_count(int prio, const char *needle)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < n_logs; i++)
+        n += logs[i].prio == prio && strstr(logs[i].msg, needle);
+    return n;
+}
+
+void sh_log_reset(void)
+{
+    n_logs = 0;
 }
 
 void sh_err_clear(terok_error *e)

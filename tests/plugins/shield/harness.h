@@ -25,6 +25,10 @@ int sh_load(shield_h *h, const char *state_dir, const char *const *cfg, const ch
 void sh_unload(shield_h *h);
 /* The message of the last error the plugin reported through our host table, and its logs. */
 const char *sh_last_log(void);
+/* How many of the plugin's log lines (the first 256 since the last reset) had priority prio
+ * (TEROK_LOG_*) and contained needle. */
+size_t sh_log_count(int prio, const char *needle);
+void sh_log_reset(void);
 
 /* Error helpers: the harness's errorv fills terok_error with malloc'd text. */
 void sh_err_clear(terok_error *e);

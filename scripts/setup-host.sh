@@ -14,7 +14,7 @@ PACKAGES=(
   gcc meson ninja-build pkg-config clang-format git curl ca-certificates
   libjson-c-dev libsqlite3-dev libsodium-dev libinih-dev libelf-dev libcurl4-openssl-dev
   libssl-dev  # gate-git: HMAC-SHA1 of hashed known_hosts entries
-  libmicrohttpd-dev libgit2-dev zlib1g-dev libnftables-dev libnetfilter-log-dev libmnl-dev libsystemd-dev
+  libmicrohttpd-dev libhttp-parser-dev libgit2-dev zlib1g-dev libnftables-dev libnetfilter-log-dev libmnl-dev libsystemd-dev
   libsecret-1-dev libglib2.0-dev libcriterion-dev
   # run and test
   podman crun uidmap slirp4netns fuse-overlayfs catatonit conmon netavark nftables iproute2

@@ -12,6 +12,10 @@
 #   .../sse-go    releases the waiting SSE stream
 #   .../upload    counts the body (Content-Length or chunked) and discards it: {"received":N}
 #   .../status/N  answers status N with a small body
+#   .../ws-echo   a WebSocket upgrade: 101 with the RFC 6455 accept value, then every byte that
+#                 comes is sent back (frames are not parsed) until the client's EOF
+import base64
+import hashlib
 import http.server
 import json
 import os
@@ -78,10 +82,36 @@ class H(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(out)
 
+    def websocket(self, rec):
+        key = self.headers.get("Sec-WebSocket-Key", "")
+        accept = base64.b64encode(hashlib.sha1(
+            (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+        rec["websocket"] = True
+        log(rec)
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept)
+        self.end_headers()
+        self.wfile.flush()
+        n = 0
+        while True:  # what the client sent with its head is in rfile's buffer: read1 gets it
+            b = self.rfile.read1(65536)
+            if not b:
+                break
+            self.wfile.write(b)
+            n += len(b)
+        log({"ws_done": True, "echoed": n})
+        self.close_connection = True
+
     def handle_any(self):
         path = self.path.split("?", 1)[0]
         rec = {"method": self.command, "path": self.path,
                "headers": [[k.lower(), v] for k, v in self.headers.items()]}
+        if path.endswith("/ws-echo") and \
+                (self.headers.get("Upgrade") or "").lower() == "websocket":
+            self.websocket(rec)
+            return
         if path.endswith("/upload"):
             _, n = self.body(discard=True)
             rec["received"] = n

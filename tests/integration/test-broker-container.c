@@ -463,6 +463,36 @@ Test(broker_container, sse_first_event_arrives_before_the_upstream_finishes, .ti
               "the upstream finished on its timeout: the first event was held back (%s)", done);
 }
 
+/* ---- 5b. a WebSocket upgrade passes through, over TLS to the upstream ---- */
+
+Test(broker_container, websocket_passes_through_with_the_real_credential, .timeout = 120)
+{
+    _cleanup_free_ char *rec = NULL, *done = NULL;
+    cli_result r;
+
+    world_load();
+    /* busybox nc: the handshake and a payload, then its input ends (a half-close); the answer
+     * and the echo still come back through the bridge, the broker and TLS */
+    r = cexec(0, "printf 'GET /up/ws-echo HTTP/1.1\\r\\nHost: x\\r\\nConnection: Upgrade\\r\\n"
+                 "Upgrade: websocket\\r\\nSec-WebSocket-Version: 13\\r\\n"
+                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\\r\\nx-api-key: %s\\r\\n\\r\\n"
+                 "hello-through-tls' \"$UP_API_KEY\" | nc 127.0.0.1 9419");
+    cr_assert_eq(r.exit_code, 0, "%s %s", r.out, r.err);
+    cr_assert(has(r.out, "HTTP/1.1 101 Switching Protocols"), "%s", r.out);
+    cr_assert(has(r.out, "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "%s", r.out);
+    cr_assert(has(r.out, "\r\n\r\nhello-through-tls"), "no echo after the head: %s", r.out);
+    no_secret("the WebSocket answer", r.out);
+    cli_result_done(&r);
+
+    rec = last_record_with("\"websocket\": true");
+    cr_assert(rec, "the upstream saw no upgrade");
+    cr_assert(has(rec, W.real), "the upstream did not get the real credential: %s", rec);
+    cr_assert(!has(rec, "terok-p-"), "the phantom token reached the upstream: %s", rec);
+    cr_assert(has(rec, "\"/api/ws-echo\""), "%s", rec);
+    done = last_record_with("ws_done");
+    cr_assert(done && has(done, "\"echoed\": 17"), "the upstream's side: %s", done);
+}
+
 /* ---- 6. a 1 GiB upload in bounded memory ---- */
 
 Test(broker_container, one_gib_upload_streams_in_bounded_memory, .timeout = 240)

@@ -6,6 +6,8 @@
  * malformed HTTP answered with 400 while the daemon keeps serving; every request audited. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <criterion/new/assert.h>
 #include <curl/curl.h>
 #include <microhttpd.h>
@@ -18,6 +20,7 @@
 #include "broker/proxy.h"
 #include "daemon/evloop.h"
 #include "terok-test.h"
+#include "util/macro.h"
 #include "tokens.h"
 
 #define REAL_SECRET "sk-real-4a7f9c2e81d3"
@@ -158,6 +161,97 @@ static struct MHD_Daemon *start_upstream(void *tag, uint16_t *port, unsigned idl
     cr_assert(d != NULL);
     *port = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT)->port;
     return d;
+}
+
+/* ---------- a raw upstream for WebSocket upgrades ---------- */
+/* It reads a request head, records it, sends the scripted answer in one write, then (ws_echo)
+ * echoes every byte (those that came with the head first) until the broker closes. A raw
+ * socket, so the tests can send what no HTTP library would: broken heads, oversized ones,
+ * protocol bytes glued to the 101. */
+
+static int ws_listen_fd = -1;
+static uint16_t ws_port;
+static pthread_t ws_thread;
+static pthread_mutex_t ws_lock = PTHREAD_MUTEX_INITIALIZER;
+static char ws_answer[32768];
+static size_t ws_answer_len;
+static bool ws_echo;
+static char ws_seen[8192];
+static atomic_int ws_closed_by_peer; /* echo sessions that ended with the broker closing */
+
+static void ws_script(const char *answer, size_t len, bool echo)
+{
+    pthread_mutex_lock(&ws_lock);
+    memcpy(ws_answer, answer, len);
+    ws_answer_len = len;
+    ws_echo = echo;
+    ws_seen[0] = 0;
+    pthread_mutex_unlock(&ws_lock);
+}
+
+static void *ws_upstream(void *arg)
+{
+    for (;;) {
+        int c = accept4(ws_listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        char head[8192], answer[sizeof ws_answer], *end = NULL, buf[65536];
+        size_t off = 0, len;
+        struct timeval tv = {10, 0};
+        bool echo;
+        ssize_t k;
+
+        if (c < 0)
+            return NULL; /* the listener was shut down */
+        setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        while (!end && off < sizeof head - 1 &&
+               (k = read(c, head + off, sizeof head - 1 - off)) > 0) {
+            off += (size_t)k;
+            head[off] = 0;
+            end = strstr(head, "\r\n\r\n");
+        }
+        pthread_mutex_lock(&ws_lock);
+        snprintf(ws_seen, sizeof ws_seen, "%.*s", end ? (int)(end + 2 - head) : (int)off, head);
+        memcpy(answer, ws_answer, ws_answer_len);
+        len = ws_answer_len;
+        echo = ws_echo;
+        pthread_mutex_unlock(&ws_lock);
+        if (len)
+            (void)!write(c, answer, len);
+        if (echo && end) {
+            size_t rest = off - (size_t)(end + 4 - head);
+            if (rest)
+                (void)!write(c, end + 4, rest);
+            while ((k = read(c, buf, sizeof buf)) > 0)
+                if (write(c, buf, (size_t)k) != k)
+                    break;
+            if (k == 0)
+                atomic_fetch_add(&ws_closed_by_peer, 1);
+        }
+        close(c);
+    }
+}
+
+static void ws_upstream_start(void)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+
+    ws_listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert(ws_listen_fd >= 0);
+    cr_assert(bind(ws_listen_fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+    cr_assert(listen(ws_listen_fd, 16) == 0);
+    cr_assert(getsockname(ws_listen_fd, (struct sockaddr *)&sa, &sl) == 0);
+    ws_port = ntohs(sa.sin_port);
+    ws_script("", 0, false);
+    atomic_store(&ws_closed_by_peer, 0);
+    pthread_create(&ws_thread, NULL, ws_upstream, NULL);
+}
+
+static void ws_upstream_stop(void)
+{
+    shutdown(ws_listen_fd, SHUT_RDWR); /* wakes accept() */
+    pthread_join(ws_thread, NULL);
+    close(ws_listen_fd);
+    ws_listen_fd = -1;
 }
 
 /* ---------- the broker under test, in its own thread ---------- */
@@ -308,14 +402,23 @@ static void setup(void)
     char url3[64];
     snprintf(url3, sizeof url3, "http://127.0.0.1:%u", up3_port);
     kv r6[] = {{"upstream", url3}, {"credential", "cred"}, {NULL, NULL}};
-    rts.v = calloc(6, sizeof(route));
+    char url4[64];
+    ws_upstream_start();
+    snprintf(url4, sizeof url4, "http://127.0.0.1:%u", ws_port);
+    kv r7[] = {{"upstream", url4},
+               {"credential", "cred"},
+               {"auth-header", "x-api-key"},
+               {"allow", "GET:/chat*"},
+               {NULL, NULL}};
+    rts.v = calloc(7, sizeof(route));
     terok_assert_ok(route_parse("api", kv_get, r1, &rts.v[0], &err), &err);
     terok_assert_ok(route_parse("strict", kv_get, r2, &rts.v[1], &err), &err);
     terok_assert_ok(route_parse("nocred", kv_get, r3, &rts.v[2], &err), &err);
     terok_assert_ok(route_parse("dead", kv_get, r4, &rts.v[3], &err), &err);
     terok_assert_ok(route_parse("oauth", kv_get, r5, &rts.v[4], &err), &err);
     terok_assert_ok(route_parse("idle", kv_get, r6, &rts.v[5], &err), &err);
-    rts.n = 6;
+    terok_assert_ok(route_parse("ws", kv_get, r7, &rts.v[6], &err), &err);
+    rts.n = 7;
     atomic_store(&token_endpoint_calls, 0);
     oauth_puts = 0;
 
@@ -349,6 +452,7 @@ static void teardown(void)
     MHD_stop_daemon(up1);
     MHD_stop_daemon(up2);
     MHD_stop_daemon(up3);
+    ws_upstream_stop();
     free(sock_a);
     free(sock_b);
     test_tmpdir_teardown();
@@ -759,24 +863,313 @@ Test(broker, oauth_refresh_failure_is_502_with_a_reason_and_no_secret)
     free(tok);
 }
 
-Test(broker, websocket_upgrade_is_refused_with_501_and_a_reason)
-{
-    char *tok = mint("ctr-a", "api", 0);
-    resp r =
-        request(sock_a, "GET", "/api/ws", hdr("X-Api-Key", tok), "Upgrade: websocket", NULL, 0);
+/* ---------- WebSocket passthrough ---------- */
 
-    cr_assert(eq(long, r.status, 501), "body: %s", r.body);
-    cr_assert(strstr(r.body, "WebSocket") != NULL, "body: %s", r.body);
+#define WS_ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+#define WS_101                                                                                     \
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"            \
+    "Sec-WebSocket-Accept: " WS_ACCEPT "\r\nSec-WebSocket-Protocol: chat\r\n\r\n"
+
+typedef struct ws_client {
+    int fd;
+    int status;
+    char head[4096];
+    char extra[4096]; /* bytes that came after the answer's head */
+    size_t n_extra;
+} ws_client;
+
+static int unix_connect(const char *sock)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct timeval tv = {10, 0};
+
+    strncpy(sa.sun_path, sock, sizeof sa.sun_path - 1);
+    cr_assert(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+/* Send a handshake (head lines after the request line, then `early` bytes right behind it) and
+ * read the answer's head. */
+static ws_client ws_open(const char *sock, const char *target, const char *lines, const char *early)
+{
+    ws_client w = {.fd = unix_connect(sock)};
+    char req[4096], buf[8192], *end = NULL;
+    size_t off = 0;
+    ssize_t k;
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: localhost\r\n%s\r\n%s", target,
+                     lines, early ? early : "");
+
+    cr_assert(write(w.fd, req, (size_t)n) == n);
+    while (!end && off < sizeof buf - 1 && (k = read(w.fd, buf + off, sizeof buf - 1 - off)) > 0) {
+        off += (size_t)k;
+        buf[off] = 0;
+        end = strstr(buf, "\r\n\r\n");
+    }
+    cr_assert(end != NULL, "no answer head: '%.*s'", (int)off, buf);
+    snprintf(w.head, sizeof w.head, "%.*s", (int)(end - buf), buf);
+    w.n_extra = off - (size_t)(end + 4 - buf);
+    memcpy(w.extra, end + 4, w.n_extra);
+    cr_assert(sscanf(w.head, "HTTP/1.1 %d", &w.status) == 1, "head: %s", w.head);
+    return w;
+}
+
+/* Read until `want` bytes (extra first) are in out. */
+static void ws_read(ws_client *w, char *out, size_t want)
+{
+    size_t off = MIN(w->n_extra, want);
+    ssize_t k;
+
+    memcpy(out, w->extra, off);
+    memmove(w->extra, w->extra + off, w->n_extra - off);
+    w->n_extra -= off;
+    while (off < want && (k = read(w->fd, out + off, want - off)) > 0)
+        off += (size_t)k;
+    cr_assert(eq(sz, off, want), "read %zu of %zu bytes", off, want);
+}
+
+/* Whether the answer (what came after its head, read on for up to 3 s) contains needle. */
+static bool ws_body_has(ws_client *w, const char *needle)
+{
+    for (int i = 0; i < 30; i++) {
+        struct pollfd pfd = {.fd = w->fd, .events = POLLIN};
+        ssize_t k;
+
+        w->extra[w->n_extra] = 0;
+        if (strstr(w->extra, needle))
+            return true;
+        if (poll(&pfd, 1, 100) <= 0)
+            continue;
+        k = read(w->fd, w->extra + w->n_extra, sizeof w->extra - 1 - w->n_extra);
+        if (k <= 0)
+            break;
+        w->n_extra += (size_t)k;
+    }
+    w->extra[w->n_extra] = 0;
+    return strstr(w->extra, needle) != NULL;
+}
+
+static char *ws_lines(const char *token)
+{
+    static char b[1024];
+
+    snprintf(b, sizeof b,
+             "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: chat\r\n"
+             "X-Api-Key: %s\r\n",
+             token);
+    return b;
+}
+
+static bool audited(const char *line)
+{
+    bool found = false;
+
+    for (int i = 0; i < 100 && !found; i++) {
+        pthread_mutex_lock(&audit_lock);
+        found = strstr(audit_log, line) != NULL;
+        pthread_mutex_unlock(&audit_lock);
+        if (!found)
+            usleep(20 * 1000);
+    }
+    return found;
+}
+
+/* The handshake reaches the upstream with the real credential in place of the phantom, its 101
+ * comes back with the upstream's Sec-WebSocket-* headers, and then bytes flow both ways: the
+ * ones glued to either head included, 8 MiB each way with backpressure, in order. */
+Test(broker, websocket_is_passed_through_with_the_credential_in_the_handshake)
+{
+    char *tok = mint("ctr-a", "ws", 0);
+    static const char greet[] = "upstream-first-frame";
+    char answer[sizeof WS_101 + sizeof greet], got[64];
+    const size_t big = 8u << 20;
+    char *out = malloc(big), *in = malloc(big);
+    size_t sent = 0, recvd = 0;
+    ws_client w;
+
+    memcpy(answer, WS_101, sizeof WS_101 - 1);
+    memcpy(answer + sizeof WS_101 - 1, greet, sizeof greet - 1);
+    ws_script(answer, sizeof WS_101 - 1 + sizeof greet - 1, true);
+    w = ws_open(sock_a, "/ws/chat?room=1", ws_lines(tok), "client-early");
+    cr_assert(eq(int, w.status, 101), "head: %s", w.head);
+    cr_assert(strcasestr(w.head, "\r\nUpgrade: websocket") != NULL, "head: %s", w.head);
+    cr_assert(strcasestr(w.head, "\r\nConnection: Upgrade") != NULL, "head: %s", w.head);
+    cr_assert(strstr(w.head, "Sec-WebSocket-Accept: " WS_ACCEPT) != NULL, "head: %s", w.head);
+    cr_assert(strstr(w.head, "Sec-WebSocket-Protocol: chat") != NULL, "head: %s", w.head);
+
+    /* what the upstream saw: the credential, the client's handshake fields, never the phantom */
+    pthread_mutex_lock(&ws_lock);
+    cr_expect(strncmp(ws_seen, "GET /chat?room=1 HTTP/1.1\r\n", 27) == 0, "%s", ws_seen);
+    cr_expect(strstr(ws_seen, "x-api-key: " REAL_SECRET "\r\n") != NULL, "%s", ws_seen);
+    cr_expect(strstr(ws_seen, tok) == NULL, "the phantom reached the upstream: %s", ws_seen);
+    cr_expect(strstr(ws_seen, "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n") != NULL, "%s",
+              ws_seen);
+    cr_expect(strstr(ws_seen, "Upgrade: websocket\r\n") != NULL, "%s", ws_seen);
+    cr_expect(strcasestr(ws_seen, "\r\nHost: 127.0.0.1:") != NULL, "%s", ws_seen);
+    pthread_mutex_unlock(&ws_lock);
+
+    /* the upstream's first bytes came with its 101; the client's early bytes come back echoed */
+    ws_read(&w, got, strlen(greet) + strlen("client-early"));
+    cr_assert(memcmp(got, "upstream-first-frameclient-early", 32) == 0, "got '%.32s'", got);
+
+    for (size_t i = 0; i < big; i++)
+        out[i] = (char)(i * 7 + i / 65536);
+    fcntl(w.fd, F_SETFL, O_NONBLOCK);
+    while (recvd < big) {
+        struct pollfd pfd = {.fd = w.fd, .events = POLLIN | (sent < big ? POLLOUT : 0)};
+        cr_assert(poll(&pfd, 1, 10000) > 0, "tunnel stalled at %zu sent, %zu received", sent,
+                  recvd);
+        if ((pfd.revents & POLLOUT) && sent < big) {
+            ssize_t k = write(w.fd, out + sent, MIN(big - sent, (size_t)65536));
+            if (k > 0)
+                sent += (size_t)k;
+        }
+        if (pfd.revents & (POLLIN | POLLHUP)) {
+            ssize_t k = read(w.fd, in + recvd, big - recvd);
+            cr_assert(k > 0, "tunnel closed after %zu bytes back", recvd);
+            recvd += (size_t)k;
+        }
+    }
+    cr_assert(memcmp(in, out, big) == 0, "the echo differs");
+    close(w.fd);
+    cr_assert(audited("ctr-a ws GET /chat 101 ok"), "audit:\n%s", audit_log);
+    for (int i = 0; i < 100 && atomic_load(&ws_closed_by_peer) < 1; i++)
+        usleep(20 * 1000);
+    cr_assert(eq(int, atomic_load(&ws_closed_by_peer), 1), "the upstream side was not closed");
+
+    /* a half-close: the client ends its input and still gets every byte back, then EOF */
+    ws_script(WS_101, sizeof WS_101 - 1, true);
+    w = ws_open(sock_a, "/ws/chat", ws_lines(tok), NULL);
+    cr_assert(eq(int, w.status, 101));
+    cr_assert(write(w.fd, "half-closed", 11) == 11);
+    shutdown(w.fd, SHUT_WR);
+    ws_read(&w, got, 11);
+    cr_assert(memcmp(got, "half-closed", 11) == 0, "got '%.11s'", got);
+    cr_assert(eq(int, (int)read(w.fd, got, 1), 0), "no EOF after the echo");
+    close(w.fd);
+    cr_assert(audited("ctr-a ws GET /chat 101 ok\nctr-a ws GET /chat 101 ok"), "audit:\n%s",
+              audit_log);
+
+    /* a tunnel still open when the broker stops: closed with it (teardown must not hang) */
+    ws_script(WS_101, sizeof WS_101 - 1, true);
+    w = ws_open(sock_a, "/ws/chat", ws_lines(tok), NULL);
+    cr_assert(eq(int, w.status, 101));
+    free(out);
+    free(in);
+    free(tok);
+}
+
+/* What the broker refuses itself, before any upstream is asked. */
+Test(broker, websocket_requests_the_broker_refuses)
+{
+    char *tok = mint("ctr-a", "ws", 0), *other = mint("ctr-b", "ws", 0), lines[1200];
+    static const struct {
+        const char *target, *lines;
+        int status;
+        const char *needle;
+    } cases[] = {
+        {"/ws/chat", "Connection: Upgrade\r\nUpgrade: h2c\r\n", 501, "only WebSocket"},
+        {"/ws/chat", "Upgrade: websocket\r\n", 400, "Connection: Upgrade"},
+        {"/ws/chat", "Connection: keep-alive\r\nUpgrade: websocket\r\n", 400, "Connection"},
+        {"/ws/chat", "Connection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 5\r\n", 400,
+         "no request body"},
+        {"/ws/other", "Connection: Upgrade\r\nUpgrade: websocket\r\n", 403, "not allowed"},
+    };
+
+    ws_script(WS_101, sizeof WS_101 - 1, true);
+    for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+        snprintf(lines, sizeof lines, "%sX-Api-Key: %s\r\n", cases[i].lines, tok);
+        ws_client w = ws_open(sock_a, cases[i].target, lines, NULL);
+        cr_expect(eq(int, w.status, cases[i].status), "case %zu: %s", i, w.head);
+        cr_expect(ws_body_has(&w, cases[i].needle), "case %zu: no '%s' in '%s'", i, cases[i].needle,
+                  w.extra);
+        close(w.fd);
+    }
+    /* a POST upgrade */
+    {
+        int fd = unix_connect(sock_a);
+        char req[1024], out[1024];
+        int n = snprintf(req, sizeof req,
+                         "POST /ws/chat HTTP/1.1\r\nHost: a\r\n%sContent-Length: 0\r\n\r\n",
+                         ws_lines(tok));
+        ssize_t k;
+
+        cr_assert(write(fd, req, (size_t)n) == n);
+        k = read(fd, out, sizeof out - 1);
+        out[k > 0 ? k : 0] = 0;
+        cr_expect(strncmp(out, "HTTP/1.1 4", 10) == 0, "POST upgrade: %.80s", out);
+        close(fd);
+    }
+    /* tokens first: none, another container's (on this socket), and a good one on the wrong
+     * socket */
+    ws_client w = ws_open(sock_a, "/ws/chat", ws_lines("terok-p-nope"), NULL);
+    cr_expect(eq(int, w.status, 401), "%s", w.head);
+    close(w.fd);
+    w = ws_open(sock_a, "/ws/chat", ws_lines(other), NULL);
+    cr_expect(eq(int, w.status, 403), "%s", w.head);
+    close(w.fd);
+    w = ws_open(sock_b, "/ws/chat", ws_lines(tok), NULL);
+    cr_expect(eq(int, w.status, 403), "%s", w.head);
+    close(w.fd);
+    pthread_mutex_lock(&ws_lock);
+    cr_expect(ws_seen[0] == 0, "the upstream was asked: %s", ws_seen);
+    pthread_mutex_unlock(&ws_lock);
+    free(tok);
+    free(other);
+}
+
+/* A hostile or broken upstream answer is a 502 naming what was wrong (never a value of it), the
+ * credential goes nowhere else, and the daemon keeps serving. */
+Test(broker, websocket_upstream_answers_that_are_not_a_switch_are_502)
+{
+    char *tok = mint("ctr-a", "ws", 0), *huge;
+    static const struct {
+        const char *answer, *needle;
+    } cases[] = {
+        {"HTTP/1.1 403 Forbidden\r\nContent-Length: 9\r\n\r\nforbidden", "answered 403"},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", "answered 200"},
+        {"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n",
+         "other than WebSocket"},
+        {"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\r\n", "other than WebSocket"},
+        {"HTTP/1.0 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+         "other than HTTP/1.1"},
+        {"SSH-2.0-OpenSSH_9.2\r\n\r\n", "not valid HTTP"},
+        {"HTTP/1.1 101 Switching Protocols\r\nUpgr\x01"
+         "de: websocket\r\n\r\n",
+         "not valid HTTP"},
+        {"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n", "closed the connection"},
+        {"", "closed the connection"},
+    };
+
+    for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+        ws_script(cases[i].answer, strlen(cases[i].answer), false);
+        ws_client w = ws_open(sock_a, "/ws/chat", ws_lines(tok), NULL);
+        cr_expect(eq(int, w.status, 502), "case %zu: %s", i, w.head);
+        cr_expect(ws_body_has(&w, cases[i].needle), "case %zu: no '%s' in '%s'", i, cases[i].needle,
+                  w.extra);
+        cr_expect(strstr(w.extra, REAL_SECRET) == NULL && strstr(w.head, REAL_SECRET) == NULL);
+        close(w.fd);
+    }
+    /* a head past the limit, sent in one piece */
+    huge = malloc(20050);
+    int n = snprintf(huge, 20050, "HTTP/1.1 101 Switching Protocols\r\nX-Pad: ");
+    memset(huge + n, 'a', 20000);
+    memcpy(huge + n + 20000, "\r\n\r\n", 5);
+    ws_script(huge, (size_t)n + 20004, false);
+    ws_client w = ws_open(sock_a, "/ws/chat", ws_lines(tok), NULL);
+    cr_expect(eq(int, w.status, 502), "%s", w.head);
+    close(w.fd);
+    free(huge);
+    cr_assert(audited("ctr-a ws GET /chat 502 upgrade-refused"), "%s", audit_log);
+    cr_assert(audited("ctr-a ws GET /chat 502 upstream-error"), "%s", audit_log);
+
+    char *api = mint("ctr-a", "api", 0);
+    resp r = request(sock_a, "GET", "/api/echo", hdr("X-Api-Key", api), NULL, NULL, 0);
+    cr_assert(eq(long, r.status, 200), "still serving");
     resp_done(&r);
-    /* without a valid token it is a 401 first: the refusal tells nothing to the unauthenticated */
-    r = request(sock_a, "GET", "/api/ws", hdr("X-Api-Key", "terok-p-nope"), "Upgrade: websocket",
-                NULL, 0);
-    cr_assert(eq(long, r.status, 401));
-    resp_done(&r);
-    /* and the daemon keeps serving plain requests */
-    r = request(sock_a, "GET", "/api/echo", hdr("X-Api-Key", tok), NULL, NULL, 0);
-    cr_assert(eq(long, r.status, 200));
-    resp_done(&r);
+    free(api);
     free(tok);
 }
 

@@ -17,6 +17,7 @@ enum {
     SOCK_OWNED = 1 << 0,      /* opened by libcurl through on_open, not closed yet */
     SOCK_REGISTERED = 1 << 1, /* in our epoll */
     SOCK_ACTIVE = 1 << 2,     /* libcurl wants events on it now */
+    SOCK_TAKEN = 1 << 3,      /* a connect-only socket its owner watches (curl_loop_take_socket) */
 };
 typedef struct sock_state {
     uint8_t flags;
@@ -37,6 +38,7 @@ struct curl_loop {
 typedef struct xfer {
     curl_loop_done_cb done;
     void *userdata;
+    bool keep; /* connect-only: stays in the multi once connected */
 } xfer;
 
 static void check_done(curl_loop *c)
@@ -52,7 +54,8 @@ static void check_done(curl_loop *c)
         xfer *x = NULL;
 
         curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&x);
-        curl_multi_remove_handle(c->multi, easy);
+        if (!x || !x->keep || result != CURLE_OK)
+            curl_multi_remove_handle(c->multi, easy);
         if (x) {
             curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
             x->done(easy, result, x->userdata);
@@ -116,6 +119,8 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *s
     sock_state *st = sock_get(c, s, true);
     uint32_t ev = 0;
 
+    if (st && (st->flags & SOCK_TAKEN))
+        return 0;
     if (what == CURL_POLL_REMOVE) {
         if (st && (st->flags & SOCK_OWNED))
             st->flags &= (uint8_t)~SOCK_ACTIVE; /* stays in epoll while idle */
@@ -253,7 +258,7 @@ curl_loop *curl_loop_free(curl_loop *c)
     return NULL;
 }
 
-int curl_loop_add(curl_loop *c, CURL *easy, curl_loop_done_cb done, void *userdata)
+static int add(curl_loop *c, CURL *easy, curl_loop_done_cb done, void *userdata, bool keep)
 {
     xfer *x = calloc(1, sizeof(*x));
 
@@ -261,6 +266,7 @@ int curl_loop_add(curl_loop *c, CURL *easy, curl_loop_done_cb done, void *userda
         return -ENOMEM;
     x->done = done;
     x->userdata = userdata;
+    x->keep = keep;
     curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, on_open);
     curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, c);
     curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, on_close);
@@ -272,6 +278,25 @@ int curl_loop_add(curl_loop *c, CURL *easy, curl_loop_done_cb done, void *userda
         return -EIO;
     }
     return 0;
+}
+
+int curl_loop_add(curl_loop *c, CURL *easy, curl_loop_done_cb done, void *userdata)
+{
+    return add(c, easy, done, userdata, false);
+}
+
+int curl_loop_add_connect_only(curl_loop *c, CURL *easy, curl_loop_done_cb done, void *userdata)
+{
+    return add(c, easy, done, userdata, true);
+}
+
+void curl_loop_take_socket(curl_loop *c, int fd)
+{
+    sock_state *st = sock_get(c, fd, true);
+
+    sock_unregister(c, fd, st);
+    if (st)
+        st->flags |= SOCK_TAKEN;
 }
 
 void curl_loop_remove(curl_loop *c, CURL *easy)

@@ -16,6 +16,13 @@ int curl_loop_new(evloop *l, curl_loop **ret);
 curl_loop *curl_loop_free(curl_loop *c);
 /* Start a transfer; `userdata` is handed to done. */
 int curl_loop_add(curl_loop *c, CURL *easy, curl_loop_done_cb done, void *userdata);
+/* A CONNECT_ONLY transfer: done is called once connected, and on success the handle stays in
+ * the multi (libcurl's curl_easy_send/recv need that) until curl_loop_remove(), which closes the
+ * connection. */
+int curl_loop_add_connect_only(curl_loop *c, CURL *easy, curl_loop_done_cb done, void *userdata);
+/* The caller watches this socket of a connect-only transfer from now on (we drop our watch and
+ * ignore libcurl's wishes for it) until libcurl closes it. */
+void curl_loop_take_socket(curl_loop *c, int fd);
 /* Abort a transfer without calling done. */
 void curl_loop_remove(curl_loop *c, CURL *easy);
 /* Drive curl after something outside a curl callback changed (e.g. an unpause). */

@@ -15,6 +15,7 @@
 
 #include "broker/curl-loop.h"
 #include "broker/proxy.h"
+#include "broker/ws.h"
 #include "daemon/httpd.h"
 #include "error.h"
 #include "log.h"
@@ -50,6 +51,7 @@ typedef struct listener {
     char *container;
     httpd *h;
     bool is_unix;
+    req *tunnels; /* upgraded (WebSocket) requests still open */
     struct listener *next;
 } listener;
 
@@ -125,6 +127,12 @@ struct req {
     bool retry_401;     /* this transfer's 401 is being swallowed for a retry */
     int fail_status;    /* answer this when MHD calls next (set while suspended) */
     const char *fail_outcome, *fail_message;
+
+    bool ws;          /* a WebSocket upgrade (ws.h) */
+    bool ws_answered; /* the upstream switched protocols: pass the 101 on */
+    ws_conn *wsc;
+    char *ws_message;         /* a failure's text (fail_message points here) */
+    req *ws_next, **ws_pprev; /* in the listener's open tunnels */
 };
 
 enum { OAUTH_READY, OAUTH_WAIT, OAUTH_FAIL };
@@ -469,6 +477,7 @@ static enum MHD_Result header_iter(void *cls, enum MHD_ValueKind kind, const cha
 }
 
 static void on_done(CURL *easy, CURLcode result, void *userdata);
+static int ws_begin(req *q);
 
 static int start_transfer(req *q, const char *url)
 {
@@ -985,7 +994,7 @@ static void oauth_finish(proxy *p, oauth_state *st, const char *access, const ch
         if (!access)
             fail_later(q, 502, "oauth-refresh-failed", message);
         else if (set_cred_line(q, access, strlen(access)) < 0 ||
-                 start_transfer(q, q->origin_url) < 0)
+                 (q->ws ? ws_begin(q) : start_transfer(q, q->origin_url)) < 0)
             fail_later(q, 502, "upstream-error", "cannot start the upstream request");
         if (!q->fail_status && q->up_done)
             q->waiting = WAIT_HEADERS; /* still suspended: the answer wakes it */
@@ -1186,6 +1195,183 @@ static void oauth_forget(req *q)
             }
 }
 
+/* ---- WebSocket passthrough (ws.h) ---- */
+
+/* value is exactly token (one list element, any case, optional whitespace around it) */
+static bool token_is(const char *value, const char *token)
+{
+    size_t n = strlen(token);
+
+    while (*value == ' ' || *value == '\t')
+        value++;
+    if (strncasecmp(value, token, n) != 0)
+        return false;
+    for (value += n; *value == ' ' || *value == '\t'; value++)
+        ;
+    return *value == 0;
+}
+
+static bool header_has_token(struct MHD_Connection *c, const char *name, const char *token)
+{
+    const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+    _cleanup_free_ char *copy = v ? strdup(v) : NULL;
+    char *save = NULL;
+
+    for (char *t = copy ? strtok_r(copy, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save))
+        if (token_is(t, token))
+            return true;
+    return false;
+}
+
+static void ws_unlink(req *q)
+{
+    if (!q->ws_pprev)
+        return;
+    *q->ws_pprev = q->ws_next;
+    if (q->ws_next)
+        q->ws_next->ws_pprev = q->ws_pprev;
+    q->ws_next = NULL;
+    q->ws_pprev = NULL;
+}
+
+static void ws_fail(req *q, int status, const char *outcome, char *message)
+{
+    free(q->ws_message);
+    q->ws_message = message; /* NULL on out of memory: a fixed text then */
+    fail_later(q, status, outcome, message ? message : "the WebSocket upgrade failed");
+}
+
+static void on_ws_answer(void *userdata, int status, char *const *headers, const char *error)
+{
+    req *q = userdata;
+    bool websocket = false;
+    char *m = NULL;
+
+    q->up_status = status;
+    if (error) {
+        log_info("vault: WebSocket upstream for route '%s': %s", q->rt->name, error);
+        ws_fail(q, 502, "upstream-error", strdup(error));
+    } else if (status != 101) {
+        ws_fail(q, 502, "upgrade-refused",
+                asprintf(&m, "the upstream answered %d to the WebSocket upgrade", status) < 0 ? NULL
+                                                                                              : m);
+    } else {
+        clear_response(q);
+        for (char *const *h = headers; h && *h; h++) {
+            const char *colon = strchr(*h, ':');
+            size_t n = colon ? (size_t)(colon - *h) : 0;
+
+            if (!colon)
+                continue;
+            if (n == 7 && strncasecmp(*h, "upgrade", 7) == 0)
+                websocket = token_is(colon + 1, "websocket");
+            if (is_hop_by_hop(*h, n) || (n == 14 && strncasecmp(*h, "content-length", n) == 0) ||
+                (n == 4 && strncasecmp(*h, "date", 4) == 0))
+                continue;
+            if (strv_extend(&q->resp_headers, *h) < 0) {
+                ws_fail(q, 502, "upstream-error", NULL);
+                wake_any(q);
+                return;
+            }
+        }
+        if (websocket)
+            q->ws_answered = true;
+        else
+            ws_fail(q, 502, "upgrade-refused",
+                    strdup("the upstream switched to a protocol other than WebSocket"));
+    }
+    wake_any(q);
+}
+
+static void on_ws_closed(void *userdata, const ws_end *end)
+{
+    req *q = userdata;
+
+    ws_unlink(q);
+    q->bytes_in = end->bytes_up;
+    q->bytes_out = end->bytes_down;
+    q->outcome = end->outcome;
+    /* MHD completes the request (on_completed: the audit) on its next run after the socket is
+     * given back, which follows this call */
+    httpd_kick(q->ls->h);
+}
+
+static void on_upgraded(void *cls, struct MHD_Connection *c, void *con_cls, const char *extra_in,
+                        size_t extra_in_size, MHD_socket sock,
+                        struct MHD_UpgradeResponseHandle *urh)
+{
+    req *q = cls;
+    listener *ls = q->ls;
+
+    /* In the listener's list first: a tunnel that ends at once unlinks itself. */
+    q->ws_next = ls->tunnels;
+    if (ls->tunnels)
+        ls->tunnels->ws_pprev = &q->ws_next;
+    ls->tunnels = q;
+    q->ws_pprev = &ls->tunnels;
+    if (ws_conn_attach(q->wsc, sock, urh, extra_in, extra_in_size, on_ws_closed, q) < 0) {
+        ws_unlink(q);
+        q->outcome = "tunnel-error";
+    }
+    httpd_kick(ls->h);
+}
+
+static enum MHD_Result queue_ws_response(req *q)
+{
+    struct MHD_Response *resp = MHD_create_response_for_upgrade(on_upgraded, q);
+    enum MHD_Result r;
+
+    if (!resp)
+        return MHD_NO;
+    STRV_FOREACH(h, q->resp_headers)
+    {
+        char *colon = strchr(*h, ':');
+        const char *v;
+
+        if (!colon)
+            continue;
+        *colon = 0;
+        for (v = colon + 1; *v == ' '; v++)
+            ;
+        MHD_add_response_header(resp, *h, v);
+        *colon = ':';
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, "websocket");
+    r = MHD_queue_response(q->conn, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
+    MHD_destroy_response(resp);
+    q->status = MHD_HTTP_SWITCHING_PROTOCOLS;
+    q->outcome = "ok";
+    q->responded = true;
+    return r;
+}
+
+/* The handshake goes out on its own connection: the client's end-to-end headers (its
+ * Sec-WebSocket-* among them), minus tokens and hop-by-hop ones, plus the credential. */
+static int ws_begin(req *q)
+{
+    proxy *p = q->ls->p;
+    const char *extra[] = {"Connection: Upgrade", "Upgrade: websocket",
+                           q->drop_credential ? NULL : q->cred_line};
+    struct curl_slist *h;
+
+    q->req_headers = NULL;
+    if (MHD_get_connection_values_n(q->conn, MHD_HEADER_KIND, header_iter, q) < 0) {
+        secret_slist_free(q->req_headers);
+        q->req_headers = NULL;
+        return -ENOMEM;
+    }
+    h = TAKE_PTR(q->req_headers);
+    for (size_t i = 0; i < ELEMENTSOF(extra); i++) {
+        struct curl_slist *t = extra[i] ? curl_slist_append(h, extra[i]) : h;
+        if (!t) {
+            secret_slist_free(h);
+            return -ENOMEM;
+        }
+        h = t;
+    }
+    return ws_conn_start(p->loop, p->curl, q->origin_url, h, p->ca_file, on_ws_answer, q, &q->wsc);
+}
+
 static enum MHD_Result begin(req *q, const char *url, const char *version)
 {
     proxy *p = q->ls->p;
@@ -1259,11 +1445,19 @@ static enum MHD_Result begin(req *q, const char *url, const char *version)
                                                  : "invalid phantom token");
     if (!route_allows(q->rt, q->method, q->path))
         return respond_json(q, 403, "not-allowed", "request not allowed by the route");
-    /* Protocol upgrades (WebSocket) are refused plainly rather than half-proxied: see
-     * docs/architecture.md, "WebSocket". */
-    if (MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Upgrade"))
-        return respond_json(q, 501, "upgrade-unsupported",
-                            "protocol upgrades (WebSocket) are not proxied by the vault broker");
+    /* Protocol upgrades: WebSocket only, passed through (docs/architecture.md, "WebSocket"). */
+    const char *upgrade = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Upgrade");
+    if (upgrade) {
+        if (!token_is(upgrade, "websocket"))
+            return respond_json(q, 501, "upgrade-unsupported",
+                                "only WebSocket upgrades are proxied by the vault broker");
+        if (!streq(q->method, "GET") || !streq(version, MHD_HTTP_VERSION_1_1))
+            return respond_json(q, 400, "bad-upgrade", "a WebSocket upgrade is an HTTP/1.1 GET");
+        if (!header_has_token(q->conn, "Connection", "upgrade"))
+            return respond_json(q, 400, "bad-upgrade",
+                                "a WebSocket upgrade needs 'Connection: Upgrade'");
+        q->ws = true;
+    }
 
     te = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Transfer-Encoding");
     cl = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Content-Length");
@@ -1280,6 +1474,8 @@ static enum MHD_Result begin(req *q, const char *url, const char *version)
     q->has_body = (q->content_length > 0) || (te && strcasestr(te, "chunked"));
     if (q->has_body && q->content_length == 0)
         q->content_length = -1;
+    if (q->ws && (q->has_body || te))
+        return respond_json(q, 400, "bad-upgrade", "a WebSocket upgrade has no request body");
 
     buf qs = {0};
     if (MHD_get_connection_values_n(q->conn, MHD_GET_ARGUMENT_KIND, arg_iter, &qs) < 0) {
@@ -1338,7 +1534,7 @@ static enum MHD_Result begin(req *q, const char *url, const char *version)
         if (set_cred_line(q, secret, slen) < 0)
             return MHD_NO;
     }
-    if (start_transfer(q, q->origin_url) < 0)
+    if ((q->ws ? ws_begin(q) : start_transfer(q, q->origin_url)) < 0)
         return respond_json(q, 502, "upstream-error", "cannot start the upstream request");
     return MHD_YES;
 }
@@ -1392,6 +1588,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (q->responded)
         return MHD_YES;
+    if (q->ws) {
+        q->up_done = true;
+        if (q->ws_answered)
+            return queue_ws_response(q);
+        wait_for(q, WAIT_HEADERS);
+        return MHD_YES;
+    }
     if (!q->up_done) {
         q->up_done = true;
         if (q->read_paused && q->easy) {
@@ -1435,6 +1638,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     oauth_forget(q);
     end_transfer(q);
+    ws_unlink(q);
+    q->wsc = ws_conn_free(q->wsc);
+    free(q->ws_message);
     if (q->cred_line) {
         explicit_bzero(q->cred_line, strlen(q->cred_line));
         free(q->cred_line);
@@ -1478,6 +1684,13 @@ int proxy_new(evloop *l, const routes *r, const broker_hooks *hooks, const char 
 
 static listener *listener_free(listener *ls)
 {
+    /* Open tunnels give their sockets back to MHD before it stops (then it completes them). */
+    while (ls->tunnels) {
+        req *q = ls->tunnels;
+        ws_unlink(q);
+        q->wsc = ws_conn_free(q->wsc);
+        q->outcome = "tunnel-closed"; /* by us: the container's socket or the daemon went */
+    }
     httpd_free(ls->h);
     free(ls->container);
     free(ls);

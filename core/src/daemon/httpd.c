@@ -106,8 +106,8 @@ static int start(evloop *l, int fd, const httpd_config *c, httpd *h, terok_error
     h->completed = c->completed;
     h->completed_cls = c->completed_cls;
     h->mhd = MHD_start_daemon(
-        MHD_USE_ERROR_LOG | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, c->handler,
-        c->cls,
+        MHD_USE_ERROR_LOG | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE, 0, NULL,
+        NULL, c->handler, c->cls,
         /* 0.9.75: the logger must be the first option */
         MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
         MHD_OPTION_CONNECTION_LIMIT, c->connection_limit ? c->connection_limit : 64u,

@@ -77,6 +77,9 @@ static const config_key route_keys[] = {
     KEY("token-headers", "string", "",
         "Headers a phantom token may arrive in (default: authorization x-api-key private-token)"),
     KEY("max-body", "size:1:", "", "Largest request body forwarded (default: 8G)"),
+    KEY("websocket", "bool", "yes", "Pass WebSocket upgrades through (no: refused with 403)"),
+    KEY("websocket-idle", "duration:1s:1d", "10m",
+        "A WebSocket tunnel with no byte either way for this long is closed"),
     KEY("oauth-token-url", "url", "", "OAuth token endpoint, for refreshable credentials"),
     KEY("oauth-client-id", "string", "", "OAuth client id used with oauth-token-url"),
 };

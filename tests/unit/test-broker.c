@@ -410,7 +410,9 @@ static void setup(void)
                {"auth-header", "x-api-key"},
                {"allow", "GET:/chat*"},
                {NULL, NULL}};
-    rts.v = calloc(7, sizeof(route));
+    kv r8[] = {{"upstream", url4}, {"credential", "cred"}, {"websocket-idle", "1s"}, {NULL, NULL}};
+    kv r9[] = {{"upstream", url4}, {"credential", "cred"}, {"websocket", "no"}, {NULL, NULL}};
+    rts.v = calloc(9, sizeof(route));
     terok_assert_ok(route_parse("api", kv_get, r1, &rts.v[0], &err), &err);
     terok_assert_ok(route_parse("strict", kv_get, r2, &rts.v[1], &err), &err);
     terok_assert_ok(route_parse("nocred", kv_get, r3, &rts.v[2], &err), &err);
@@ -418,7 +420,9 @@ static void setup(void)
     terok_assert_ok(route_parse("oauth", kv_get, r5, &rts.v[4], &err), &err);
     terok_assert_ok(route_parse("idle", kv_get, r6, &rts.v[5], &err), &err);
     terok_assert_ok(route_parse("ws", kv_get, r7, &rts.v[6], &err), &err);
-    rts.n = 7;
+    terok_assert_ok(route_parse("ws-short", kv_get, r8, &rts.v[7], &err), &err);
+    terok_assert_ok(route_parse("nows", kv_get, r9, &rts.v[8], &err), &err);
+    rts.n = 9;
     atomic_store(&token_endpoint_calls, 0);
     oauth_puts = 0;
 
@@ -1118,6 +1122,46 @@ Test(broker, websocket_requests_the_broker_refuses)
     pthread_mutex_unlock(&ws_lock);
     free(tok);
     free(other);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* websocket-idle: a tunnel with traffic stays open past it; one without is closed after it.
+ * websocket = no: upgrades are refused on the route. */
+Test(broker, websocket_idle_limit_and_routes_without_websocket)
+{
+    char *tok = mint("ctr-a", "ws-short", 0), *no = mint("ctr-a", "nows", 0), got[8];
+    ws_client w;
+    double t0;
+    ssize_t k;
+
+    ws_script(WS_101, sizeof WS_101 - 1, true);
+    w = ws_open(sock_a, "/ws-short/chat", ws_lines(tok), NULL);
+    cr_assert(eq(int, w.status, 101), "%s", w.head);
+    for (int i = 0; i < 5; i++) { /* 2.5 s of traffic, a byte every 0.5 s: still open */
+        usleep(500 * 1000);
+        cr_assert(write(w.fd, "x", 1) == 1);
+        ws_read(&w, got, 1);
+    }
+    t0 = now_s();
+    k = read(w.fd, got, 1); /* then silence: the broker closes it after about 1 s */
+    cr_assert(eq(int, (int)k, 0), "not closed (read %zd)", k);
+    cr_assert(now_s() - t0 > 0.8 && now_s() - t0 < 9, "closed after %.2f s", now_s() - t0);
+    close(w.fd);
+    cr_assert(audited("ctr-a ws-short GET /chat 101 idle-timeout"), "audit:\n%s", audit_log);
+
+    w = ws_open(sock_a, "/nows/chat", ws_lines(no), NULL);
+    cr_assert(eq(int, w.status, 403), "%s", w.head);
+    cr_assert(ws_body_has(&w, "not allowed on this route"), "%s", w.extra);
+    close(w.fd);
+    free(tok);
+    free(no);
 }
 
 /* A hostile or broken upstream answer is a 502 naming what was wrong (never a value of it), the

@@ -231,6 +231,17 @@ ParameterizedTestParameters(config_text, hostile_text)
              "[route.x]\nupstream = https://x.example\ncredential = x\n"
              "oauth-token-url = https://x.example/token\n",
              "1: route 'x': oauth-token-url needs oauth-client-id"),
+        CASE("route websocket keys",
+             "[route.x]\nupstream = https://x.example\ncredential = x\nwebsocket = maybe\n"
+             "websocket-idle = 0s\n",
+             "4: invalid value 'maybe' for 'websocket' in [route.x]: expected yes, no, true, "
+             "false, on, off, 1 or 0\n"
+             "5: invalid value '0s' for 'websocket-idle' in [route.x]: out of range: expected a "
+             "duration (such as 500ms, 10s, 5m, 2h or 1d) from 1s to 1d"),
+        CASE("route websocket ok",
+             "[route.x]\nupstream = https://x.example\ncredential = x\nwebsocket = no\n"
+             "websocket-idle = 30s\n",
+             ""),
         CASE("route url", "[route.x]\nupstream = ftp://x.example\ncredential = x\n",
              "2: invalid value 'ftp://x.example' for 'upstream' in [route.x]: expected an "
              "http:// or https:// URL"),

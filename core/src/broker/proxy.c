@@ -1309,7 +1309,8 @@ static void on_upgraded(void *cls, struct MHD_Connection *c, void *con_cls, cons
         ls->tunnels->ws_pprev = &q->ws_next;
     ls->tunnels = q;
     q->ws_pprev = &ls->tunnels;
-    if (ws_conn_attach(q->wsc, sock, urh, extra_in, extra_in_size, on_ws_closed, q) < 0) {
+    if (ws_conn_attach(q->wsc, sock, urh, extra_in, extra_in_size, q->rt->ws_idle_ms, on_ws_closed,
+                       q) < 0) {
         ws_unlink(q);
         q->outcome = "tunnel-error";
     }
@@ -1456,6 +1457,9 @@ static enum MHD_Result begin(req *q, const char *url, const char *version)
         if (!header_has_token(q->conn, "Connection", "upgrade"))
             return respond_json(q, 400, "bad-upgrade",
                                 "a WebSocket upgrade needs 'Connection: Upgrade'");
+        if (!q->rt->websocket)
+            return respond_json(q, 403, "not-allowed",
+                                "WebSocket upgrades are not allowed on this route");
         q->ws = true;
     }
 

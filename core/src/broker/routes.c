@@ -10,6 +10,7 @@
 
 #define DEFAULT_TOKEN_HEADERS "authorization x-api-key private-token"
 #define DEFAULT_MAX_BODY (8LL << 30)
+#define DEFAULT_WS_IDLE_MS (10 * 60 * 1000)
 
 static bool name_ok(const char *s)
 {
@@ -237,6 +238,18 @@ int route_parse(const char *name, route_get_fn get, void *ud, route *rt, terok_e
                                    v);
         rt->max_body = (long long)n;
     }
+    rt->websocket = true;
+    v = get(ud, "websocket");
+    if (!isempty(v) && parse_bool(v, &rt->websocket) < 0)
+        return terok_error_set(err, -EINVAL, "route '%s': websocket '%s' is not yes or no", name,
+                               v);
+    rt->ws_idle_ms = DEFAULT_WS_IDLE_MS;
+    v = get(ud, "websocket-idle");
+    if (!isempty(v) && (parse_duration_ms(v, &rt->ws_idle_ms) < 0 || rt->ws_idle_ms < 1000 ||
+                        rt->ws_idle_ms > 86400000))
+        return terok_error_set(err, -EINVAL,
+                               "route '%s': websocket-idle '%s' is not a duration from 1s to 1d",
+                               name, v);
     return 0;
 }
 

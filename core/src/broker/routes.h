@@ -35,6 +35,8 @@ typedef struct route {
     char *oauth_token_url;
     char *oauth_client_id;
     long long max_body; /* request body cap, bytes */
+    bool websocket;     /* upgrades passed through (else 403) */
+    int64_t ws_idle_ms; /* a tunnel idle this long is closed */
 } route;
 
 typedef struct routes {

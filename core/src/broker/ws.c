@@ -37,7 +37,7 @@ struct ws_conn {
     int up_fd;        /* the upstream socket once connected (libcurl's) */
     bool up_watched;  /* up_fd is in our loop */
     int64_t timer_id; /* handshake deadline, idle timeout or "pump again" */
-    int64_t last_io_ms;
+    int64_t last_io_ms, idle_ms;
 
     ws_answer_cb answer;
     void *answer_data;
@@ -483,7 +483,7 @@ static int on_tunnel_timer(evloop *l, void *userdata)
 
     w->timer_id = 0;
     idle = evloop_now_ms() - w->last_io_ms;
-    if (idle >= WS_IDLE_MS) {
+    if (idle >= w->idle_ms) {
         end_tunnel(w, "idle-timeout");
         return 0;
     }
@@ -586,12 +586,13 @@ static void pump(ws_conn *w)
     }
     /* Cut short while bytes still moved (TLS may hold decrypted bytes epoll cannot see): come
      * back at once; otherwise the idle deadline. */
-    set_timer(w, more ? 0 : MAX(WS_IDLE_MS - (evloop_now_ms() - w->last_io_ms), (int64_t)1),
+    set_timer(w, more ? 0 : MAX(w->idle_ms - (evloop_now_ms() - w->last_io_ms), (int64_t)1),
               on_tunnel_timer);
 }
 
 int ws_conn_attach(ws_conn *w, int sock, struct MHD_UpgradeResponseHandle *urh,
-                   const char *extra_in, size_t extra_in_size, ws_closed_cb closed, void *userdata)
+                   const char *extra_in, size_t extra_in_size, int64_t idle_ms, ws_closed_cb closed,
+                   void *userdata)
 {
     if (!w || w->state != WS_ANSWERED || extra_in_size > sizeof w->up.data) {
         if (urh)
@@ -600,6 +601,7 @@ int ws_conn_attach(ws_conn *w, int sock, struct MHD_UpgradeResponseHandle *urh,
     }
     w->client_fd = sock;
     w->urh = urh;
+    w->idle_ms = MAX(idle_ms, (int64_t)1);
     w->closed = closed;
     w->closed_data = userdata;
     if (extra_in_size) {

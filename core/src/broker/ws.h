@@ -5,8 +5,8 @@
  * test CA as for any route, on the proxy's curl loop), the handshake request written on it, the
  * answer's head parsed with http-parser; after a 101 the client socket MHD hands over is joined
  * to it and bytes are pumped both ways through two bounded buffers, with backpressure, until
- * either side closes or the tunnel has been idle for WS_IDLE_MS. Frames are not parsed: the
- * credential travels in the handshake only. Never prints, never logs a header value. */
+ * either side closes or the tunnel has been idle for the route's websocket-idle. Frames are not
+ * parsed: the credential travels in the handshake only. Never prints, never logs a header value. */
 #pragma once
 
 #include <curl/curl.h>
@@ -16,9 +16,8 @@
 #include "broker/curl-loop.h"
 #include "daemon/evloop.h"
 
-#define WS_IDLE_MS (10 * 60 * 1000) /* no byte either way for this long: the tunnel closes */
-#define WS_HEAD_MAX (16 * 1024)     /* the upstream's answer head, at most */
-#define WS_HEAD_TIMEOUT_MS 30000    /* from the request sent to the answer's end of head */
+#define WS_HEAD_MAX (16 * 1024)  /* the upstream's answer head, at most */
+#define WS_HEAD_TIMEOUT_MS 30000 /* from the request sent to the answer's end of head */
 
 typedef struct ws_conn ws_conn;
 
@@ -41,10 +40,12 @@ typedef void (*ws_closed_cb)(void *userdata, const ws_end *end);
 int ws_conn_start(evloop *l, curl_loop *c, const char *url, struct curl_slist *headers,
                   const char *ca_file, ws_answer_cb answer, void *userdata, ws_conn **ret);
 /* After a 101 was passed on: MHD's upgrade handler hands over the client's socket (sock, urh)
- * and the bytes it read past the request (extra_in, copied). closed is called once, when the
- * tunnel has ended and the client socket was given back to MHD to close. */
+ * and the bytes it read past the request (extra_in, copied). The tunnel closes after idle_ms
+ * without a byte either way. closed is called once, when the tunnel has ended, just before the
+ * client socket is given back to MHD to close. */
 int ws_conn_attach(ws_conn *w, int sock, struct MHD_UpgradeResponseHandle *urh,
-                   const char *extra_in, size_t extra_in_size, ws_closed_cb closed, void *userdata);
+                   const char *extra_in, size_t extra_in_size, int64_t idle_ms, ws_closed_cb closed,
+                   void *userdata);
 /* Close both sides now (a tunnel still open ends as "tunnel-error" without calling closed) and
  * free. */
 ws_conn *ws_conn_free(ws_conn *w);

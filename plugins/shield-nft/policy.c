@@ -488,17 +488,28 @@ policy_entry *policy_push(shield_policy *p)
     return &p->entries[p->n_entries++];
 }
 
+/* Room for one more item in *v (n in use, *cap allocated); the capacity doubles from `first`. */
+static int grow(void **v, size_t n, size_t *cap, size_t size, size_t first)
+{
+    size_t ncap;
+    void *nv;
+
+    if (n < *cap)
+        return 0;
+    ncap = *cap ? *cap * 2 : first;
+    nv = reallocarray(*v, ncap, size);
+    if (!nv)
+        return -ENOMEM;
+    *v = nv;
+    *cap = ncap;
+    return 0;
+}
+#define GROW(v, n, cap, first) grow((void **)&(v), (n), &(cap), sizeof *(v), (first))
+
 int policy_append(shield_policy *p, const target *t, unsigned tier, int64_t expires_ms)
 {
-    if (p->n_entries == p->cap_entries) {
-        size_t ncap = p->cap_entries ? p->cap_entries * 2 : 64;
-        policy_entry *ne = reallocarray(p->entries, ncap, sizeof *ne);
-
-        if (!ne)
-            return -ENOMEM;
-        p->entries = ne;
-        p->cap_entries = ncap;
-    }
+    if (GROW(p->entries, p->n_entries, p->cap_entries, 64) < 0)
+        return -ENOMEM;
     p->entries[p->n_entries++] =
         (policy_entry){.t = *t, .tier = (uint8_t)tier, .expires_ms = expires_ms};
     return 0;
@@ -530,15 +541,8 @@ int policy_add_dns(shield_policy *p, const dns_addr *a)
             return 0;
         }
     }
-    if (p->n_dns == p->cap_dns) {
-        size_t ncap = p->cap_dns ? p->cap_dns * 2 : 16;
-        dns_addr *nd = reallocarray(p->dns, ncap, sizeof *nd);
-
-        if (!nd)
-            return -ENOMEM;
-        p->dns = nd;
-        p->cap_dns = ncap;
-    }
+    if (GROW(p->dns, p->n_dns, p->cap_dns, 16) < 0)
+        return -ENOMEM;
     p->dns[p->n_dns++] = *a;
     return 0;
 }
@@ -572,15 +576,8 @@ int policy_unresolved_note(shield_policy *p, const char *domain, int64_t since_m
     bool fresh = !u;
 
     if (fresh) {
-        if (p->n_unresolved == p->cap_unresolved) {
-            size_t ncap = p->cap_unresolved ? p->cap_unresolved * 2 : 4;
-            dns_unresolved *nu = reallocarray(p->unresolved, ncap, sizeof *nu);
-
-            if (!nu)
-                return -ENOMEM;
-            p->unresolved = nu;
-            p->cap_unresolved = ncap;
-        }
+        if (GROW(p->unresolved, p->n_unresolved, p->cap_unresolved, 4) < 0)
+            return -ENOMEM;
         u = &p->unresolved[p->n_unresolved++];
         *u = (dns_unresolved){.since_ms = since_ms};
         snprintf(u->domain, sizeof u->domain, "%s", domain);

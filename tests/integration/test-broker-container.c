@@ -274,6 +274,19 @@ static void no_secret(const char *what, const char *text)
 
 /* ---- 1. the credential ---- */
 
+/* The upstream's last record containing `needle`: it names `path`, holds the real credential
+ * and no phantom token. */
+static char *upstream_record(const char *needle, const char *path)
+{
+    char *rec = last_record_with(needle);
+
+    cr_assert(rec, "the upstream saw no request with %s", needle);
+    cr_assert(has(rec, W.real), "the upstream did not get the real credential: %s", rec);
+    cr_assert(!has(rec, "terok-p-"), "the phantom token reached the upstream: %s", rec);
+    cr_assert(has(rec, path), "%s", rec);
+    return rec;
+}
+
 Test(broker_container, upstream_gets_the_real_credential_the_container_never_does, .timeout = 240)
 {
     cli_result r;
@@ -287,11 +300,7 @@ Test(broker_container, upstream_gets_the_real_credential_the_container_never_doe
     no_secret("the response", r.out);
     cli_result_done(&r);
 
-    rec = last_record_with("probe=1");
-    cr_assert(rec, "the upstream saw no request");
-    cr_assert(has(rec, W.real), "the upstream did not get the real credential: %s", rec);
-    cr_assert(!has(rec, "terok-p-"), "the phantom token reached the upstream: %s", rec);
-    cr_assert(has(rec, "\"/api/echo?probe=1\""), "%s", rec);
+    rec = upstream_record("probe=1", "\"/api/echo?probe=1\"");
 
     /* the environment of every process: PID 1 (terok-init), the task, this exec */
     r = cexec(0, "for f in /proc/[0-9]*/environ; do cat $f; echo; done | tr '\\000' '\\n'");
@@ -484,11 +493,7 @@ Test(broker_container, websocket_passes_through_with_the_real_credential, .timeo
     no_secret("the WebSocket answer", r.out);
     cli_result_done(&r);
 
-    rec = last_record_with("\"websocket\": true");
-    cr_assert(rec, "the upstream saw no upgrade");
-    cr_assert(has(rec, W.real), "the upstream did not get the real credential: %s", rec);
-    cr_assert(!has(rec, "terok-p-"), "the phantom token reached the upstream: %s", rec);
-    cr_assert(has(rec, "\"/api/ws-echo\""), "%s", rec);
+    rec = upstream_record("\"websocket\": true", "\"/api/ws-echo\"");
     done = last_record_with("ws_done");
     cr_assert(done && has(done, "\"echoed\": 17"), "the upstream's side: %s", done);
 }

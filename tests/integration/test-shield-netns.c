@@ -439,6 +439,14 @@ static void unresolved(char *buf, size_t n)
     json_object_put(o);
 }
 
+/* The test resolver's names from now on (dnsmasq rereads its hosts file on SIGHUP). */
+static void set_hosts(const char *hosts)
+{
+    test_write_file("hosts", hosts, 0644);
+    kill(dnsmasq, SIGHUP);
+    usleep(300 * 1000);
+}
+
 static void refresh(void)
 {
     terok_shield_ctl_refresh rf = {.struct_size = sizeof rf, .container = CTR};
@@ -480,10 +488,7 @@ Test(shield_netns, unresolved_domain_logged_once)
     cr_assert_str_eq(names, "late.example.test");
 
     /* It appears: the next refresh admits it, says so once, and status forgets the failure. */
-    test_write_file("hosts", "198.51.100.2 svc.example.test\n198.51.100.2 late.example.test\n",
-                    0644);
-    kill(dnsmasq, SIGHUP);
-    usleep(300 * 1000);
+    set_hosts("198.51.100.2 svc.example.test\n198.51.100.2 late.example.test\n");
     refresh();
     ALLOWED(SRV, 8091);
     cr_assert_eq(sh_log_count(TEROK_LOG_NOTICE, "'late.example.test' resolves again"), 1);
@@ -493,9 +498,7 @@ Test(shield_netns, unresolved_domain_logged_once)
     cr_assert_eq(sh_log_count(TEROK_LOG_NOTICE, "resolves again"), 1);
 
     /* Gone again: a new failure, logged again, once. */
-    test_write_file("hosts", "198.51.100.2 svc.example.test\n", 0644);
-    kill(dnsmasq, SIGHUP);
-    usleep(300 * 1000);
+    set_hosts("198.51.100.2 svc.example.test\n");
     refresh();
     refresh();
     cr_assert_eq(sh_log_count(TEROK_LOG_WARNING, "late.example.test"), 2);
@@ -503,14 +506,9 @@ Test(shield_netns, unresolved_domain_logged_once)
     cr_assert_str_eq(names, "late.example.test");
 
     /* A timed allow whose domain stops resolving: its record goes when the entry expires. */
-    test_write_file("hosts", "198.51.100.2 svc.example.test\n198.51.100.2 brief.example.test\n",
-                    0644);
-    kill(dnsmasq, SIGHUP);
-    usleep(300 * 1000);
+    set_hosts("198.51.100.2 svc.example.test\n198.51.100.2 brief.example.test\n");
     allow("brief.example.test:8092", 2500);
-    test_write_file("hosts", "198.51.100.2 svc.example.test\n", 0644);
-    kill(dnsmasq, SIGHUP);
-    usleep(300 * 1000);
+    set_hosts("198.51.100.2 svc.example.test\n");
     refresh();
     unresolved(names, sizeof names);
     cr_assert_str_eq(names, "late.example.test,brief.example.test");

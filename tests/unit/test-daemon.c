@@ -196,6 +196,93 @@ Test(daemon, ctl_malformed_requests_get_errors_and_the_daemon_keeps_serving)
     stop(pid);
 }
 
+/* ---- the open/close/stop/status ops of the per-container daemons (vault, gate) ---- */
+
+typedef struct fake_daemon {
+    char opened[64], closed[64];
+    int stops;
+} fake_daemon;
+
+static int fake_open(void *ud, const char *container, terok_error *err)
+{
+    fake_daemon *d = ud;
+
+    if (strcmp(container, "bad") == 0)
+        return terok_error_set(err, -EINVAL, "container name '%s' is not valid", container);
+    snprintf(d->opened, sizeof d->opened, "%s", container);
+    return 0;
+}
+
+static void fake_close(void *ud, const char *container)
+{
+    snprintf(((fake_daemon *)ud)->closed, sizeof((fake_daemon *)ud)->closed, "%s", container);
+}
+
+static void fake_status(void *ud, json_object *reply)
+{
+    json_object_object_add(reply, "listeners", json_object_new_int(3));
+}
+
+static void fake_stop(void *ud)
+{
+    ((fake_daemon *)ud)->stops++;
+}
+
+Test(daemon, container_ops_dispatch_and_refuse_malformed_requests)
+{
+    static const ctl_container_ops ops = {"test", fake_open, fake_close, fake_status, fake_stop};
+    static const struct {
+        const char *req, *error;
+    } bad[] = {
+        {"{}", "request without an 'op'"},
+        {"{\"op\": 7}", "request without an 'op'"},
+        {"{\"op\": null}", "request without an 'op'"},
+        {"{\"op\": \"open\"}", "'open' needs a 'container'"},
+        {"{\"op\": \"close\", \"container\": [\"a\"]}", "'close' needs a 'container'"},
+        {"{\"op\": \"open\", \"container\": \"bad\"}", "container name 'bad' is not valid"},
+        {"{\"op\": \"rm\\n-rf\", \"container\": \"a\"}", "unknown op 'rm\n-rf'"},
+        {"{\"op\": \"OPEN\", \"container\": \"a\"}", "unknown op 'OPEN'"},
+    };
+    struct ucred peer = {.pid = 1, .uid = 0, .gid = 0};
+    fake_daemon d = {0};
+    json_object *req, *reply, *v;
+
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        terok_error err = TEROK_ERROR_INIT;
+
+        req = json_tokener_parse(bad[i].req);
+        cr_assert(req != NULL, "case %zu is not JSON", i);
+        reply = ctl_container_dispatch(&ops, &d, &peer, req, &err);
+        cr_expect(reply == NULL, "case %zu answered", i);
+        cr_expect(err.message && strcmp(err.message, bad[i].error) == 0, "case %zu: '%s'", i,
+                  err.message);
+        json_object_put(reply);
+        json_object_put(req);
+        terok_error_clear(&err);
+    }
+    cr_assert(d.opened[0] == 0 && d.closed[0] == 0 && d.stops == 0, "a refused request acted");
+
+    static const char *const good[] = {
+        "{\"op\": \"open\", \"container\": \"a\"}", "{\"op\": \"close\", \"container\": \"b\"}",
+        "{\"op\": \"status\"}", "{\"op\": \"ping\", \"extra\": 1}", "{\"op\": \"stop\"}"};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        terok_error err = TEROK_ERROR_INIT;
+
+        req = json_tokener_parse(good[i]);
+        reply = ctl_container_dispatch(&ops, &d, &peer, req, &err);
+        cr_assert(reply != NULL, "'%s': %s", good[i], err.message);
+        cr_assert(json_object_object_get_ex(reply, "ok", &v) && json_object_get_boolean(v));
+        cr_assert(json_object_object_get_ex(reply, "pid", &v) &&
+                  json_object_get_int(v) == getpid());
+        cr_assert(json_object_object_get_ex(reply, "listeners", &v) && json_object_get_int(v) == 3);
+        json_object_put(reply);
+        json_object_put(req);
+    }
+    cr_assert_str_eq(d.opened, "a");
+    cr_assert_str_eq(d.closed, "b");
+    cr_assert_eq(d.stops, 1);
+}
+
 Test(daemon, ctl_drops_a_peer_of_another_uid)
 {
     struct passwd *pw = getpwnam("nobody");

@@ -8,6 +8,7 @@
 
 #include "daemon/ctl.h"
 #include "error.h"
+#include "log.h"
 #include "util/macro.h"
 
 typedef struct ctl_client {
@@ -25,6 +26,47 @@ struct ctl_server {
     ctl_client *clients;
     size_t n_clients;
 };
+
+json_object *ctl_container_dispatch(const ctl_container_ops *ops, void *userdata,
+                                    const struct ucred *peer, json_object *req, terok_error *err)
+{
+    json_object *op = NULL, *name = NULL, *reply;
+    const char *o, *n;
+
+    json_object_object_get_ex(req, "op", &op);
+    json_object_object_get_ex(req, "container", &name);
+    if (!op || !json_object_is_type(op, json_type_string)) {
+        terok_error_set(err, -EINVAL, "request without an 'op'");
+        return NULL;
+    }
+    o = json_object_get_string(op);
+    if (streq(o, "open") || streq(o, "close")) {
+        if (!name || !json_object_is_type(name, json_type_string)) {
+            terok_error_set(err, -EINVAL, "'%s' needs a 'container'", o);
+            return NULL;
+        }
+        n = json_object_get_string(name);
+        if (streq(o, "open")) {
+            if (ops->open(userdata, n, err) < 0)
+                return NULL;
+            log_info("%s: opened the socket of '%s'", ops->service, n);
+        } else {
+            ops->close(userdata, n);
+            log_info("%s: closed the socket of '%s'", ops->service, n);
+        }
+    } else if (streq(o, "stop")) {
+        log_info("%s: stop requested by uid %u", ops->service, (unsigned)peer->uid);
+        ops->stop(userdata);
+    } else if (!streq(o, "status") && !streq(o, "ping")) {
+        terok_error_set(err, -EINVAL, "unknown op '%s'", o);
+        return NULL;
+    }
+    reply = json_object_new_object();
+    json_object_object_add(reply, "ok", json_object_new_boolean(1));
+    json_object_object_add(reply, "pid", json_object_new_int((int)getpid()));
+    ops->status(userdata, reply);
+    return reply;
+}
 
 static int sockaddr_for(const char *path, struct sockaddr_un *sa, terok_error *err)
 {

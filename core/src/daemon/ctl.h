@@ -31,6 +31,20 @@ ctl_server *ctl_server_free(ctl_server *s); /* unlinks the socket it created */
 /* Leave the socket file alone at free (it was replaced: another daemon's now). */
 void ctl_server_keep_path(ctl_server *s);
 
+/* The ops every daemon with per-container sockets (vault, gate) answers: "open" and "close"
+ * (with "container"), "stop", "status", "ping". The reply is {"ok": true, "pid"} plus what
+ * status adds. */
+typedef struct ctl_container_ops {
+    const char *service; /* "vault", "gate": the log lines' prefix */
+    int (*open)(void *userdata, const char *container, terok_error *err);
+    void (*close)(void *userdata, const char *container);
+    void (*status)(void *userdata, json_object *reply);
+    void (*stop)(void *userdata);
+} ctl_container_ops;
+json_object *ctl_container_dispatch(const ctl_container_ops *ops, void *userdata,
+                                    const struct ucred *peer, json_object *request,
+                                    terok_error *err);
+
 /* Client: send one request, wait for the reply (timeout_ms), return it (caller owns). A reply
  * with ok=false becomes -EREMOTEIO with the daemon's message. -ECONNREFUSED/-ENOENT when no
  * daemon listens. */

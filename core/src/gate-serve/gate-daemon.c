@@ -263,47 +263,36 @@ static int reopen_cb(void *ud, const container_rec *rec)
     return 0;
 }
 
-static json_object *on_ctl(void *ud, const struct ucred *peer, json_object *req, terok_error *err)
+static int ctl_open(void *ud, const char *container, terok_error *err)
+{
+    return open_container(ud, container, err);
+}
+
+static void ctl_close(void *ud, const char *container)
+{
+    /* waits for that container's connection threads: its requests are short or dead */
+    gate_http_close(((gate_daemon *)ud)->http, container);
+}
+
+static void ctl_status(void *ud, json_object *reply)
 {
     gate_daemon *d = ud;
-    json_object *op = NULL, *name = NULL, *reply;
 
-    json_object_object_get_ex(req, "op", &op);
-    json_object_object_get_ex(req, "container", &name);
-    if (!op || !json_object_is_type(op, json_type_string)) {
-        terok_error_set(err, -EINVAL, "request without an 'op'");
-        return NULL;
-    }
-    const char *o = json_object_get_string(op);
-    if (streq(o, "open") || streq(o, "close")) {
-        if (!name || !json_object_is_type(name, json_type_string)) {
-            terok_error_set(err, -EINVAL, "'%s' needs a 'container'", o);
-            return NULL;
-        }
-        const char *n = json_object_get_string(name);
-        if (streq(o, "open")) {
-            if (open_container(d, n, err) < 0)
-                return NULL;
-            log_info("gate: opened the socket of '%s'", n);
-        } else {
-            /* waits for that container's connection threads: its requests are short or dead */
-            gate_http_close(d->http, n);
-            log_info("gate: closed the socket of '%s'", n);
-        }
-    } else if (streq(o, "stop")) {
-        log_info("gate: stop requested by uid %u", (unsigned)peer->uid);
-        evloop_exit(d->loop, 0);
-    } else if (!streq(o, "status") && !streq(o, "ping")) {
-        terok_error_set(err, -EINVAL, "unknown op '%s'", o);
-        return NULL;
-    }
-    reply = json_object_new_object();
-    json_object_object_add(reply, "ok", json_object_new_boolean(1));
-    json_object_object_add(reply, "pid", json_object_new_int((int)getpid()));
     json_object_object_add(reply, "listeners",
                            json_object_new_int64((int64_t)gate_http_listeners(d->http)));
     json_object_object_add(reply, "backend", json_object_new_string(d->gate.plugin->name));
-    return reply;
+}
+
+static void ctl_stop(void *ud)
+{
+    evloop_exit(((gate_daemon *)ud)->loop, 0);
+}
+
+static json_object *on_ctl(void *ud, const struct ucred *peer, json_object *req, terok_error *err)
+{
+    static const ctl_container_ops ops = {"gate", ctl_open, ctl_close, ctl_status, ctl_stop};
+
+    return ctl_container_dispatch(&ops, ud, peer, req, err);
 }
 
 static int on_signal(evloop *l, int signo, uint32_t events, void *ud)

@@ -293,7 +293,8 @@ int tokens_epoch_map(const char *dir, bool writable, tokens_epoch **ret, terok_e
 {
     _cleanup_free_ char *path = NULL;
     _cleanup_close_ int fd = -EBADF;
-    struct stat st;
+    struct stat st, dst;
+    uid_t owner;
     void *p;
 
     if (asprintf(&path, "%s/" TOKENS_EPOCH_FILE, dir) < 0)
@@ -304,15 +305,24 @@ int tokens_epoch_map(const char *dir, bool writable, tokens_epoch **ret, terok_e
     if (fd < 0)
         return terok_error_set(err, negative_errno(), "cannot open '%s': %s", path,
                                strerror(errno));
-    if (fstat(fd, &st) < 0)
+    if (fstat(fd, &st) < 0 || stat(dir, &dst) < 0)
         return terok_error_set(err, negative_errno(), "cannot stat '%s': %s", path,
                                strerror(errno));
+    /* root working on a user's state directory (sudo with its paths): the file belongs to the
+     * directory's owner, whose daemon maps it, as it would had the user made it */
+    if (geteuid() == 0 && st.st_uid == 0 && dst.st_uid != 0 && S_ISREG(st.st_mode)) {
+        if (fchown(fd, dst.st_uid, dst.st_gid) < 0)
+            return terok_error_set(err, negative_errno(), "cannot give '%s' to uid %u: %s", path,
+                                   (unsigned)dst.st_uid, strerror(errno));
+        st.st_uid = dst.st_uid;
+    }
     /* Anyone else who could write it could set it back to a value a daemon has seen. */
-    if (!S_ISREG(st.st_mode) || (st.st_mode & 077) || st.st_uid != geteuid())
+    owner = geteuid() == 0 ? dst.st_uid : geteuid();
+    if (!S_ISREG(st.st_mode) || (st.st_mode & 077) || st.st_uid != owner)
         return terok_error_set(err, -EPERM,
                                "refusing token epoch '%s': it must be a regular file owned by "
                                "uid %u with mode 0600",
-                               path, (unsigned)geteuid());
+                               path, (unsigned)owner);
     if (st.st_size < (off_t)sizeof(tokens_epoch) && ftruncate(fd, sizeof(tokens_epoch)) < 0)
         return terok_error_set(err, negative_errno(), "cannot size '%s': %s", path,
                                strerror(errno));

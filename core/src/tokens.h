@@ -93,7 +93,9 @@ int tokens_list(sqlite3 *db, const char *container, tokens_list_cb cb, void *use
 typedef _Atomic uint64_t tokens_epoch;
 
 /* Map <dir>/tokens.epoch, creating it (0600, 8 zero bytes) if missing; read-only unless
- * writable. Free with tokens_epoch_unmap(). */
+ * writable. It must be ours and 0600; for root, the directory owner's (root working on a
+ * user's state directory gives the file it made, or an older root-owned one, to that user, whose
+ * daemon maps it). Free with tokens_epoch_unmap(). */
 int tokens_epoch_map(const char *dir, bool writable, tokens_epoch **ret, terok_error *err);
 tokens_epoch *tokens_epoch_unmap(tokens_epoch *e);
 

@@ -2,6 +2,7 @@
 /* test-tokens.c: phantom and gate tokens: minted once, stored only as keyed hashes, valid only
  * for their container and target, until expiry or revocation; hostile input is just invalid. */
 #include <criterion/criterion.h>
+#include <sys/wait.h>
 #include <criterion/new/assert.h>
 #include <criterion/parameterized.h>
 #include <sys/stat.h>
@@ -259,6 +260,52 @@ Test(tokens, every_token_change_bumps_the_epoch_another_mapping_sees)
     terok_assert_ok(tokens_epoch_map(test_tmp, false, &e, &err), &err);
     cr_assert(eq(u64, epoch_now(e), v + 5));
     tokens_epoch_unmap(e);
+}
+
+/* root (a sudo CLI run) on a user's state directory: the epoch file goes to that user, whose
+ * daemon can then map it; one root made before is handed over the same way. */
+Test(tokens, root_gives_the_epoch_file_to_the_owner_of_the_state_directory)
+{
+    terok_error err = TEROK_ERROR_INIT;
+    tokens_epoch *e = NULL;
+    char dir[4200], file[4300];
+    struct stat st;
+    pid_t pid;
+    int status;
+
+    if (geteuid() != 0)
+        cr_skip_test("needs root");
+    snprintf(dir, sizeof dir, "%s/user-state", test_tmp);
+    snprintf(file, sizeof file, "%s/" TOKENS_EPOCH_FILE, dir);
+    cr_assert(mkdir(dir, 0700) == 0);
+    cr_assert(chown(dir, 54321, 54321) == 0);
+    cr_assert(chmod(test_tmp, 0755) == 0);
+    for (int round = 0; round < 2; round++) {
+        if (round == 1) { /* a root-owned file an older version left */
+            cr_assert(chown(file, 0, 0) == 0);
+        }
+        terok_assert_ok(tokens_epoch_map(dir, true, &e, &err), &err);
+        atomic_fetch_add(e, 1);
+        e = tokens_epoch_unmap(e);
+        cr_assert(stat(file, &st) == 0);
+        cr_assert(eq(u32, (uint32_t)st.st_uid, 54321), "round %d: owner %u", round,
+                  (unsigned)st.st_uid);
+        cr_assert(eq(u32, (uint32_t)(st.st_mode & 0777), 0600));
+        /* the user's daemon maps it and sees root's bumps */
+        pid = fork();
+        if (pid == 0) {
+            tokens_epoch *u = NULL;
+            terok_error e2 = TEROK_ERROR_INIT;
+            if (setgid(54321) < 0 || setuid(54321) < 0)
+                _exit(3);
+            if (tokens_epoch_map(dir, false, &u, &e2) < 0)
+                _exit(4);
+            _exit(tokens_epoch_read(u) == (uint64_t)round + 1 ? 0 : 5);
+        }
+        cr_assert(waitpid(pid, &status, 0) == pid);
+        bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        cr_assert(ok, "round %d: the user's map: status %d", round, status);
+    }
 }
 
 Test(tokens, an_epoch_file_others_could_write_is_refused)

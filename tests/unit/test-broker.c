@@ -1080,6 +1080,12 @@ Test(broker, websocket_requests_the_broker_refuses)
         {"/ws/chat", "Connection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 5\r\n", 400,
          "no request body"},
         {"/ws/other", "Connection: Upgrade\r\nUpgrade: websocket\r\n", 403, "not allowed"},
+        /* the handshake is written by hand: a value that could split it never gets there */
+        {"/ws/chat",
+         "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Protocol: a\rX-Evil: 1\r\n",
+         400, "malformed header"},
+        {"/ws/chat", "Connection: Upgrade\r\nUpgrade: websocket\r\nOrigin: a\x01b\r\n", 400,
+         "malformed header"},
     };
 
     ws_script(WS_101, sizeof WS_101 - 1, true);

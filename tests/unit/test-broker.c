@@ -176,6 +176,7 @@ static pthread_mutex_t ws_lock = PTHREAD_MUTEX_INITIALIZER;
 static char ws_answer[32768];
 static size_t ws_answer_len;
 static bool ws_echo;
+static int ws_hold_ms; /* without echo: keep the connection this long after answering */
 static char ws_seen[8192];
 static atomic_int ws_closed_by_peer; /* echo sessions that ended with the broker closing */
 
@@ -185,6 +186,7 @@ static void ws_script(const char *answer, size_t len, bool echo)
     memcpy(ws_answer, answer, len);
     ws_answer_len = len;
     ws_echo = echo;
+    ws_hold_ms = 0;
     ws_seen[0] = 0;
     pthread_mutex_unlock(&ws_lock);
 }
@@ -197,6 +199,7 @@ static void *ws_upstream(void *arg)
         size_t off = 0, len;
         struct timeval tv = {10, 0};
         bool echo;
+        int hold;
         ssize_t k;
 
         if (c < 0)
@@ -213,6 +216,7 @@ static void *ws_upstream(void *arg)
         memcpy(answer, ws_answer, ws_answer_len);
         len = ws_answer_len;
         echo = ws_echo;
+        hold = ws_hold_ms;
         pthread_mutex_unlock(&ws_lock);
         if (len)
             (void)!write(c, answer, len);
@@ -225,7 +229,8 @@ static void *ws_upstream(void *arg)
                     break;
             if (k == 0)
                 atomic_fetch_add(&ws_closed_by_peer, 1);
-        }
+        } else if (hold)
+            usleep((useconds_t)hold * 1000); /* deaf to the broker's half-close meanwhile */
         close(c);
     }
 }
@@ -869,6 +874,8 @@ Test(broker, oauth_refresh_failure_is_502_with_a_reason_and_no_secret)
 
 /* ---------- WebSocket passthrough ---------- */
 
+static double cpu_seconds(void);
+
 #define WS_ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
 #define WS_101                                                                                     \
     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"            \
@@ -1062,6 +1069,29 @@ Test(broker, websocket_is_passed_through_with_the_credential_in_the_handshake)
     cr_assert(eq(int, w.status, 101));
     free(out);
     free(in);
+    free(tok);
+}
+
+/* The client goes away for good while the upstream stays (it ignores the half-close): the
+ * broker waits for it without spinning on the dead client socket, then ends the tunnel. */
+Test(broker, websocket_client_gone_while_the_upstream_stays_costs_no_cpu)
+{
+    char *tok = mint("ctr-a", "ws", 0);
+    ws_client w;
+    double t0, used;
+
+    ws_script(WS_101, sizeof WS_101 - 1, false);
+    pthread_mutex_lock(&ws_lock);
+    ws_hold_ms = 2500;
+    pthread_mutex_unlock(&ws_lock);
+    w = ws_open(sock_a, "/ws/chat", ws_lines(tok), NULL);
+    cr_assert(eq(int, w.status, 101), "%s", w.head);
+    close(w.fd);
+    t0 = cpu_seconds();
+    usleep(1500 * 1000);
+    used = cpu_seconds() - t0;
+    cr_assert(used < 0.3, "%.2f s of CPU in 1.5 s with a dead client: the loop spins", used);
+    cr_assert(audited("ctr-a ws GET /chat 101 ok"), "audit:\n%s", audit_log);
     free(tok);
 }
 

@@ -55,6 +55,7 @@ struct ws_conn {
     struct MHD_UpgradeResponseHandle *urh;
     bool client_watched, client_eof, up_eof;
     bool up_shut, client_shut; /* the other side's EOF passed on (shutdown SHUT_WR) */
+    bool client_hup, up_hup;   /* epoll said HUP/ERR: no longer watched (it would fire forever) */
     ring up, down;             /* client -> upstream, upstream -> client */
     uint64_t bytes_up, bytes_down;
     ws_closed_cb closed;
@@ -461,7 +462,11 @@ static void pump(ws_conn *w);
 
 static int on_client_io(evloop *l, int fd, uint32_t events, void *userdata)
 {
-    pump(userdata);
+    ws_conn *w = userdata;
+
+    if (events & (EPOLLHUP | EPOLLERR))
+        w->client_hup = true;
+    pump(w);
     return 0;
 }
 
@@ -469,9 +474,11 @@ static int on_up_io(evloop *l, int fd, uint32_t events, void *userdata)
 {
     ws_conn *w = userdata;
 
-    if (w->state == WS_TUNNEL)
+    if (w->state == WS_TUNNEL) {
+        if (events & (EPOLLHUP | EPOLLERR))
+            w->up_hup = true;
         pump(w);
-    else
+    } else
         handshake_io(w);
     return 0;
 }
@@ -571,6 +578,17 @@ static void pump(ws_conn *w)
         end_tunnel(w, "ok");
         return;
     }
+    /* A side with HUP or ERR is no longer watched: epoll reports those whatever we ask for, and
+     * this round took what it had. What is still to come from it is already in its queue, read
+     * when the other side's progress calls us; a write to it fails and ends the tunnel. */
+    if (w->client_hup && w->client_watched) {
+        evloop_remove_io(w->loop, w->client_fd);
+        w->client_watched = false;
+    }
+    if (w->up_hup && w->up_watched) {
+        evloop_remove_io(w->loop, w->up_fd);
+        w->up_watched = false;
+    }
     uint32_t cev = 0, uev = 0;
     if (!w->client_eof && ring_room(&w->up) > 0)
         cev |= EPOLLIN;
@@ -580,8 +598,14 @@ static void pump(ws_conn *w)
         uev |= EPOLLIN;
     if (w->up.len > 0)
         uev |= EPOLLOUT;
-    if (evloop_set_io_events(w->loop, w->client_fd, cev) < 0 || watch_up(w, uev) < 0) {
+    if ((w->client_watched && evloop_set_io_events(w->loop, w->client_fd, cev) < 0) ||
+        (!w->up_hup && watch_up(w, uev) < 0)) {
         end_tunnel(w, "tunnel-error");
+        return;
+    }
+    /* Both sides deaf: nothing can move any more. */
+    if (w->client_hup && w->up_hup) {
+        end_tunnel(w, "ok");
         return;
     }
     /* Cut short while bytes still moved (TLS may hold decrypted bytes epoll cannot see): come

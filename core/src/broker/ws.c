@@ -11,7 +11,7 @@
 #include "util/macro.h"
 #include "util/strv.h"
 
-#define PIPE_BUF_SIZE (64 * 1024) /* per direction */
+#define PIPE_BUF_SIZE (256 * 1024) /* per direction */
 #define PUMP_ROUNDS 64            /* then the loop gets its turn; a timer brings us back */
 
 typedef enum ws_state {
@@ -433,6 +433,9 @@ int ws_conn_start(evloop *l, curl_loop *c, const char *url, struct curl_slist *h
     curl_easy_setopt(w->easy, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(w->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(w->easy, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+    /* curl_easy_recv() reads at most this much per call (16 KiB by default); the bytes go to
+     * our ring, so the buffer libcurl allocates for it is never touched */
+    curl_easy_setopt(w->easy, CURLOPT_BUFFERSIZE, (long)PIPE_BUF_SIZE);
     if (ca_file)
         curl_easy_setopt(w->easy, CURLOPT_CAINFO, ca_file);
     if ((r = curl_loop_add_connect_only(c, w->easy, on_connected, w)) < 0)

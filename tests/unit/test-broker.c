@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <criterion/new/assert.h>
 #include <curl/curl.h>
@@ -176,7 +177,8 @@ static pthread_mutex_t ws_lock = PTHREAD_MUTEX_INITIALIZER;
 static char ws_answer[32768];
 static size_t ws_answer_len;
 static bool ws_echo;
-static int ws_hold_ms; /* without echo: keep the connection this long after answering */
+static int ws_hold_ms;  /* without echo: keep the connection this long after answering */
+static bool ws_trickle; /* write the answer a byte at a time */
 static char ws_seen[8192];
 static atomic_int ws_closed_by_peer; /* echo sessions that ended with the broker closing */
 
@@ -187,6 +189,7 @@ static void ws_script(const char *answer, size_t len, bool echo)
     ws_answer_len = len;
     ws_echo = echo;
     ws_hold_ms = 0;
+    ws_trickle = false;
     ws_seen[0] = 0;
     pthread_mutex_unlock(&ws_lock);
 }
@@ -200,6 +203,7 @@ static void *ws_upstream(void *arg)
         struct timeval tv = {10, 0};
         bool echo;
         int hold;
+        bool trickle;
         ssize_t k;
 
         if (c < 0)
@@ -217,8 +221,16 @@ static void *ws_upstream(void *arg)
         len = ws_answer_len;
         echo = ws_echo;
         hold = ws_hold_ms;
+        trickle = ws_trickle;
         pthread_mutex_unlock(&ws_lock);
-        if (len)
+        if (len && trickle) {
+            int one = 1;
+            setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            for (size_t i = 0; i < len; i++) {
+                (void)!write(c, answer + i, 1);
+                usleep(200);
+            }
+        } else if (len)
             (void)!write(c, answer, len);
         if (echo && end) {
             size_t rest = off - (size_t)(end + 4 - head);
@@ -1049,6 +1061,20 @@ Test(broker, websocket_is_passed_through_with_the_credential_in_the_handshake)
     for (int i = 0; i < 100 && atomic_load(&ws_closed_by_peer) < 1; i++)
         usleep(20 * 1000);
     cr_assert(eq(int, atomic_load(&ws_closed_by_peer), 1), "the upstream side was not closed");
+
+    /* the answer a byte at a time: every header split at every place, the head still whole */
+    ws_script(WS_101, sizeof WS_101 - 1, true);
+    pthread_mutex_lock(&ws_lock);
+    ws_trickle = true;
+    pthread_mutex_unlock(&ws_lock);
+    w = ws_open(sock_a, "/ws/chat", ws_lines(tok), NULL);
+    cr_assert(eq(int, w.status, 101), "head: %s", w.head);
+    cr_assert(strstr(w.head, "Sec-WebSocket-Accept: " WS_ACCEPT) != NULL, "head: %s", w.head);
+    cr_assert(strstr(w.head, "Sec-WebSocket-Protocol: chat") != NULL, "head: %s", w.head);
+    cr_assert(write(w.fd, "after-trickle", 13) == 13);
+    ws_read(&w, got, 13);
+    cr_assert(memcmp(got, "after-trickle", 13) == 0);
+    close(w.fd);
 
     /* a half-close: the client ends its input and still gets every byte back, then EOF */
     ws_script(WS_101, sizeof WS_101 - 1, true);

@@ -12,7 +12,7 @@
 #include "util/strv.h"
 
 #define PIPE_BUF_SIZE (256 * 1024) /* per direction */
-#define PUMP_ROUNDS 64            /* then the loop gets its turn; a timer brings us back */
+#define PUMP_ROUNDS 64             /* then the loop gets its turn; a timer brings us back */
 
 typedef enum ws_state {
     WS_CONNECTING, /* libcurl connects (and does TLS) */

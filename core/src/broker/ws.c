@@ -71,8 +71,6 @@ static void ring_compact(ring *r)
 {
     if (r->off && r->len)
         memmove(r->data, r->data + r->off, r->len);
-    else if (!r->len)
-        r->off = 0;
     r->off = 0;
 }
 
@@ -504,7 +502,10 @@ static int on_tunnel_timer(evloop *l, void *userdata)
 static void pump(ws_conn *w)
 {
     bool progress = true, more = false;
-    const char *fail = NULL; /* a side failed: "client" or "upstream" */
+    /* a side failed ("client" or "upstream"), or a write found a side that had already sent its
+     * EOF gone altogether (gone: the tunnel is simply over) */
+    const char *fail = NULL;
+    bool gone = false;
 
     for (int round = 0; progress && round < PUMP_ROUNDS && !fail; round++) {
         progress = false;
@@ -527,8 +528,10 @@ static void pump(ws_conn *w)
                 w->up.off += sent;
                 w->up.len -= sent;
                 progress = true;
-            } else if (rc != CURLE_OK && rc != CURLE_AGAIN)
-                fail = w->up_eof ? "gone" : "upstream"; /* it closed, not just its half */
+            } else if (rc != CURLE_OK && rc != CURLE_AGAIN) {
+                fail = "upstream";
+                gone = w->up_eof; /* it closed, not just its half */
+            }
             if (w->up.len == 0 || ring_room(&w->up) < PIPE_BUF_SIZE / 4)
                 ring_compact(&w->up);
         }
@@ -552,8 +555,10 @@ static void pump(ws_conn *w)
                 w->down.off += (size_t)n;
                 w->down.len -= (size_t)n;
                 progress = true;
-            } else if (n < 0 && errno != EAGAIN && errno != EINTR)
-                fail = w->client_eof ? "gone" : "client";
+            } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+                fail = "client";
+                gone = w->client_eof;
+            }
             if (w->down.len == 0 || ring_room(&w->down) < PIPE_BUF_SIZE / 4)
                 ring_compact(&w->down);
         }
@@ -562,9 +567,9 @@ static void pump(ws_conn *w)
         more = progress;
     }
     if (fail) {
-        if (!streq(fail, "gone"))
+        if (!gone)
             log_debug("vault: WebSocket tunnel: the %s side failed", fail);
-        end_tunnel(w, streq(fail, "gone") ? "ok" : "tunnel-error");
+        end_tunnel(w, gone ? "ok" : "tunnel-error");
         return;
     }
     /* A side's EOF goes on to the other once what it sent has (a half-close, as TCP has it:

@@ -369,6 +369,19 @@ static void assert_no_secret(const char *key, const char *where, const char *tex
     cli_result_done(&r);
 }
 
+/* The usual world: the upstream repository, the vault's key for it, host key "hostkey" and an
+ * sshd with that host key that takes the vault's key. Returns the key's public half. */
+static char *ssh_world(void)
+{
+    char *pub;
+
+    upstream_init();
+    pub = vault_key("upstream-key");
+    host_key("hostkey");
+    sshd_start("hostkey", pub);
+    return pub;
+}
+
 /* ---- tests ---- */
 
 Test(gate_ssh, pinned_host_key_sync_and_forward)
@@ -376,12 +389,9 @@ Test(gate_ssh, pinned_host_key_sync_and_forward)
     _cleanup_free_ char *pub = NULL, *hk = NULL, *fp = NULL, *log = NULL, *files = NULL;
     cli_result r;
 
-    upstream_init();
-    pub = vault_key("upstream-key");
-    host_key("hostkey");
+    pub = ssh_world();
     hk = host_pub("hostkey");
     fp = fingerprint("hostkey");
-    sshd_start("hostkey", pub);
 
     r = C("gate", "add", "demo", "--upstream", url(), "--credential", "upstream-key", "--host-key",
           hk);
@@ -437,11 +447,8 @@ Test(gate_ssh, unknown_host_key_is_refused_with_its_fingerprint)
     char name[64];
     cli_result r;
 
-    upstream_init();
-    pub = vault_key("upstream-key");
-    host_key("hostkey");
+    pub = ssh_world();
     fp = fingerprint("hostkey");
-    sshd_start("hostkey", pub);
     snprintf(name, sizeof name, "'[127.0.0.1]:%u'", sshd_port);
 
     r = C("gate", "add", "demo", "--upstream", url(), "--credential", "upstream-key");
@@ -473,11 +480,8 @@ Test(gate_ssh, changed_host_key_is_refused_and_the_mirror_untouched)
     _cleanup_free_ char *pub = NULL, *fp1 = NULL, *fp2 = NULL, *before = NULL, *after = NULL;
     cli_result r;
 
-    upstream_init();
-    pub = vault_key("upstream-key");
-    host_key("hostkey");
+    pub = ssh_world();
     fp1 = fingerprint("hostkey");
-    sshd_start("hostkey", pub);
     r = C("gate", "add", "demo", "--upstream", url(), "--credential", "upstream-key",
           "--accept-host-key");
     EXPECT_EXIT(r, 0);
@@ -517,13 +521,10 @@ Test(gate_ssh, known_hosts_file_with_hashed_entries)
     char line[2048];
     cli_result r;
 
-    upstream_init();
-    pub = vault_key("upstream-key");
-    host_key("hostkey");
+    pub = ssh_world();
     host_key("otherkey");
     hk = host_pub("hostkey");
     other = host_pub("otherkey");
-    sshd_start("hostkey", pub);
 
     /* another host's key, then ours, hashed as ssh-keygen -H writes them */
     snprintf(line, sizeof line, "example.invalid %s\n[127.0.0.1]:%u %s\n", other, sshd_port, hk);
@@ -568,12 +569,9 @@ Test(gate_ssh, malformed_known_hosts_lines_are_skipped)
     FILE *f;
     cli_result r;
 
-    upstream_init();
-    pub = vault_key("upstream-key");
-    host_key("hostkey");
+    pub = ssh_world();
     hk = host_pub("hostkey");
     fp = fingerprint("hostkey");
-    sshd_start("hostkey", pub);
     snprintf(name, sizeof name, "[127.0.0.1]:%u", sshd_port);
     hk_b64 = strchr(hk, ' ');
     cr_assert(hk_b64 != NULL, "host key: %s", hk);
@@ -651,10 +649,7 @@ Test(gate_ssh, credential_kind_must_fit_the_upstream)
     char file_url[1300];
     cli_result r;
 
-    upstream_init();
-    pub = vault_key("upstream-key");
-    host_key("hostkey");
-    sshd_start("hostkey", pub);
+    pub = ssh_world();
     r = test_cli("not-an-ssh-key", (const char *const[]){"vault", "add", "a-token", NULL});
     EXPECT_EXIT(r, 0);
     cli_result_done(&r);

@@ -360,6 +360,18 @@ static void start_dnsmasq(const char *hosts)
     cr_assert(dnsmasq > 0, "dnsmasq did not come up");
 }
 
+/* dnsmasq on the server side answering `hosts`, and the plugin reloaded to resolve through it
+ * from the server netns, as the host would. */
+static void dns_world(const char *hosts)
+{
+    if (access("/usr/sbin/dnsmasq", X_OK) != 0)
+        cr_skip_test("needs dnsmasq (scripts/setup-host.sh installs dnsmasq-base)");
+    start_dnsmasq(hosts);
+    cr_assert_eq(topo_enter_server(&t), 0);
+    sh_unload(&h);
+    load((const char *[]){"dns-server=" SRV, NULL});
+}
+
 Test(shield_netns, domain_allow_follows_ttl)
 {
     const char *a[] = {"svc.example.test:8090", NULL};
@@ -369,13 +381,7 @@ Test(shield_netns, domain_allow_follows_ttl)
     got_events g = {0};
     int fd;
 
-    if (access("/usr/sbin/dnsmasq", X_OK) != 0)
-        cr_skip_test("needs dnsmasq (scripts/setup-host.sh installs dnsmasq-base)");
-    start_dnsmasq("198.51.100.2 svc.example.test\n198.51.100.3 bad.example.test\n");
-    /* The host resolves through the test resolver: enter the server netns, as the host. */
-    cr_assert_eq(topo_enter_server(&t), 0);
-    sh_unload(&h);
-    load((const char *[]){"dns-server=" SRV, NULL});
+    dns_world("198.51.100.2 svc.example.test\n198.51.100.3 bad.example.test\n");
     prep_apply(a, d);
     ALLOWED(SRV, 8090);
     REFUSED(SRV, 8091);            /* the domain was allowed on 8090 only */
@@ -463,12 +469,7 @@ Test(shield_netns, unresolved_domain_logged_once)
     const char *a[] = {"svc.example.test:8090", "late.example.test:8091", NULL};
     char names[512];
 
-    if (access("/usr/sbin/dnsmasq", X_OK) != 0)
-        cr_skip_test("needs dnsmasq (scripts/setup-host.sh installs dnsmasq-base)");
-    start_dnsmasq("198.51.100.2 svc.example.test\n");
-    cr_assert_eq(topo_enter_server(&t), 0);
-    sh_unload(&h);
-    load((const char *[]){"dns-server=" SRV, NULL});
+    dns_world("198.51.100.2 svc.example.test\n");
     sh_log_reset();
     prep_apply(a, NULL);
     ALLOWED(SRV, 8090);

@@ -181,6 +181,8 @@ static int ws_hold_ms;  /* without echo: keep the connection this long after ans
 static bool ws_trickle; /* write the answer a byte at a time */
 static char ws_seen[8192];
 static atomic_int ws_closed_by_peer; /* echo sessions that ended with the broker closing */
+static char ws_reject[64];           /* a head containing this is answered 401, not the script */
+static atomic_int ws_rejected;       /* handshakes answered so */
 
 static void ws_script(const char *answer, size_t len, bool echo)
 {
@@ -191,6 +193,7 @@ static void ws_script(const char *answer, size_t len, bool echo)
     ws_hold_ms = 0;
     ws_trickle = false;
     ws_seen[0] = 0;
+    ws_reject[0] = 0;
     pthread_mutex_unlock(&ws_lock);
 }
 
@@ -222,6 +225,13 @@ static void *ws_upstream(void *arg)
         echo = ws_echo;
         hold = ws_hold_ms;
         trickle = ws_trickle;
+        if (ws_reject[0] && strstr(ws_seen, ws_reject)) {
+            static const char no[] = "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n";
+            memcpy(answer, no, sizeof no - 1);
+            len = sizeof no - 1;
+            echo = false;
+            atomic_fetch_add(&ws_rejected, 1);
+        }
         pthread_mutex_unlock(&ws_lock);
         if (len && trickle) {
             int one = 1;
@@ -429,7 +439,15 @@ static void setup(void)
                {NULL, NULL}};
     kv r8[] = {{"upstream", url4}, {"credential", "cred"}, {"websocket-idle", "1s"}, {NULL, NULL}};
     kv r9[] = {{"upstream", url4}, {"credential", "cred"}, {"websocket", "no"}, {NULL, NULL}};
-    rts.v = calloc(9, sizeof(route));
+    kv r10[] = {{"upstream", url4},
+                {"credential", "oauth-cred"},
+                {"auth-header", "Authorization"},
+                {"auth-prefix", "Bearer "},
+                {"token-headers", "x-api-key"},
+                {"oauth-token-url", tu},
+                {"oauth-client-id", "cid"},
+                {NULL, NULL}};
+    rts.v = calloc(10, sizeof(route));
     terok_assert_ok(route_parse("api", kv_get, r1, &rts.v[0], &err), &err);
     terok_assert_ok(route_parse("strict", kv_get, r2, &rts.v[1], &err), &err);
     terok_assert_ok(route_parse("nocred", kv_get, r3, &rts.v[2], &err), &err);
@@ -439,7 +457,8 @@ static void setup(void)
     terok_assert_ok(route_parse("ws", kv_get, r7, &rts.v[6], &err), &err);
     terok_assert_ok(route_parse("ws-short", kv_get, r8, &rts.v[7], &err), &err);
     terok_assert_ok(route_parse("nows", kv_get, r9, &rts.v[8], &err), &err);
-    rts.n = 9;
+    terok_assert_ok(route_parse("ws-oauth", kv_get, r10, &rts.v[9], &err), &err);
+    rts.n = 10;
     atomic_store(&token_endpoint_calls, 0);
     oauth_puts = 0;
 
@@ -1276,6 +1295,57 @@ Test(broker, websocket_upstream_answers_that_are_not_a_switch_are_502)
     cr_assert(eq(long, r.status, 200), "still serving");
     resp_done(&r);
     free(api);
+    free(tok);
+}
+
+/* An OAuth route's handshake that the upstream answers 401 (its access token revoked before
+ * its expiry) is retried once after a forced refresh, as plain requests are; a second 401 is
+ * the upstream's answer (502, no loop), and a refresh that fails is a 502 that says so. */
+Test(broker, websocket_on_an_oauth_route_refreshes_once_after_a_401)
+{
+    char *tok = mint("ctr-a", "ws-oauth", 0), got[6];
+
+    set_token_set("at-stale", "rt-good", (long long)time(NULL) + 3600);
+    ws_script(WS_101, sizeof WS_101 - 1, true);
+    pthread_mutex_lock(&ws_lock);
+    snprintf(ws_reject, sizeof ws_reject, "Authorization: Bearer at-stale");
+    pthread_mutex_unlock(&ws_lock);
+    atomic_store(&ws_rejected, 0);
+    ws_client w = ws_open(sock_a, "/ws-oauth/chat", ws_lines(tok), NULL);
+    cr_assert(eq(int, w.status, 101), "%s", w.head);
+    cr_assert(eq(int, atomic_load(&ws_rejected), 1));
+    cr_assert(eq(int, atomic_load(&token_endpoint_calls), 1));
+    pthread_mutex_lock(&ws_lock);
+    cr_assert(strstr(ws_seen, "Authorization: Bearer at-fresh\r\n") != NULL, "%s", ws_seen);
+    cr_assert(strstr(ws_seen, "rt-") == NULL && strstr(ws_seen, tok) == NULL, "%s", ws_seen);
+    pthread_mutex_unlock(&ws_lock);
+    cr_assert(write(w.fd, "hello", 5) == 5);
+    ws_read(&w, got, 5);
+    cr_assert(memcmp(got, "hello", 5) == 0);
+    close(w.fd);
+    cr_assert(audited("ctr-a ws-oauth GET /chat 101 ok"), "%s", audit_log);
+
+    /* the fresh token is refused too: one refresh, then the upstream's 401 as a 502 */
+    set_token_set("at-stale", "rt-good", (long long)time(NULL) + 3600);
+    pthread_mutex_lock(&ws_lock);
+    snprintf(ws_reject, sizeof ws_reject, "Authorization: Bearer at-");
+    pthread_mutex_unlock(&ws_lock);
+    w = ws_open(sock_a, "/ws-oauth/chat", ws_lines(tok), NULL);
+    cr_assert(eq(int, w.status, 502), "%s", w.head);
+    cr_assert(ws_body_has(&w, "answered 401"), "%s", w.extra);
+    cr_assert(eq(int, atomic_load(&ws_rejected), 3));
+    cr_assert(eq(int, atomic_load(&token_endpoint_calls), 2));
+    close(w.fd);
+
+    /* the refresh itself fails */
+    set_token_set("at-stale", "rt-bad", (long long)time(NULL) + 3600);
+    w = ws_open(sock_a, "/ws-oauth/chat", ws_lines(tok), NULL);
+    cr_assert(eq(int, w.status, 502), "%s", w.head);
+    cr_assert(eq(int, atomic_load(&ws_rejected), 4));
+    cr_assert(eq(int, atomic_load(&token_endpoint_calls), 3));
+    cr_assert(strstr(w.head, "rt-bad") == NULL && strstr(w.extra, "rt-bad") == NULL);
+    close(w.fd);
+    cr_assert(audited("ctr-a ws-oauth GET /chat 502 oauth-refresh-failed"), "%s", audit_log);
     free(tok);
 }
 

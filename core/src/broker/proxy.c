@@ -1248,6 +1248,22 @@ static void on_ws_answer(void *userdata, int status, char *const *headers, const
     char *m = NULL;
 
     q->up_status = status;
+    if (!error && status == 401 && q->rt->oauth_token_url && !q->oauth_retried) {
+        /* As for plain requests: refresh the access token once and shake hands again (ws_begin
+         * frees this connection, which is closed already, before it opens the next). */
+        q->oauth_retried = true;
+        switch (oauth_get(q, true)) {
+        case OAUTH_WAIT:
+            q->waiting = WAIT_OAUTH;
+            return;
+        case OAUTH_READY: /* cannot happen with force; answer as a failure */
+        default:
+            if (!q->fail_status)
+                fail_later(q, 502, "oauth-refresh-failed", "OAuth token refresh failed");
+            wake_any(q);
+            return;
+        }
+    }
     if (error) {
         log_info("vault: WebSocket upstream for route '%s': %s", q->rt->name, error);
         ws_fail(q, 502, "upstream-error", strdup(error));
@@ -1355,6 +1371,7 @@ static int ws_begin(req *q)
                            q->drop_credential ? NULL : q->cred_line};
     struct curl_slist *h;
 
+    q->wsc = ws_conn_free(q->wsc); /* a handshake answered 401, retried after a refresh */
     q->req_headers = NULL;
     if (MHD_get_connection_values_n(q->conn, MHD_HEADER_KIND, header_iter, q) < 0) {
         secret_slist_free(q->req_headers);

@@ -257,6 +257,46 @@ void cli_daemon_ready(void *userdata)
     }
 }
 
+int cli_serve_start(cli *c, const char *service, bool foreground,
+                    int (*ping)(sandbox *sb, terok_error *err), sandbox **ret_sb, int *ret_ready_fd)
+{
+    sandbox *sb;
+    int r;
+
+    *ret_ready_fd = -1;
+    r = cli_sandbox(c, &sb);
+    if (r > 0)
+        return r;
+    if (ping(sb, NULL) == 0)
+        return cli_failf(c, EXIT_FAIL, "a %s daemon already serves '%s'", service,
+                         sb->paths.runtime_dir);
+    if (!foreground) {
+        r = cli_daemon_detach(c, sb, service, ret_ready_fd);
+        if (r != CLI_DETACHED)
+            return r;
+    }
+    *ret_sb = sb;
+    return CLI_DETACHED;
+}
+
+int cli_serve_tcp(cli *c, const char *cmd, const char *arg, cli_tcp *t)
+{
+    if (t->n >= CLI_MAX_TCP)
+        return cli_usage_error(c, cmd, "at most %d --tcp listeners", CLI_MAX_TCP);
+    if (tcp_listener_parse(arg, &t->v[t->n], &t->owned[t->n]) < 0)
+        return cli_usage_error(c, cmd, "invalid --tcp '%s': expected 127.0.0.1:PORT=CONTAINER",
+                               arg);
+    t->n++;
+    return 0;
+}
+
+void cli_tcp_done(cli_tcp *t)
+{
+    for (size_t i = 0; i < t->n; i++)
+        free(t->owned[i]);
+    t->n = 0;
+}
+
 int cli_parse_signal(const char *s, int *ret)
 {
     const char *n = s;

@@ -6,6 +6,7 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 
+#include "daemon/tcp-listener.h"
 #include "error.h"
 #include "sandbox.h"
 
@@ -79,6 +80,23 @@ int cli_exec_daemon(cli *c);
 int cli_daemon_detach(cli *c, sandbox *sb, const char *service, int *ret_ready_fd);
 /* The daemons' ready callback: userdata is the int fd from cli_daemon_detach (-1: none). */
 void cli_daemon_ready(void *userdata);
+/* The start of `SERVICE serve`, after its options: the sandbox, a refusal when a SERVICE daemon
+ * already answers for this runtime directory (ping), then cli_daemon_detach() unless
+ * foreground. Returns CLI_DETACHED where the daemon is to run (*ret_sb, and *ret_ready_fd for
+ * cli_daemon_ready(): -1 in the foreground), else the exit code to end with. */
+int cli_serve_start(cli *c, const char *service, bool foreground,
+                    int (*ping)(sandbox *sb, terok_error *err), sandbox **ret_sb,
+                    int *ret_ready_fd);
+/* The `--tcp 127.0.0.1:PORT=CONTAINER` listeners of `SERVICE serve` (tests and benchmarks). */
+#define CLI_MAX_TCP 8
+typedef struct cli_tcp {
+    tcp_listener v[CLI_MAX_TCP];
+    char *owned[CLI_MAX_TCP]; /* what v[i]'s strings point into */
+    size_t n;
+} cli_tcp;
+/* One more --tcp value. 0, or the usage error's exit code. */
+int cli_serve_tcp(cli *c, const char *cmd, const char *arg, cli_tcp *t);
+void cli_tcp_done(cli_tcp *t);
 
 /* Command groups (one file each). */
 int cmd_run(cli *c, int argc, char **argv);

@@ -13,8 +13,6 @@
 #include "log.h"
 #include "paths.h"
 
-#define MAX_TCP 8
-
 static void serve_help(void)
 {
     printf("Usage: terok-sandbox gate serve [OPTIONS]\n"
@@ -45,9 +43,8 @@ int cmd_gate_serve(cli *c, int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     _cleanup_error_ terok_error err = TEROK_ERROR_INIT;
-    gate_tcp_listener tcp[MAX_TCP];
-    char *owned[MAX_TCP] = {NULL};
-    gate_daemon_opts o = {.tcp = tcp};
+    _cleanup_(cli_tcp_done) cli_tcp tcp = {.n = 0};
+    gate_daemon_opts o = {.tcp = tcp.v};
     bool foreground = false;
     int ready_fd = -1;
     int64_t v;
@@ -60,13 +57,9 @@ int cmd_gate_serve(cli *c, int argc, char **argv)
             foreground = true;
             break;
         case 't':
-            if (o.n_tcp >= MAX_TCP)
-                return cli_usage_error(c, "gate serve", "at most %d --tcp listeners", MAX_TCP);
-            if (tcp_listener_parse(optarg, &tcp[o.n_tcp], &owned[o.n_tcp]) < 0)
-                return cli_usage_error(c, "gate serve",
-                                       "invalid --tcp '%s': expected 127.0.0.1:PORT=CONTAINER",
-                                       optarg);
-            o.n_tcp++;
+            r = cli_serve_tcp(c, "gate serve", optarg, &tcp);
+            if (r > 0)
+                return r;
             break;
         case 'w':
             if (parse_int64(optarg, 1, 256, &v) < 0)
@@ -84,22 +77,13 @@ int cmd_gate_serve(cli *c, int argc, char **argv)
     if (optind != argc)
         return cli_usage_error(c, "gate serve", "unexpected argument '%s'", argv[optind]);
 
-    r = cli_sandbox(c, &sb);
-    if (r > 0)
+    r = cli_serve_start(c, "gate", foreground, gate_client_ping, &sb, &ready_fd);
+    if (r != CLI_DETACHED)
         return r;
-    if (gate_client_ping(sb, NULL) == 0)
-        return cli_failf(c, EXIT_FAIL, "a gate daemon already serves '%s'", sb->paths.runtime_dir);
-
-    if (!foreground) {
-        r = cli_daemon_detach(c, sb, "gate", &ready_fd);
-        if (r != CLI_DETACHED)
-            return r;
-    }
+    o.n_tcp = tcp.n;
     o.ready = cli_daemon_ready;
     o.ready_userdata = &ready_fd;
     r = gate_daemon_run(sb, &o, &err);
-    for (size_t i = 0; i < o.n_tcp; i++)
-        free(owned[i]);
     if (r < 0)
         return cli_fail(c, r, &err);
     return EXIT_OK;

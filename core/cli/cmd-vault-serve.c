@@ -15,8 +15,6 @@
 #include "tokens.h"
 #include "util/strv.h"
 
-#define MAX_TCP 8
-
 static void serve_help(void)
 {
     printf("Usage: terok-sandbox vault serve [OPTIONS]\n"
@@ -46,9 +44,8 @@ int cmd_vault_serve(cli *c, int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     _cleanup_error_ terok_error err = TEROK_ERROR_INIT;
-    vault_tcp_listener tcp[MAX_TCP];
-    char *owned[MAX_TCP] = {NULL};
-    vault_daemon_opts o = {.tcp = tcp};
+    _cleanup_(cli_tcp_done) cli_tcp tcp = {.n = 0};
+    vault_daemon_opts o = {.tcp = tcp.v};
     bool foreground = false;
     int ready_fd = -1;
     sandbox *sb;
@@ -60,13 +57,9 @@ int cmd_vault_serve(cli *c, int argc, char **argv)
             foreground = true;
             break;
         case 't':
-            if (o.n_tcp >= MAX_TCP)
-                return cli_usage_error(c, "vault serve", "at most %d --tcp listeners", MAX_TCP);
-            if (tcp_listener_parse(optarg, &tcp[o.n_tcp], &owned[o.n_tcp]) < 0)
-                return cli_usage_error(c, "vault serve",
-                                       "invalid --tcp '%s': expected 127.0.0.1:PORT=CONTAINER",
-                                       optarg);
-            o.n_tcp++;
+            r = cli_serve_tcp(c, "vault serve", optarg, &tcp);
+            if (r > 0)
+                return r;
             break;
         case 'a':
             o.ca_file = optarg;
@@ -81,24 +74,15 @@ int cmd_vault_serve(cli *c, int argc, char **argv)
     if (optind != argc)
         return cli_usage_error(c, "vault serve", "unexpected argument '%s'", argv[optind]);
 
-    r = cli_sandbox(c, &sb);
-    if (r > 0)
+    r = cli_serve_start(c, "vault", foreground, vault_client_ping, &sb, &ready_fd);
+    if (r != CLI_DETACHED)
         return r;
-    if (vault_client_ping(sb, NULL) == 0)
-        return cli_failf(c, EXIT_FAIL, "a vault daemon already serves '%s'", sb->paths.runtime_dir);
-
-    if (!foreground) {
-        r = cli_daemon_detach(c, sb, "vault", &ready_fd);
-        if (r != CLI_DETACHED)
-            return r;
-    }
+    o.n_tcp = tcp.n;
     o.ready = cli_daemon_ready;
     o.ready_userdata = &ready_fd;
     /* The broker holds credentials in memory: no core dumps, not ptrace-able by same-uid peers
      * (main() already did this for every command). */
     r = vault_daemon_run(sb, &o, &err);
-    for (size_t i = 0; i < o.n_tcp; i++)
-        free(owned[i]);
     if (r < 0)
         return cli_fail(c, r, &err);
     return EXIT_OK;

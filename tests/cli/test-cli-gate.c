@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <json-c/json.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
@@ -158,6 +159,48 @@ Test(cli_gate, help_and_usage_errors)
     cr_expect(eq(int, r.exit_code, 2));
     cr_expect(contains(r.err, "'soon'"), "%s", r.err);
     cli_result_done(&r);
+}
+
+/* `gate serve` and `vault serve` share their option handling and start-up (cli_serve_*). */
+Test(cli_gate, serve_usage_errors_and_a_second_daemon)
+{
+    const char *svc[] = {"gate", "vault"};
+
+    for (size_t i = 0; i < ELEMENTSOF(svc); i++) {
+        cli_result r = R(svc[i], "serve", "--tcp", "10.0.0.1:1=box");
+        cr_expect(eq(int, r.exit_code, 2), "%s", svc[i]);
+        cr_expect(contains(r.err, "invalid --tcp '10.0.0.1:1=box'"), "%s", r.err);
+        cli_result_done(&r);
+        r = R(svc[i], "serve", "--tcp", "127.0.0.1:0=a", "--tcp", "127.0.0.1:0=b", "--tcp",
+              "127.0.0.1:0=c", "--tcp", "127.0.0.1:0=d", "--tcp", "127.0.0.1:0=e", "--tcp",
+              "127.0.0.1:0=f", "--tcp", "127.0.0.1:0=g", "--tcp", "127.0.0.1:0=h", "--tcp",
+              "127.0.0.1:0=i");
+        cr_expect(eq(int, r.exit_code, 2), "%s", svc[i]);
+        cr_expect(contains(r.err, "at most 8 --tcp listeners"), "%s", r.err);
+        cli_result_done(&r);
+        r = R(svc[i], "serve", "extra");
+        cr_expect(eq(int, r.exit_code, 2));
+        cr_expect(contains(r.err, "'extra'"), "%s", r.err);
+        cli_result_done(&r);
+    }
+    cli_result r = R("gate", "serve", "--max-workers", "0");
+    cr_expect(eq(int, r.exit_code, 2));
+    cr_expect(contains(r.err, "'0'"), "%s", r.err);
+    cli_result_done(&r);
+
+    /* detached, then refused a second time while it answers */
+    r = R("gate", "serve");
+    cr_assert(eq(int, r.exit_code, 0), "%s", r.err);
+    int pid = 0;
+    cr_assert(sscanf(r.out, "gate daemon running (pid %d)", &pid) == 1, "%s", r.out);
+    cli_result_done(&r);
+    r = R("gate", "serve");
+    cr_expect(eq(int, r.exit_code, 1));
+    cr_expect(contains(r.err, "a gate daemon already serves"), "%s", r.err);
+    cli_result_done(&r);
+    cr_assert(kill(pid, SIGTERM) == 0);
+    for (int i = 0; i < 100 && kill(pid, 0) == 0; i++)
+        usleep(50 * 1000);
 }
 
 Test(cli_gate, add_list_rm_with_json_and_idempotence)

@@ -15,6 +15,30 @@
 
 extern char **environ;
 
+int daemon_container_dir(sandbox *sb, const char *name, char **ret, terok_error *err)
+{
+    _cleanup_free_ char *dir = NULL;
+    int r;
+
+    if (!container_name_is_valid(name))
+        return terok_error_set(err, -EINVAL, "invalid container name '%s'", name);
+    if (asprintf(&dir, "%s/containers", sb->paths.runtime_dir) < 0)
+        return terok_error_set(err, -ENOMEM, "out of memory");
+    r = mkdir_safe(dir, 0700, err);
+    if (r < 0)
+        return r;
+    free(dir);
+    dir = NULL;
+    if (asprintf(&dir, "%s/containers/%s", sb->paths.runtime_dir, name) < 0)
+        return terok_error_set(err, -ENOMEM, "out of memory");
+    if (mkdir(dir, 0711) < 0 && errno != EEXIST)
+        return terok_error_set(err, negative_errno(), "cannot create '%s': %s", dir,
+                               strerror(errno));
+    (void)chmod(dir, 0711);
+    *ret = TAKE_PTR(dir);
+    return 0;
+}
+
 int daemon_log_open(sandbox *sb, const char *service, char **ret_path, terok_error *err)
 {
     _cleanup_free_ char *logdir = NULL, *logpath = NULL;

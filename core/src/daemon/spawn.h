@@ -20,3 +20,8 @@ int daemon_spawn(sandbox *sb, const char *config_file, const char *service, bool
  * reply is checked and dropped (ctl_call's errors: -ENOENT/-ECONNREFUSED when none runs). */
 int daemon_call(sandbox *sb, const char *service, const char *op, const char *container,
                 int timeout_ms, terok_error *err);
+
+/* <runtime>/containers/<name>/, where a daemon puts a container's sockets, created if missing:
+ * containers/ 0700 keeps other users out; <name>/ 0711 lets the container's mapped uid reach a
+ * 0666 socket in it through the bind mount (MACHINE.md §13.1). -EINVAL for an invalid name. */
+int daemon_container_dir(sandbox *sb, const char *name, char **ret, terok_error *err);

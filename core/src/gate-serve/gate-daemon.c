@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "daemon/ctl.h"
+#include "daemon/spawn.h"
 #include "error.h"
 #include "gate-serve/gate-client.h"
 #include "gate-serve/gate-daemon.h"
@@ -214,23 +215,9 @@ static int open_container(gate_daemon *d, const char *name, terok_error *err)
     _cleanup_free_ char *dir = NULL, *sock = NULL;
     int r;
 
-    if (!container_name_is_valid(name))
-        return terok_error_set(err, -EINVAL, "invalid container name '%s'", name);
-    if (asprintf(&dir, "%s/containers", d->sb->paths.runtime_dir) < 0)
-        return terok_error_set(err, -ENOMEM, "out of memory");
-    /* <runtime>/containers 0700 keeps other users out; <name>/ 0711 lets the container's
-     * mapped uid reach the 0666 socket through the bind mount (MACHINE.md §13.1). */
-    r = mkdir_safe(dir, 0700, err);
+    r = daemon_container_dir(d->sb, name, &dir, err);
     if (r < 0)
         return r;
-    free(dir);
-    dir = NULL;
-    if (asprintf(&dir, "%s/containers/%s", d->sb->paths.runtime_dir, name) < 0)
-        return terok_error_set(err, -ENOMEM, "out of memory");
-    if (mkdir(dir, 0711) < 0 && errno != EEXIST)
-        return terok_error_set(err, negative_errno(), "cannot create '%s': %s", dir,
-                               strerror(errno));
-    (void)chmod(dir, 0711);
     if (gate_socket_path(d->sb->paths.runtime_dir, name, &sock) < 0)
         return terok_error_set(err, -ENOMEM, "out of memory");
     return gate_http_listen_unix(d->http, name, sock, err);

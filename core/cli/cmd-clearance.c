@@ -216,7 +216,7 @@ static int do_verdict(cli *c, const char *action, int argc, char **argv)
 static int do_status(cli *c, int argc, char **argv)
 {
     _cleanup_error_ terok_error err = TEROK_ERROR_INIT;
-    json_object *reply = NULL, *arr = NULL, *pid = NULL;
+    json_object *reply = NULL, *arr = NULL, *pid = NULL, *watching = NULL, *left = NULL;
     sandbox *sb;
     int r;
 
@@ -247,8 +247,12 @@ static int do_status(cli *c, int argc, char **argv)
         cli_json_print(reply);
         return EXIT_OK;
     }
-    printf("clearance daemon running (pid %s), watching %zu container(s)\n",
-           json_object_get_string(pid), arr ? json_object_array_length(arr) : 0);
+    json_object_object_get_ex(reply, "watching", &watching);
+    json_object_object_get_ex(reply, "left_off", &left);
+    printf("clearance daemon running (pid %s), watching %lld container(s)\n",
+           json_object_get_string(pid),
+           watching ? (long long)json_object_get_int64(watching)
+                    : (long long)(arr ? json_object_array_length(arr) : 0));
     if (arr && json_object_array_length(arr) > 0) {
         cli_table *t = cli_table_new(5, "CONTAINER", "PID", "EVENTS", "PENDING", "DNS REFRESH");
         for (size_t i = 0; i < json_object_array_length(arr); i++) {
@@ -272,6 +276,8 @@ static int do_status(cli *c, int argc, char **argv)
         }
         cli_table_print(t);
     }
+    if (left)
+        printf("(%lld more not shown)\n", (long long)json_object_get_int64(left));
     json_object_put(reply);
     return EXIT_OK;
 }

@@ -144,22 +144,26 @@ static int check_bundle(const char *path, char **ret_state, char **ret_name, cha
         return *why = "is not a directory", -ENOTDIR;
     if (st.st_uid != geteuid() || (st.st_mode & 022))
         return *why = "is not owned by this user or is group/world-writable", -EPERM;
-    /* <state>/containers/<name>/shield */
-    char *slash1 = strrchr(copy, '/');
+    /* <state>/containers/<name>/shield. "/shield" and "/x/shield" have fewer slashes to cut
+     * at; a path that is not a bundle returns nothing (the hook would log into its parent). */
+    char *slash1 = strrchr(copy, '/'), *slash2, *slash3 = NULL;
     if (!streq(slash1, "/shield"))
         return *why = "is not a shield bundle (<state>/containers/<name>/shield)", -EINVAL;
     *slash1 = 0;
-    char *slash2 = strrchr(copy, '/');
-    if (!(*ret_dir = strdup(copy)))
-        return -ENOMEM;
-    *slash2 = 0;
-    char *slash3 = strrchr(copy, '/');
-    if (slash3 == copy || !streq(slash3, "/containers") || isempty(slash2 + 1))
+    slash2 = strrchr(copy, '/');
+    if (slash2 && slash2 != copy) {
+        *slash2 = 0;
+        slash3 = strrchr(copy, '/');
+    }
+    if (!slash3 || slash3 == copy || !streq(slash3, "/containers") || isempty(slash2 + 1))
         return *why = "is not a shield bundle (<state>/containers/<name>/shield)", -EINVAL;
     if (!(*ret_name = strdup(slash2 + 1)))
         return -ENOMEM;
     *slash3 = 0;
     if (!(*ret_state = strdup(copy)))
+        return -ENOMEM;
+    *slash3 = *slash2 = '/';
+    if (!(*ret_dir = strdup(copy)))
         return -ENOMEM;
     return 0;
 }

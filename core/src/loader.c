@@ -256,10 +256,30 @@ char *loader_file_id(const struct stat *st)
                : s;
 }
 
+/* Decimal digits only, the whole uint64_t range: inode numbers use the top bits (overlayfs
+ * keeps a layer's fsid there with xino, NFS file ids are any 64-bit value). */
+static int parse_u64_digits(const char *s, uint64_t *ret)
+{
+    uint64_t v = 0;
+
+    if (!*s)
+        return -EINVAL;
+    for (; *s; s++) {
+        unsigned d = (unsigned)(*s - '0');
+
+        if (*s < '0' || *s > '9' || v > (UINT64_MAX - d) / 10)
+            return -EINVAL;
+        v = v * 10 + d;
+    }
+    *ret = v;
+    return 0;
+}
+
 int loader_trust_unmapped(const char *id)
 {
     _cleanup_free_ char *copy = NULL;
     char *f[4] = {NULL}, *dot;
+    uint64_t dev, ino;
     int64_t v[4] = {0};
     size_t n = 0;
     trusted_id t = {0};
@@ -287,12 +307,14 @@ int loader_trust_unmapped(const char *id)
     }
     if (n != 2 && n != 4)
         return -EINVAL;
-    for (size_t i = 0; i < n; i++)
+    if (parse_u64_digits(f[0], &dev) < 0 || parse_u64_digits(f[1], &ino) < 0)
+        return -EINVAL;
+    for (size_t i = 2; i < n; i++)
         if (parse_int64(f[i], 0, i == 3 ? 999999999 : INT64_MAX, &v[i]) < 0)
             return -EINVAL;
-    t.dev = (dev_t)v[0];
-    t.ino = (ino_t)v[1];
-    if ((int64_t)t.dev != v[0] || (int64_t)t.ino != v[1])
+    t.dev = (dev_t)dev;
+    t.ino = (ino_t)ino;
+    if ((uint64_t)t.dev != dev || (uint64_t)t.ino != ino)
         return -EINVAL;
     if (n == 4) {
         t.has_ctime = true;

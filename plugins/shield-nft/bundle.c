@@ -213,10 +213,21 @@ static json_object *parse_json(const char *s, const char *name, terok_error *err
         return NULL;
     }
     o = json_tokener_parse_ex(tok, s, (int)MIN(len, (size_t)INT32_MAX));
-    if (!o || json_tokener_get_error(tok) != json_tokener_success ||
-        json_tokener_get_parse_end(tok) != len || !json_object_is_type(o, json_type_object)) {
-        *r = terok_perr(err, -EBADMSG, "'%s' is not a valid JSON object (%s)", name,
-                        json_tokener_error_desc(json_tokener_get_error(tok)));
+    if (!o || json_tokener_get_error(tok) != json_tokener_success) {
+        enum json_tokener_error e = json_tokener_get_error(tok);
+        /* an input that ends inside a value leaves the tokener waiting for more */
+        *r = terok_perr(err, -EBADMSG, "'%s' is not valid JSON (%s)", name,
+                        e == json_tokener_continue ? "unexpected end" : json_tokener_error_desc(e));
+        json_object_put(o);
+        o = NULL;
+    } else if (json_tokener_get_parse_end(tok) != len) {
+        *r = terok_perr(err, -EBADMSG, "'%s' has data after its JSON object (at byte %zu)", name,
+                        json_tokener_get_parse_end(tok));
+        json_object_put(o);
+        o = NULL;
+    } else if (!json_object_is_type(o, json_type_object)) {
+        *r = terok_perr(err, -EBADMSG, "'%s' holds a JSON %s, not an object", name,
+                        json_type_to_name(json_object_get_type(o)));
         json_object_put(o);
         o = NULL;
     }
@@ -424,7 +435,9 @@ int bundle_read(int dirfd, shield_policy **ret_policy, char **ret_ruleset, terok
     if (!(v = get(root, "format", json_type_string)) ||
         !streq(json_object_get_string(v), BUNDLE_FORMAT))
         return terok_perr(err, -EBADMSG, "'%s' is not a shield bundle", BUNDLE_FILE);
-    if (get_int(root, "version", 0, INT32_MAX, &n) < 0 || n != BUNDLE_VERSION)
+    if (get_int(root, "version", 0, INT32_MAX, &n) < 0)
+        return bad_field(err, "version");
+    if (n != BUNDLE_VERSION)
         return terok_perr(err, -EPROTONOSUPPORT,
                           "bundle version %lld is not the supported version %d (re-create the "
                           "container)",

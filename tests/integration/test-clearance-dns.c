@@ -256,6 +256,8 @@ Test(clearance_dns, daemon_follows_dns_change_without_manual_refresh)
 
         cr_assert_eq(r.exit_code, 0, "%s", r.err);
         cr_assert(strstr(r.out, CTR) && strstr(r.out, " in "), "%s", r.out);
+        cr_assert(strstr(r.out, "watching 1 container(s)") && !strstr(r.out, "not shown"), "%s",
+                  r.out);
         cr_log_info("clearance status:\n%s", r.out);
         cli_result_done(&r);
     }

@@ -570,7 +570,10 @@ Test(shield_nft, apply_fails_closed)
     chmod(file, 0600);
     edit_file("shield.json", "\"version\":1", "\"version\":2");
     expect_apply(dir, pid, -EPROTONOSUPPORT, "bundle version 2");
-    edit_file("shield.json", "\"version\":2", "\"version\":1");
+    /* A version that is not a number is malformed, not some other version. */
+    edit_file("shield.json", "\"version\":2", "\"version\":\"1\"");
+    expect_apply(dir, pid, -EBADMSG, "bundle: field 'version' is missing or invalid");
+    edit_file("shield.json", "\"version\":\"1\"", "\"version\":1");
     edit_file("ruleset.nft", "output priority filter; policy drop;",
               "output priority filter; policy accept;");
     expect_apply(dir, pid, -EBADMSG, "does not match");
@@ -649,7 +652,13 @@ Test(shield_nft, apply_fails_closed)
     terok_assert_ok(h.ops->cleanup(h.state, "never-prepared", &err), &err);
     pid = netns_sleeper();
     spit(file, "{not json");
-    expect_apply(dir, pid, -EBADMSG, "is not a valid JSON object");
+    expect_apply(dir, pid, -EBADMSG, "is not valid JSON (");
+    spit(file, "{\"format\":");
+    expect_apply(dir, pid, -EBADMSG, "is not valid JSON (unexpected end)");
+    spit(file, "{} {}");
+    expect_apply(dir, pid, -EBADMSG, "has data after its JSON object (at byte 3)");
+    spit(file, "[1]");
+    expect_apply(dir, pid, -EBADMSG, "holds a JSON array, not an object");
     kill_wait(pid);
     prepared_free(&out);
 }

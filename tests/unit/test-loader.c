@@ -610,6 +610,33 @@ Test(loader, trust_records_are_parsed_strictly)
     loader_trust_reset();
 }
 
+/* What install-hooks records, the hook takes back: inode numbers use all 64 bits (overlayfs
+ * xino keeps a layer's fsid in the top bits). */
+Test(loader, trust_records_round_trip_any_inode_number)
+{
+    struct stat st = {.st_dev = 2049, .st_mode = S_IFREG | 0644};
+    static const uint64_t inos[] = {1, INT64_MAX, (uint64_t)INT64_MAX + 1, UINT64_MAX};
+
+    loader_trust_reset();
+    st.st_ctim = (struct timespec){.tv_sec = 1764250000, .tv_nsec = 5};
+    for (size_t i = 0; i < ELEMENTSOF(inos); i++) {
+        _cleanup_free_ char *file_id = NULL, *dir_id = NULL;
+
+        st.st_ino = (ino_t)inos[i];
+        st.st_mode = S_IFREG | 0644;
+        file_id = loader_file_id(&st);
+        st.st_mode = S_IFDIR | 0755;
+        dir_id = loader_file_id(&st);
+        cr_assert(file_id && dir_id);
+        cr_expect(eq(int, loader_trust_unmapped(file_id), 0), "'%s' refused", file_id);
+        cr_expect(eq(int, loader_trust_unmapped(dir_id), 0), "'%s' refused", dir_id);
+        loader_trust_reset();
+    }
+    cr_expect(eq(int, loader_trust_unmapped("2049:18446744073709551616"), -EINVAL));
+    cr_expect(eq(int, loader_trust_unmapped("18446744073709551616:1"), -EINVAL));
+    loader_trust_reset();
+}
+
 Test(loader, missing_file)
 {
     expect_rejected(TEROK_PLUGIN_KIND_RUNTIME, "absent", 0, -ELIBACC, "?",

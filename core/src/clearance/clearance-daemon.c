@@ -828,57 +828,89 @@ static json_object *pending_json(const watch *w, const pending *p)
     return o;
 }
 
+/* A reply's list grows while the reply still fits one ctl message (CTL_MAX_MESSAGE: a longer
+ * one is never sent) and holds at most max entries; what is left off is counted. In order:
+ * nothing is added after the first entry that did not fit. */
+typedef struct bounded_list {
+    json_object *arr;
+    size_t n, max, left, bytes;
+} bounded_list;
+
+static void bounded_add(bounded_list *b, json_object *(*make)(void *a, void *b), void *a, void *bb)
+{
+    json_object *e = b->left || b->n >= b->max ? NULL : make(a, bb);
+    const char *t = e ? json_object_to_json_string_ext(e, JSON_C_TO_STRING_PLAIN) : NULL;
+
+    if (t && b->bytes + strlen(t) + 1 <= CTL_MAX_MESSAGE) {
+        b->bytes += strlen(t) + 1;
+        json_object_array_add(b->arr, e);
+        b->n++;
+        return;
+    }
+    json_object_put(e);
+    b->left++;
+}
+
+static json_object *attached_json(void *a, void *unused)
+{
+    watch *w = a;
+    json_object *c = json_object_new_object();
+
+    json_object_object_add(c, "container", json_object_new_string(w->name));
+    json_object_object_add(c, "pid", json_object_new_int64(w->pid));
+    json_object_object_add(c, "events", json_object_new_int64((int64_t)w->events));
+    json_object_object_add(c, "pending", json_object_new_int64((int64_t)w->n_pend));
+    json_object_object_add(c, "refreshes", json_object_new_int64((int64_t)w->rf_count));
+    json_object_object_add(c, "refresh_failures", json_object_new_int64(w->rf_failures));
+    if (w->rf_timer)
+        json_object_object_add(
+            c, "next_refresh_ms",
+            json_object_new_int64(MAX(w->rf_due_ms - evloop_now_ms(), (int64_t)0)));
+    return c;
+}
+
+/* Every attached container that fits one reply; "watching" counts them all. */
 static json_object *status_reply(clearance_daemon *d)
 {
-    json_object *o = ok_reply(), *arr = json_object_new_array();
+    json_object *o = ok_reply();
+    /* {"ok":true,"pid":N,"shield":"...","attached":[],"watching":N,"left_off":N} */
+    bounded_list b = {.arr = json_object_new_array(), .max = SIZE_MAX, .bytes = 256};
 
     json_object_object_add(o, "pid", json_object_new_int((int)getpid()));
     json_object_object_add(o, "shield", json_object_new_string(d->sh.plugin->name));
-    for (size_t i = 0; i < d->n_w; i++) {
-        watch *w = d->w[i];
-        json_object *c;
-
-        if (w->fd < 0)
-            continue;
-        c = json_object_new_object();
-        json_object_object_add(c, "container", json_object_new_string(w->name));
-        json_object_object_add(c, "pid", json_object_new_int64(w->pid));
-        json_object_object_add(c, "events", json_object_new_int64((int64_t)w->events));
-        json_object_object_add(c, "pending", json_object_new_int64((int64_t)w->n_pend));
-        json_object_object_add(c, "refreshes", json_object_new_int64((int64_t)w->rf_count));
-        json_object_object_add(c, "refresh_failures", json_object_new_int64(w->rf_failures));
-        if (w->rf_timer)
-            json_object_object_add(
-                c, "next_refresh_ms",
-                json_object_new_int64(MAX(w->rf_due_ms - evloop_now_ms(), (int64_t)0)));
-        json_object_array_add(arr, c);
-    }
-    json_object_object_add(o, "attached", arr);
+    for (size_t i = 0; i < d->n_w; i++)
+        if (d->w[i]->fd >= 0)
+            bounded_add(&b, attached_json, d->w[i], NULL);
+    json_object_object_add(o, "attached", b.arr);
+    json_object_object_add(o, "watching", json_object_new_int64((int64_t)(b.n + b.left)));
+    if (b.left)
+        json_object_object_add(o, "left_off", json_object_new_int64((int64_t)b.left));
     return o;
 }
 
+static json_object *pending_make(void *w, void *p)
+{
+    return pending_json(w, p);
+}
+
+/* At most CLEARANCE_REPLY_MAX entries, in one ctl message; the rest are counted in left_off. */
 static json_object *pending_reply(clearance_daemon *d, const char *only)
 {
-    json_object *o = ok_reply(), *arr = json_object_new_array();
-    size_t n = 0, left = 0;
+    json_object *o = ok_reply();
+    /* {"ok":true,"pending":[],"left_off":N} */
+    bounded_list b = {.arr = json_object_new_array(), .max = CLEARANCE_REPLY_MAX, .bytes = 64};
 
     for (size_t i = 0; i < d->n_w; i++) {
         watch *w = d->w[i];
 
         if (only && !streq(w->name, only))
             continue;
-        for (size_t k = 0; k < w->n_pend; k++) {
-            if (n >= CLEARANCE_REPLY_MAX) {
-                left++;
-                continue;
-            }
-            json_object_array_add(arr, pending_json(w, &w->pend[k]));
-            n++;
-        }
+        for (size_t k = 0; k < w->n_pend; k++)
+            bounded_add(&b, pending_make, w, &w->pend[k]);
     }
-    json_object_object_add(o, "pending", arr);
-    if (left)
-        json_object_object_add(o, "left_off", json_object_new_int64((int64_t)left));
+    json_object_object_add(o, "pending", b.arr);
+    if (b.left)
+        json_object_object_add(o, "left_off", json_object_new_int64((int64_t)b.left));
     return o;
 }
 

@@ -176,22 +176,30 @@ char *gg_host_key_text(const uint8_t *blob, size_t len)
     return asprintf(&out, "%s %s", t, b64) < 0 ? NULL : out;
 }
 
-/* OpenSSH pattern: '*' and '?' wildcards, case-insensitive. */
+/* OpenSSH pattern: '*' and '?' wildcards, case-insensitive. A mismatch goes back to the last
+ * '*' only (what an earlier one could take, the last one takes too), so a known_hosts pattern
+ * of many stars costs length x length, not an exponential. */
 static bool glob_match(const char *p, const char *pe, const char *s)
 {
-    for (; p < pe; p++, s++) {
-        if (*p == '*') {
-            for (const char *t = s;; t++) {
-                if (glob_match(p + 1, pe, t))
-                    return true;
-                if (!*t)
-                    return false;
-            }
-        }
-        if (!*s || (*p != '?' && tolower((unsigned char)*p) != tolower((unsigned char)*s)))
+    const char *star = NULL, *retry = NULL;
+
+    while (*s) {
+        if (p < pe && *p == '*') {
+            star = ++p;
+            retry = s;
+        } else if (p < pe &&
+                   (*p == '?' || tolower((unsigned char)*p) == tolower((unsigned char)*s))) {
+            p++;
+            s++;
+        } else if (star) {
+            p = star;
+            s = ++retry;
+        } else
             return false;
     }
-    return !*s;
+    while (p < pe && *p == '*')
+        p++;
+    return p == pe;
 }
 
 /* |1|base64(salt)|base64(HMAC-SHA1(salt, name)) */

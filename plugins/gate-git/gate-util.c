@@ -309,14 +309,29 @@ char *gg_repo_meta(git_repository *repo, const char *key)
     return v;
 }
 
+#define SCHEME_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-"
+
 int gg_check_url(const char *url, terok_error *err)
 {
     static const char *const schemes[] = {"https://", "http://", "ssh://", "git://", "file://"};
-    const char *rest = NULL, *at, *slash, *colon;
+    const char *rest = NULL, *sep, *at, *slash;
     char q[200];
 
     if (!url || !*url)
         return terok_perr(err, -EINVAL, "gate: an upstream URL is required");
+    for (size_t i = 0; i < ELEMENTSOF(schemes); i++)
+        if (strneq(url, schemes[i], strlen(schemes[i])))
+            rest = url + strlen(schemes[i]);
+    /* A password first, whatever the scheme: the messages below quote the URL. */
+    sep = strstr(url, "://");
+    if (sep && sep > url && strspn(url, SCHEME_CHARS) == (size_t)(sep - url)) {
+        slash = strchr(sep + 3, '/');
+        at = strchr(sep + 3, '@');
+        if (at && (!slash || at < slash) && memchr(sep + 3, ':', (size_t)(at - (sep + 3))))
+            return terok_perr(err, -EINVAL,
+                              "gate: upstream URL carries a password; store it in the vault and "
+                              "name it with --credential instead");
+    }
     if (strlen(url) > 2048)
         return terok_perr(err, -EINVAL, "gate: upstream URL '%s' is too long", gg_quote(url, q));
     for (const unsigned char *p = (const unsigned char *)url; *p; p++)
@@ -324,15 +339,16 @@ int gg_check_url(const char *url, terok_error *err)
             return terok_perr(err, -EINVAL,
                               "gate: upstream URL '%s' holds spaces or control characters",
                               gg_quote(url, q));
-    for (size_t i = 0; i < ELEMENTSOF(schemes); i++)
-        if (strneq(url, schemes[i], strlen(schemes[i])))
-            rest = url + strlen(schemes[i]);
     if (!rest && url[0] == '/')
         return 0;
     if (!rest && gg_url_is_scp(url)) {
         char host[256];
         int port;
-        /* [user@]host:path; no password can hide in it */
+        /* [user@]host:path; no password can hide in it, and no option either: the endpoint
+         * check below looks at the host, not at a user part */
+        if (url[0] == '-')
+            return terok_perr(err, -EINVAL, "gate: upstream URL '%s' starts with '-'",
+                              gg_quote(url, q));
         if (gg_ssh_endpoint(url, host, sizeof host, &port, NULL, 0) < 0)
             return terok_perr(err, -EINVAL, "gate: upstream URL '%s' is not [user@]host:path",
                               gg_quote(url, q));
@@ -343,15 +359,6 @@ int gg_check_url(const char *url, terok_error *err)
                           "gate: upstream URL '%s' is not https://, http://, ssh://, git://, "
                           "file://, [user@]host:path or an absolute path",
                           gg_quote(url, q));
-    slash = strchr(rest, '/');
-    at = strchr(rest, '@');
-    if (at && (!slash || at < slash)) {
-        colon = memchr(rest, ':', (size_t)(at - rest));
-        if (colon)
-            return terok_perr(err, -EINVAL,
-                              "gate: upstream URL carries a password; store it in the vault and "
-                              "name it with --credential instead");
-    }
     if (rest[0] == '-')
         return terok_perr(err, -EINVAL, "gate: upstream URL '%s' has a host starting with '-'",
                           gg_quote(url, q));

@@ -72,11 +72,13 @@ static size_t on_header(char *data, size_t size, size_t n, void *userdata)
     size_t len = size * n;
     static const char stat_hdr[] = "X-Docker-Container-Path-Stat:";
 
-    /* The status line arrives first; keep it so on_body knows 2xx from errors. */
+    /* The status line arrives first; keep it so on_body knows 2xx from errors. A header line
+     * is not NUL-terminated: read the three digits of the status and no further. */
     if (len > 12 && strneq(data, "HTTP/", 5)) {
         const char *sp = memchr(data, ' ', len);
-        if (sp && sp + 4 <= data + len && isdigit((unsigned char)sp[1]))
-            t->rs->status = strtol(sp + 1, NULL, 10);
+        if (sp && sp + 4 <= data + len && isdigit((unsigned char)sp[1]) &&
+            isdigit((unsigned char)sp[2]) && isdigit((unsigned char)sp[3]))
+            t->rs->status = (sp[1] - '0') * 100 + (sp[2] - '0') * 10 + (sp[3] - '0');
     } else if (len > sizeof stat_hdr && strncasecmp(data, stat_hdr, sizeof stat_hdr - 1) == 0) {
         const char *v = data + sizeof stat_hdr - 1;
         size_t vl = len - (sizeof stat_hdr - 1);

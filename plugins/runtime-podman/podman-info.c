@@ -15,6 +15,14 @@ static json_object *get(json_object *o, const char *key)
     return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
 }
 
+/* json-c asserts that its array calls get an array: anything else from the service is absent. */
+static json_object *get_array(json_object *o, const char *key)
+{
+    json_object *v = get(o, key);
+
+    return json_object_is_type(v, json_type_array) ? v : NULL;
+}
+
 static int64_t get_int(json_object *o, const char *key)
 {
     json_object *v = get(o, key);
@@ -101,7 +109,7 @@ static uint32_t state_from(const char *s)
 
 int info_from_inspect(json_object *j, terok_container_cb cb, void *userdata)
 {
-    json_object *st = get(j, "State"), *cfg = get(j, "Config"), *ms = get(j, "Mounts");
+    json_object *st = get(j, "State"), *cfg = get(j, "Config"), *ms = get_array(j, "Mounts");
     _cleanup_strv_free_ char **labels = json_map_to_strv(get(cfg, "Labels"));
     _cleanup_strv_free_ char **annotations = json_map_to_strv(get(cfg, "Annotations"));
     _cleanup_strv_free_ char **mounts = calloc(1, sizeof(char *));
@@ -141,7 +149,7 @@ int info_from_list_entry(json_object *j, terok_container_cb cb, void *userdata)
     _cleanup_strv_free_ char **labels = json_map_to_strv(get(j, "Labels"));
     _cleanup_strv_free_ char **mounts = json_array_to_strv(get(j, "Mounts"));
     _cleanup_strv_free_ char **none = calloc(1, sizeof(char *));
-    json_object *names = get(j, "Names");
+    json_object *names = get_array(j, "Names");
     terok_container_info info = {.struct_size = sizeof info};
     if (!cb)
         return 0; /* an existence check */
@@ -212,8 +220,12 @@ int event_emit(json_object *j, terok_event_cb cb, void *userdata)
     ev.name = json_str(attrs, "name");
     ev.labels = (const char *const *)labels;
     ev.time_ns = get_int(j, "timeNano");
-    if (!ev.time_ns)
-        ev.time_ns = get_int(j, "time") * 1000000000;
+    if (!ev.time_ns) {
+        int64_t t = get_int(j, "time");
+        /* a time that does not fit in nanoseconds is no time, not an overflow */
+        if (t >= INT64_MIN / 1000000000 && t <= INT64_MAX / 1000000000)
+            ev.time_ns = t * 1000000000;
+    }
     if (code) {
         char *end = NULL;
         long c = strtol(code, &end, 10);

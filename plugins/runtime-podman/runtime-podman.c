@@ -671,7 +671,8 @@ static int pm_list(void *state, const terok_list_filter *f, terok_container_cb c
         json_object *c = json_object_array_get_idx(j, i), *names = NULL;
         const char *name = NULL;
 
-        if (json_object_object_get_ex(c, "Names", &names) && json_object_array_length(names))
+        if (json_object_object_get_ex(c, "Names", &names) &&
+            json_object_is_type(names, json_type_array) && json_object_array_length(names))
             name = json_object_get_string(json_object_array_get_idx(names, 0));
         if (prefix && (!name || !strneq(name, prefix, strlen(prefix))))
             continue;

@@ -336,3 +336,50 @@ Test(podman_spec, rfc3339)
     cr_assert_eq(rfc3339_to_unix("garbage"), 0);
     cr_assert_eq(rfc3339_to_unix(NULL), 0);
 }
+
+static int count_container(void *userdata, const terok_container_info *info)
+{
+    (*(int *)userdata)++;
+    return 0;
+}
+
+static int keep_event(void *userdata, const terok_event *ev)
+{
+    *(terok_event *)userdata = *ev;
+    return 0;
+}
+
+Test(podman_spec, hostile_answers_are_decoded_not_fatal)
+{
+    /* json-c asserts on array calls with anything else: a service answering Mounts or Names
+     * that are not arrays must not abort the host (found by tests/fuzz podman-json) */
+    static const char *const docs[] = {
+        "{\"Id\":\"x\",\"Mounts\":{\"a\":1}}",
+        "{\"Id\":\"x\",\"Mounts\":\"/src:/dst\",\"Names\":\"task-1\"}",
+        "{\"Id\":\"x\",\"Names\":{\"0\":\"task-1\"},\"Mounts\":7}",
+    };
+    for (size_t i = 0; i < ELEMENTSOF(docs); i++) {
+        json_object *j = json_tokener_parse(docs[i]);
+        int n = 0;
+
+        cr_assert(j);
+        cr_assert_eq(info_from_inspect(j, count_container, &n), 0);
+        cr_assert_eq(info_from_list_entry(j, count_container, &n), 0);
+        cr_assert_eq(n, 2, "%s", docs[i]);
+        json_object_put(j);
+    }
+    {
+        /* an event time that does not fit in nanoseconds is no time, not an overflow */
+        json_object *j = json_tokener_parse("{\"Action\":\"start\",\"time\":9223372036854775807}");
+        terok_event ev = {0};
+
+        cr_assert(j);
+        cr_assert_eq(event_emit(j, keep_event, &ev), 0);
+        cr_assert_eq(ev.time_ns, 0);
+        json_object_put(j);
+        j = json_tokener_parse("{\"Action\":\"start\",\"time\":1795766400}");
+        cr_assert_eq(event_emit(j, keep_event, &ev), 0);
+        cr_assert_eq(ev.time_ns, INT64_C(1795766400000000000));
+        json_object_put(j);
+    }
+}

@@ -1099,8 +1099,16 @@ ParameterizedTest(struct bad_name *b, gate, hostile_branch_names_are_refused)
 
 Test(gate, hostile_urls_are_refused_without_echoing_secrets)
 {
-    static const char *const urls[] = {"ext::sh -c evil", "-uploadpack=x", "ftp://x/y",
-                                       "https://user:s3cr3tpw@host/x.git", "https://host/a b"};
+    /* a password in a URL refused for something else is not echoed either (tests/fuzz
+     * gate-git) */
+    static const char *const urls[] = {"ext::sh -c evil",
+                                       "-uploadpack=x",
+                                       "ftp://x/y",
+                                       "https://user:s3cr3tpw@host/x.git",
+                                       "https://host/a b",
+                                       "https://user:s3cr3tpw@host/a b",
+                                       "http://user:s3cr3tpw@host/x\x7f.git",
+                                       "ftp://user:s3cr3tpw@host/x.git"};
     terok_error err = TEROK_ERROR_INIT;
 
     for (size_t i = 0; i < ELEMENTSOF(urls); i++) {
@@ -1474,6 +1482,7 @@ static struct bad_ssh bad_ssh_specs[] = {
     {"file:///tmp/x.git", NULL, TEROK_GATE_REPO_ACCEPT_HOST_KEY, "ssh:// upstreams only"},
     {"ssh://-oProxyCommand=x/y.git", NULL, 0, "starting with '-'"},
     {"git@-oProxyCommand=x:y.git", NULL, 0, "[user@]host:path"},
+    {"-oProxyCommand=x@host.invalid:y.git", NULL, 0, "starts with '-'"},
     {"ssh://git@host.invalid:99999/x.git", NULL, 0, "no valid host or port"},
     {"ssh://git@host.invalid:22x/x.git", NULL, 0, "no valid host or port"},
     {"ssh://git@host.invalid/x.git", NULL, 1u << 7, "unknown repository flags"},

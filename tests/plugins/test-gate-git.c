@@ -1476,6 +1476,10 @@ static struct bad_ssh bad_ssh_specs[] = {
      "ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIOafC2I9w4aMXM7ncRoXlsmFz4p4WmvVdubCTwcH/ih2", 0,
      "not 'TYPE BASE64'"},
     {"git@host.invalid:x.git", "garbage here", 0, "not 'TYPE BASE64'"},
+    /* a valid key with its '/' replaced by a byte libsodium 1.0.18 decodes as '/' */
+    {"ssh://git@host.invalid/x.git",
+     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOafC2I9w4aMXM7ncRoXlsmFz4p4WmvVdubCTwcH\xffih2", 0,
+     "not 'TYPE BASE64'"},
     {"https://host.invalid/x.git",
      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOafC2I9w4aMXM7ncRoXlsmFz4p4WmvVdubCTwcH/ih2", 0,
      "ssh:// upstreams only"},

@@ -1266,6 +1266,11 @@ Test(broker, websocket_upstream_answers_that_are_not_a_switch_are_502)
          "not valid HTTP"},
         {"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n", "closed the connection"},
         {"", "closed the connection"},
+        /* a bare CR, which http-parser would take for a line end, eating the byte after it */
+        {"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\rXConnection: Upgrade\r\n\r\n",
+         "not valid HTTP"},
+        {"HTTP/1.1 101 Switching Protocols\r-Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+         "not valid HTTP"},
     };
 
     for (size_t i = 0; i < ELEMENTSOF(cases); i++) {

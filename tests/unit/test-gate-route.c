@@ -115,6 +115,8 @@ Test(gate_route, malformed_authorization)
     cr_assert_eq(gate_route_basic_token("BasicdGVyb2s=", tok, sizeof tok), -EINVAL);
     /* a NUL inside the decoded credentials */
     cr_assert_eq(gate_route_basic_token("Basic YQBiOmM=", tok, sizeof tok), -EINVAL);
+    /* "dGVyb2stZy3//zo=" with bytes >= 0x80 for the '/', which libsodium 1.0.18 decodes as '/' */
+    cr_assert_eq(gate_route_basic_token("Basic dGVyb2stZy3\xff\xffzo=", tok, sizeof tok), -EINVAL);
     /* longer than the caller's buffer */
     memset(big, 'a', sizeof big - 2);
     big[sizeof big - 2] = ':';

@@ -349,6 +349,36 @@ Test(sshkey, other_armours_and_garbage)
     }
 }
 
+/* libsodium 1.0.18 decodes any byte >= 0x80 as '/': text that is not base64 must not turn into
+ * a key (found by tests/fuzz/core/fuzz-sshkey.c). */
+Test(sshkey, non_ascii_base64_is_refused)
+{
+    terok_error err = TEROK_ERROR_INIT;
+    uint8_t pk[SSHKEY_PK_BYTES];
+    sshkey k = {0};
+    fixture_key f;
+    char *b64;
+
+    for (int i = 0;; i++) {
+        make_key(&f, "x");
+        b64 = sshkey_pub_base64(f.k.pk);
+        if (strchr(b64, '/') && strchr(strchr(f.pem, '\n'), '/'))
+            break;
+        free(b64);
+        done_key(&f);
+        cr_assert(i < 100, "no key with a '/' in its base64");
+    }
+    cr_assert(sshkey_pub_base64_parse(b64, pk) == 0);
+    *strchr(b64, '/') = (char)0xff;
+    cr_assert(sshkey_pub_base64_parse(b64, pk) == -EINVAL);
+    *strchr(strchr(f.pem, '\n'), '/') = (char)0xc3;
+    cr_assert(parse_text(f.pem, strlen(f.pem), &k, &err) < 0);
+    cr_assert(strstr(terok_error_message(&err), "base64"), "%s", terok_error_message(&err));
+    terok_error_clear(&err);
+    free(b64);
+    done_key(&f);
+}
+
 /* ---- the agent protocol ---- */
 
 typedef struct fake_agent {

@@ -47,6 +47,7 @@ struct ws_conn {
     http_parser parser;
     size_t head_bytes;
     bool head_done;
+    bool head_cr;   /* the head's last byte read was a CR */
     char **headers; /* "Name: value" */
     char *field, *value;
     bool in_value;
@@ -138,6 +139,33 @@ static const http_parser_settings head_settings = {
     .on_header_value = on_value,
     .on_headers_complete = on_head_done,
 };
+
+/* One read through the answer's head: *ret_used of its bytes were the head's (w->head_done once
+ * it is complete). NULL, or why the answer is unusable. */
+static const char *head_feed(ws_conn *w, const char *buf, size_t got, size_t *ret_used)
+{
+    size_t used = http_parser_execute(&w->parser, &head_settings, buf, got);
+
+    *ret_used = used;
+    if (HTTP_PARSER_ERRNO(&w->parser) != HPE_OK)
+        return "the upstream's answer to the WebSocket handshake is not valid HTTP";
+    /* http-parser built without HTTP_PARSER_STRICT (Debian's) ends a line at a bare CR and drops
+     * the byte after it, so we would read other header names than a strict peer does; RFC 9112
+     * §2.2 makes such an element invalid. */
+    for (size_t i = 0; i < used; i++) {
+        if (w->head_cr && buf[i] != '\n')
+            return "the upstream's answer to the WebSocket handshake is not valid HTTP";
+        w->head_cr = buf[i] == '\r';
+    }
+    /* Never more than the head's limit, counting the bytes of this read the head used. */
+    w->head_bytes += used;
+    if (w->head_bytes > WS_HEAD_MAX)
+        return "the upstream's answer head is too large";
+    if (w->head_done && (w->parser.http_major != 1 || w->parser.http_minor != 1))
+        return "the upstream answered the WebSocket handshake with a version other than "
+               "HTTP/1.1";
+    return NULL;
+}
 
 /* ---- lifecycle ---- */
 
@@ -277,6 +305,7 @@ static void handshake_io(ws_conn *w)
     while (w->state == WS_READING) {
         size_t got = 0, used;
         CURLcode rc = curl_easy_recv(w->easy, buf, sizeof buf, &got);
+        const char *bad;
 
         if (rc == CURLE_AGAIN)
             return;
@@ -286,27 +315,13 @@ static void handshake_io(ws_conn *w)
                         "WebSocket handshake");
             return;
         }
-        /* Never more than the head's limit, counting the bytes of this read the head used. */
-        used = http_parser_execute(&w->parser, &head_settings, buf, got);
-        if (HTTP_PARSER_ERRNO(&w->parser) != HPE_OK) {
-            give_answer(w, 0,
-                        "the upstream's answer to the WebSocket handshake is not valid "
-                        "HTTP");
-            return;
-        }
-        w->head_bytes += used;
-        if (w->head_bytes > WS_HEAD_MAX) {
-            give_answer(w, 0, "the upstream's answer head is too large");
+        bad = head_feed(w, buf, got, &used);
+        if (bad) {
+            give_answer(w, 0, bad);
             return;
         }
         if (!w->head_done)
             continue;
-        if (w->parser.http_major != 1 || w->parser.http_minor != 1) {
-            give_answer(w, 0,
-                        "the upstream answered the WebSocket handshake with a version "
-                        "other than HTTP/1.1");
-            return;
-        }
         /* What came with the head belongs to the client already. */
         if (got > used) {
             memcpy(w->down.data, buf + used, got - used);

@@ -439,14 +439,9 @@ static void setup(void)
                {NULL, NULL}};
     kv r8[] = {{"upstream", url4}, {"credential", "cred"}, {"websocket-idle", "1s"}, {NULL, NULL}};
     kv r9[] = {{"upstream", url4}, {"credential", "cred"}, {"websocket", "no"}, {NULL, NULL}};
-    kv r10[] = {{"upstream", url4},
-                {"credential", "oauth-cred"},
-                {"auth-header", "Authorization"},
-                {"auth-prefix", "Bearer "},
-                {"token-headers", "x-api-key"},
-                {"oauth-token-url", tu},
-                {"oauth-client-id", "cid"},
-                {NULL, NULL}};
+    kv r10[ELEMENTSOF(r5)]; /* the OAuth route on the WebSocket upstream */
+    memcpy(r10, r5, sizeof r10);
+    r10[0].v = url4;
     rts.v = calloc(10, sizeof(route));
     terok_assert_ok(route_parse("api", kv_get, r1, &rts.v[0], &err), &err);
     terok_assert_ok(route_parse("strict", kv_get, r2, &rts.v[1], &err), &err);

@@ -572,6 +572,24 @@ static void end_transfer(req *q)
     q->req_headers = NULL;
 }
 
+/* The upstream answered 401 on an OAuth route: refresh the access token once (forced) and ask
+ * again when it is there; the request stays suspended meanwhile. */
+static void oauth_retry(req *q)
+{
+    q->oauth_retried = true;
+    switch (oauth_get(q, true)) {
+    case OAUTH_WAIT:
+        q->waiting = WAIT_OAUTH; /* still suspended, now for the refresh */
+        return;
+    case OAUTH_READY: /* cannot happen with force; answer as a failure */
+    default:
+        if (!q->fail_status)
+            fail_later(q, 502, "oauth-refresh-failed", "OAuth token refresh failed");
+        wake_any(q);
+        return;
+    }
+}
+
 static void on_done(CURL *easy, CURLcode result, void *userdata)
 {
     req *q = userdata;
@@ -579,19 +597,9 @@ static void on_done(CURL *easy, CURLcode result, void *userdata)
     q->active = false;
     if (q->retry_401) {
         q->retry_401 = false;
-        q->oauth_retried = true;
         end_transfer(q);
-        switch (oauth_get(q, true)) {
-        case OAUTH_WAIT:
-            q->waiting = WAIT_OAUTH; /* still suspended, now for the refresh */
-            return;
-        case OAUTH_READY: /* cannot happen with force; answer as a failure */
-        default:
-            if (!q->fail_status)
-                fail_later(q, 502, "oauth-refresh-failed", "OAuth token refresh failed");
-            wake_any(q);
-            return;
-        }
+        oauth_retry(q);
+        return;
     }
     if (result == CURLE_OK && q->redirecting && q->location) {
         char *cur = NULL, *next;
@@ -1249,20 +1257,10 @@ static void on_ws_answer(void *userdata, int status, char *const *headers, const
 
     q->up_status = status;
     if (!error && status == 401 && q->rt->oauth_token_url && !q->oauth_retried) {
-        /* As for plain requests: refresh the access token once and shake hands again (ws_begin
-         * frees this connection, which is closed already, before it opens the next). */
-        q->oauth_retried = true;
-        switch (oauth_get(q, true)) {
-        case OAUTH_WAIT:
-            q->waiting = WAIT_OAUTH;
-            return;
-        case OAUTH_READY: /* cannot happen with force; answer as a failure */
-        default:
-            if (!q->fail_status)
-                fail_later(q, 502, "oauth-refresh-failed", "OAuth token refresh failed");
-            wake_any(q);
-            return;
-        }
+        /* As for plain requests (ws_begin frees this connection, which is closed already,
+         * before it opens the next). */
+        oauth_retry(q);
+        return;
     }
     if (error) {
         log_info("vault: WebSocket upstream for route '%s': %s", q->rt->name, error);

@@ -215,6 +215,29 @@ static bool parse_packet(const uint8_t *p, size_t len, nflog_event *ev)
         memcpy(&ev->dst, p + 24, 16);
         proto = p[6];
         off = 40;
+        /* Extension headers before the transport one (RFC 8200 §4.1): a few, each inside the
+         * packet; a chain cut short leaves its last extension as the protocol, without port. */
+        for (int i = 0; i < 8; i++) {
+            size_t hl;
+
+            if (proto == IPPROTO_HOPOPTS || proto == IPPROTO_ROUTING || proto == IPPROTO_DSTOPTS)
+                hl = off + 2 <= len ? ((size_t)p[off + 1] + 1) * 8 : 0;
+            else if (proto == IPPROTO_AH)
+                hl = off + 2 <= len ? ((size_t)p[off + 1] + 2) * 4 : 0;
+            else if (proto == IPPROTO_FRAGMENT)
+                hl = off + 8 <= len ? 8 : 0;
+            else
+                break;
+            if (hl == 0 || off + hl > len)
+                break;
+            if (proto == IPPROTO_FRAGMENT && (((p[off + 2] << 8) | p[off + 3]) & 0xfff8)) {
+                proto = p[off];
+                off = SIZE_MAX; /* a non-first fragment has no transport header */
+                break;
+            }
+            proto = p[off];
+            off += hl;
+        }
     } else {
         return false;
     }

@@ -7,9 +7,10 @@
  * returns it), then the bytes.
  *
  * What must hold: a packet that parses has its destination and protocol from the header of its
- * own IP version, a port only for TCP/UDP/SCTP, and an IPv4 destination's unused bytes zero
- * (dedup compares all 16); an event reports an address that parses back, the domain the
- * bundle maps that address to (or none), and each destination once per dedup window. */
+ * own IP version (IPv6: the end of its extension header chain), a port only for TCP/UDP/SCTP, and
+ * an IPv4 destination's unused bytes zero (dedup compares all 16); an event reports an address that
+ * parses back, the domain the bundle maps that address to (or none), and each destination once per
+ * dedup window. */
 #include "events.c"
 #include "shield-nft.c"
 
@@ -60,6 +61,13 @@ static bool has_port(uint32_t proto)
     return proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_SCTP;
 }
 
+/* IPv6 extension headers parse_packet walks: after one, the protocol is the chain's end. */
+static bool is_ext(uint8_t proto)
+{
+    return proto == IPPROTO_HOPOPTS || proto == IPPROTO_ROUTING || proto == IPPROTO_DSTOPTS ||
+           proto == IPPROTO_FRAGMENT || proto == IPPROTO_AH;
+}
+
 static void fuzz_packet(const uint8_t *p, size_t len)
 {
     static const uint8_t zero[12];
@@ -70,9 +78,10 @@ static void fuzz_packet(const uint8_t *p, size_t len)
         return;
     if (len < 20 || ev.v6 != ((p[0] >> 4) == 6) || (!ev.v6 && (p[0] >> 4) != 4))
         abort();
-    if (ev.v6 ? (len < 40 || memcmp(&ev.dst, p + 24, 16) != 0 || ev.proto != p[6])
-              : (memcmp(&ev.dst, p + 16, 4) != 0 || memcmp(ev.dst.s6_addr + 4, zero, 12) != 0 ||
-                 ev.proto != p[9]))
+    if (ev.v6
+            ? (len < 40 || memcmp(&ev.dst, p + 24, 16) != 0 || (ev.proto != p[6] && !is_ext(p[6])))
+            : (memcmp(&ev.dst, p + 16, 4) != 0 || memcmp(ev.dst.s6_addr + 4, zero, 12) != 0 ||
+               ev.proto != p[9]))
         abort();
     if (ev.dport && !has_port(ev.proto))
         abort();

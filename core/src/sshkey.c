@@ -6,6 +6,7 @@
 
 #include "error.h"
 #include "sshkey.h"
+#include "util/base64.h"
 #include "util/macro.h"
 
 #define PEM_BEGIN "-----BEGIN OPENSSH PRIVATE KEY-----"
@@ -188,26 +189,13 @@ char *sshkey_pub_base64(const uint8_t pk[SSHKEY_PK_BYTES])
     return s;
 }
 
-/* libsodium 1.0.18's base64 decoder reads every byte >= 0x80 as '/' (its constant-time lookup
- * takes a negative char for a valid one): such text must not reach it. */
-static bool b64_is_ascii(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] >= 0x80)
-            return false;
-    return true;
-}
-
 int sshkey_pub_base64_parse(const char *b64, uint8_t pk[SSHKEY_PK_BYTES])
 {
     uint8_t blob[SSHKEY_BLOB_BYTES + 1];
     size_t n = 0;
     const char *end = NULL;
 
-    if (!b64 || !b64_is_ascii(b64, strlen(b64)) ||
-        sodium_base642bin(blob, sizeof blob, b64, strlen(b64), NULL, &n, &end,
-                          sodium_base64_VARIANT_ORIGINAL) != 0 ||
-        *end)
+    if (!b64 || base64_decode(blob, sizeof blob, b64, strlen(b64), NULL, &n, &end) < 0 || *end)
         return -EINVAL;
     return sshkey_pub_blob_parse(blob, n, pk);
 }
@@ -315,15 +303,11 @@ static int unarmour(const char *text, size_t len, const char *what, uint8_t **re
         if (*q != ' ' && *q != '\n' && *q != '\r' && *q != '\t')
             return bad(what, "text after the '-----END' line", err);
     blen = (size_t)(e - body);
-    if (!b64_is_ascii(body, blen))
-        return bad(what, "its base64 body is malformed", err);
     cap = blen / 4 * 3 + 3;
     bin = malloc(cap ? cap : 1);
     if (!bin)
         return terok_error_set(err, -ENOMEM, "out of memory");
-    if (sodium_base642bin(bin, cap, body, blen, "\r\n\t ", ret_len, &stop,
-                          sodium_base64_VARIANT_ORIGINAL) != 0 ||
-        stop != e) {
+    if (base64_decode(bin, cap, body, blen, "\r\n\t ", ret_len, &stop) < 0 || stop != e) {
         wipe_free(bin, cap);
         return bad(what, "its base64 body is malformed", err);
     }

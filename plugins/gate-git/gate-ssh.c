@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "gate-state.h"
+#include "util/base64.h"
 
 static const char *const ssh_schemes[] = {"ssh://", "ssh+git://", "git+ssh://"};
 
@@ -128,19 +129,6 @@ void gg_key_fingerprint(const uint8_t *blob, size_t len, char out[GG_FP_SIZE])
     snprintf(out, GG_FP_SIZE, "SHA256:%s", b64);
 }
 
-/* Standard base64, all of it. libsodium 1.0.18's decoder reads every byte >= 0x80 as '/' (its
- * constant-time lookup takes a negative char for a valid one): such text is refused first. */
-static int b64_decode(uint8_t *out, size_t cap, const char *in, size_t len, size_t *ret_len)
-{
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)in[i] >= 0x80)
-            return -EINVAL;
-    return sodium_base642bin(out, cap, in, len, NULL, ret_len, NULL,
-                             sodium_base64_VARIANT_ORIGINAL) < 0
-               ? -EINVAL
-               : 0;
-}
-
 /* "TYPE BASE64" (words split by blanks) into a blob; the type word must be the blob's. */
 static int parse_key_words(const char *type, size_t type_len, const char *b64, size_t b64_len,
                            uint8_t **ret, size_t *ret_len)
@@ -154,8 +142,8 @@ static int parse_key_words(const char *type, size_t type_len, const char *b64, s
     blob = malloc(b64_len);
     if (!blob)
         return -ENOMEM;
-    if (b64_decode(blob, b64_len, b64, b64_len, &n) < 0 || !blob_type(blob, n, t, sizeof t) ||
-        strlen(t) != type_len || !strneq(t, type, type_len))
+    if (base64_decode(blob, b64_len, b64, b64_len, NULL, &n, NULL) < 0 ||
+        !blob_type(blob, n, t, sizeof t) || strlen(t) != type_len || !strneq(t, type, type_len))
         return -EINVAL;
     *ret = TAKE_PTR(blob);
     *ret_len = n;
@@ -227,8 +215,10 @@ static bool hashed_match(const char *e, size_t len, const char *name)
     e += 3;
     len -= 3;
     bar = memchr(e, '|', len);
-    if (!bar || b64_decode(salt, sizeof salt, e, (size_t)(bar - e), &sl) < 0 ||
-        b64_decode(want, sizeof want, bar + 1, len - (size_t)(bar - e) - 1, &wl) < 0 || wl != 20)
+    if (!bar || base64_decode(salt, sizeof salt, e, (size_t)(bar - e), NULL, &sl, NULL) < 0 ||
+        base64_decode(want, sizeof want, bar + 1, len - (size_t)(bar - e) - 1, NULL, &wl, NULL) <
+            0 ||
+        wl != 20)
         return false;
     if (!HMAC(EVP_sha1(), salt, (int)sl, (const unsigned char *)name, strlen(name), got, &gl) ||
         gl != 20)

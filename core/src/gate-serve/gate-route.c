@@ -5,6 +5,7 @@
 
 #include "gate-serve/gate-route.h"
 #include "tokens.h"
+#include "util/base64.h"
 #include "util/macro.h"
 
 const char *gate_service_name(gate_service s)
@@ -130,12 +131,7 @@ int gate_route_basic_token(const char *auth, char *buf, size_t cap)
         b64_len--;
     if (b64_len == 0 || b64_len > 4 * (sizeof raw / 3))
         return -EINVAL;
-    /* libsodium 1.0.18's decoder reads every byte >= 0x80 as '/': such text is no base64 */
-    for (size_t i = 0; i < b64_len; i++)
-        if ((unsigned char)b64[i] >= 0x80)
-            return -EINVAL;
-    if (sodium_base642bin(raw, sizeof raw - 1, b64, b64_len, NULL, &raw_len, NULL,
-                          sodium_base64_VARIANT_ORIGINAL) != 0) {
+    if (base64_decode(raw, sizeof raw - 1, b64, b64_len, NULL, &raw_len, NULL) < 0) {
         sodium_memzero(raw, sizeof raw);
         return -EINVAL;
     }

@@ -836,9 +836,14 @@ typedef struct bounded_list {
     size_t n, max, left, bytes;
 } bounded_list;
 
-static void bounded_add(bounded_list *b, json_object *(*make)(void *a, void *b), void *a, void *bb)
+static bool bounded_full(const bounded_list *b)
 {
-    json_object *e = b->left || b->n >= b->max ? NULL : make(a, bb);
+    return b->left || b->n >= b->max;
+}
+
+/* e: the next entry, or NULL once bounded_full() (it is only counted). */
+static void bounded_add(bounded_list *b, json_object *e)
+{
     const char *t = e ? json_object_to_json_string_ext(e, JSON_C_TO_STRING_PLAIN) : NULL;
 
     if (t && b->bytes + strlen(t) + 1 <= CTL_MAX_MESSAGE) {
@@ -851,9 +856,8 @@ static void bounded_add(bounded_list *b, json_object *(*make)(void *a, void *b),
     b->left++;
 }
 
-static json_object *attached_json(void *a, void *unused)
+static json_object *attached_json(const watch *w)
 {
-    watch *w = a;
     json_object *c = json_object_new_object();
 
     json_object_object_add(c, "container", json_object_new_string(w->name));
@@ -880,17 +884,12 @@ static json_object *status_reply(clearance_daemon *d)
     json_object_object_add(o, "shield", json_object_new_string(d->sh.plugin->name));
     for (size_t i = 0; i < d->n_w; i++)
         if (d->w[i]->fd >= 0)
-            bounded_add(&b, attached_json, d->w[i], NULL);
+            bounded_add(&b, bounded_full(&b) ? NULL : attached_json(d->w[i]));
     json_object_object_add(o, "attached", b.arr);
     json_object_object_add(o, "watching", json_object_new_int64((int64_t)(b.n + b.left)));
     if (b.left)
         json_object_object_add(o, "left_off", json_object_new_int64((int64_t)b.left));
     return o;
-}
-
-static json_object *pending_make(void *w, void *p)
-{
-    return pending_json(w, p);
 }
 
 /* At most CLEARANCE_REPLY_MAX entries, in one ctl message; the rest are counted in left_off. */
@@ -906,7 +905,7 @@ static json_object *pending_reply(clearance_daemon *d, const char *only)
         if (only && !streq(w->name, only))
             continue;
         for (size_t k = 0; k < w->n_pend; k++)
-            bounded_add(&b, pending_make, w, &w->pend[k]);
+            bounded_add(&b, bounded_full(&b) ? NULL : pending_json(w, &w->pend[k]));
     }
     json_object_object_add(o, "pending", b.arr);
     if (b.left)

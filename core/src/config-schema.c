@@ -129,7 +129,9 @@ bool config_route_name_is_valid(const char *name)
 {
     size_t n = strlen(name);
 
-    if (n == 0 || n > 64)
+    /* [a-z0-9][a-z0-9_-]*: a name is a path segment (/<route>) and an env prefix; a leading '-'
+     * would read as an option wherever it is passed on a command line. */
+    if (n == 0 || n > 64 || name[0] == '-' || name[0] == '_')
         return false;
     for (size_t i = 0; i < n; i++)
         if (!islower((unsigned char)name[i]) && !isdigit((unsigned char)name[i]) &&

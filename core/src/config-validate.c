@@ -67,9 +67,11 @@ static void check_sections(config *c)
             break;
         case SECTION_INVALID:
             split_section(s->name, kind, sizeof kind, &name);
-            (void)config_problem_add(
-                c, file, s->line, false, "invalid name '%s' in section [%s]: expected %s", name,
-                s->name, streq(kind, "route") ? "[a-z0-9_-]+" : "a backend name ([a-z0-9-]+)");
+            (void)config_problem_add(c, file, s->line, false,
+                                     "invalid name '%s' in section [%s]: expected %s", name,
+                                     s->name,
+                                     streq(kind, "route") ? "[a-z0-9][a-z0-9_-]*, at most 64"
+                                                          : "a backend name ([a-z0-9-]+)");
             break;
         case SECTION_INACTIVE:
             split_section(s->name, kind, sizeof kind, &name);

@@ -185,6 +185,11 @@ static const hostile cases[] = {
      "invalid port in destination '1.2.3.4:99999'"},
     {"{\"op\":\"verdict\",\"container\":\"victim\",\"dest\":\"[::1\",\"action\":\"deny\"}",
      "invalid destination '[::1'"},
+    {"{\"op\":\"verdict\",\"container\":\"victim\",\"dest\":\"[example.com]:443\","
+     "\"action\":\"allow\"}",
+     "invalid destination '[example.com]:443': brackets hold an IPv6 address"},
+    {"{\"op\":\"verdict\",\"container\":\"victim\",\"dest\":\"[1.2.3.4]\",\"action\":\"deny\"}",
+     "invalid destination '[1.2.3.4]': brackets hold an IPv6 address"},
     {"{\"op\":\"verdict\",\"container\":\"victim\",\"dest\":\"0\",\"action\":\"deny\"}",
      "invalid request id '0'"},
     {"{\"op\":\"verdict\",\"container\":\"victim\",\"dest\":\"99999999999999999999\","

@@ -246,7 +246,12 @@ ParameterizedTestParameters(config_text, hostile_text)
              "2: invalid value 'ftp://x.example' for 'upstream' in [route.x]: expected an "
              "http:// or https:// URL"),
         CASE("route name", "[route.Foo]\nupstream = https://x.example\ncredential = x\n",
-             "1: invalid name 'Foo' in section [route.Foo]: expected [a-z0-9_-]+"),
+             "1: invalid name 'Foo' in section [route.Foo]: expected [a-z0-9][a-z0-9_-]*, at most "
+             "64"),
+        CASE(
+            "route name with a leading dash",
+            "[route.-x]\nupstream = https://x.example\ncredential = x\n",
+            "1: invalid name '-x' in section [route.-x]: expected [a-z0-9][a-z0-9_-]*, at most 64"),
         CASE("inactive plugin section", "[vault.other]\nx = 1\n",
              "1: warning: section [vault.other] configures backend 'other' but [vault] backend "
              "is 'sqlite'; it is ignored"),

@@ -242,6 +242,11 @@ Test(daemon, container_ops_dispatch_and_refuse_malformed_requests)
         {"{\"op\": \"open\", \"container\": \"bad\"}", "container name 'bad' is not valid"},
         {"{\"op\": \"rm\\n-rf\", \"container\": \"a\"}", "unknown op 'rm\n-rf'"},
         {"{\"op\": \"OPEN\", \"container\": \"a\"}", "unknown op 'OPEN'"},
+        /* json-c keeps the NUL; C would read "open" and "a" */
+        {"{\"op\": \"open\\u0000x\", \"container\": \"a\"}",
+         "'op' is too long or contains a NUL byte"},
+        {"{\"op\": \"open\", \"container\": \"a\\u0000b\"}",
+         "'container' is too long or contains a NUL byte"},
     };
     struct ucred peer = {.pid = 1, .uid = 0, .gid = 0};
     fake_daemon d = {0};

@@ -4,6 +4,7 @@
 #include <fnmatch.h>
 
 #include "broker/routes.h"
+#include "config-internal.h"
 #include "error.h"
 #include "util/macro.h"
 #include "util/strv.h"
@@ -11,16 +12,6 @@
 #define DEFAULT_TOKEN_HEADERS "authorization x-api-key private-token"
 #define DEFAULT_MAX_BODY (8LL << 30)
 #define DEFAULT_WS_IDLE_MS (10 * 60 * 1000)
-
-static bool name_ok(const char *s)
-{
-    if (!s || !*s || strlen(s) > 64 || !(islower((unsigned char)*s) || isdigit((unsigned char)*s)))
-        return false;
-    for (; *s; s++)
-        if (!(islower((unsigned char)*s) || isdigit((unsigned char)*s) || *s == '-' || *s == '_'))
-            return false;
-    return true;
-}
 
 static bool header_name_ok(const char *s)
 {
@@ -109,7 +100,7 @@ int route_parse(const char *name, route_get_fn get, void *ud, route *rt, terok_e
     int r;
 
     memset(rt, 0, sizeof(*rt));
-    if (!name_ok(name))
+    if (!name || !config_route_name_is_valid(name))
         return terok_error_set(err, -EINVAL,
                                "route name '%s' is invalid: use [a-z0-9][a-z0-9_-]*, at most 64",
                                name ? name : "");

@@ -72,6 +72,7 @@ typedef struct watch {
     uint32_t win_n;
     uint64_t suppressed; /* not yet written as a row */
     uint64_t events;
+    uint64_t invalid; /* events dropped by event_is_sane() */
     bool seen;
     /* DNS refresh: one timer or one child at a time */
     int64_t rf_timer;     /* evloop timer id; 0: none */
@@ -554,13 +555,50 @@ static void pending_add(watch *w, const terok_shield_event *ev)
      * through apply_verdict() like the terminal's. */
 }
 
-static int on_event(void *userdata, const terok_shield_event *ev)
+/* What a shield plugin reports becomes an audit row, a pending request and, on a verdict, a
+ * shield target: an address that is not one, a port or protocol out of range is dropped (the
+ * plugin may be third-party code); a domain that is not a host name is left out. */
+static bool event_is_sane(const terok_shield_event *ev)
+{
+    unsigned char a[sizeof(struct in6_addr)];
+
+    if (!ev || ev->struct_size < offsetof(terok_shield_event, time_ns) + sizeof ev->time_ns ||
+        !ev->dest_ip || strnlen(ev->dest_ip, INET6_ADDRSTRLEN) >= INET6_ADDRSTRLEN)
+        return false;
+    if (inet_pton(strchr(ev->dest_ip, ':') ? AF_INET6 : AF_INET, ev->dest_ip, a) != 1)
+        return false;
+    return ev->dest_port <= 65535 && ev->protocol <= 255;
+}
+
+static bool domain_is_sane(const char *s)
+{
+    size_t n = s ? strnlen(s, DEST_MAX + 1) : 0;
+
+    if (n == 0 || n > 253)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && !strchr(".-_", s[i]))
+            return false;
+    return true;
+}
+
+static int on_event(void *userdata, const terok_shield_event *ev_in)
 {
     watch *w = userdata;
     int64_t now = evloop_now_ms();
+    terok_shield_event ev_buf;
+    const terok_shield_event *ev = &ev_buf;
 
-    if (!ev || !ev->dest_ip || strlen(ev->dest_ip) >= INET6_ADDRSTRLEN)
+    if (!event_is_sane(ev_in)) {
+        if (w->invalid++ == 0)
+            log_warning("clearance: the shield reported an event of '%s' that names no valid "
+                        "destination: dropped (status counts them as invalid_events)",
+                        w->name);
         return 0;
+    }
+    ev_buf = *ev_in;
+    if (ev_buf.domain && !domain_is_sane(ev_buf.domain))
+        ev_buf.domain = NULL;
     w->events++;
     if (now - w->win_start >= 1000) {
         w->win_start = now;
@@ -752,35 +790,12 @@ static int on_rescan(evloop *l, void *userdata)
 
 /* ---- control ---- */
 
-static const char *req_string(json_object *req, const char *key, size_t max, terok_error *err,
-                              bool required)
-{
-    json_object *v = NULL;
-    const char *s;
-
-    if (!json_object_object_get_ex(req, key, &v) || json_object_is_type(v, json_type_null)) {
-        if (required)
-            terok_error_set(err, -EINVAL, "request without '%s'", key);
-        return NULL;
-    }
-    if (!json_object_is_type(v, json_type_string)) {
-        terok_error_set(err, -EINVAL, "'%s' must be a string", key);
-        return NULL;
-    }
-    s = json_object_get_string(v);
-    if (strlen(s) > max || (size_t)json_object_get_string_len(v) != strlen(s)) {
-        terok_error_set(err, -EINVAL, "'%s' is too long or contains a NUL byte", key);
-        return NULL;
-    }
-    return s;
-}
-
 /* A container name from the request: valid and managed by us. */
 static const char *req_container(clearance_daemon *d, json_object *req, bool required,
                                  terok_error *err)
 {
     container_rec rec = {0};
-    const char *n = req_string(req, "container", 128, err, required);
+    const char *n = ctl_req_string(req, "container", 128, err, required);
     int r;
 
     if (!n)
@@ -863,6 +878,8 @@ static json_object *attached_json(const watch *w)
     json_object_object_add(c, "container", json_object_new_string(w->name));
     json_object_object_add(c, "pid", json_object_new_int64(w->pid));
     json_object_object_add(c, "events", json_object_new_int64((int64_t)w->events));
+    if (w->invalid)
+        json_object_object_add(c, "invalid_events", json_object_new_int64((int64_t)w->invalid));
     json_object_object_add(c, "pending", json_object_new_int64((int64_t)w->n_pend));
     json_object_object_add(c, "refreshes", json_object_new_int64((int64_t)w->rf_count));
     json_object_object_add(c, "refresh_failures", json_object_new_int64(w->rf_failures));
@@ -970,6 +987,9 @@ static int parse_dest(const char *s, dest_ref *r, terok_error *err)
         r->host[hn - 1] = 0;
     if (inet_pton(AF_INET6, r->host, &r->addr) == 1) {
         r->is_ip = r->v6 = true;
+    } else if (s[0] == '[') {
+        return terok_error_set(err, -EINVAL,
+                               "invalid destination '%s': brackets hold an IPv6 address", s);
     } else {
         struct in_addr a4;
 
@@ -1031,8 +1051,8 @@ static json_object *apply_verdict(clearance_daemon *d, const struct ucred *peer,
     int r;
 
     if (!(name = req_container(d, req, true, err)) ||
-        !(dest = req_string(req, "dest", DEST_MAX, err, true)) ||
-        !(action = req_string(req, "action", 16, err, true)))
+        !(dest = ctl_req_string(req, "dest", DEST_MAX, err, true)) ||
+        !(action = ctl_req_string(req, "action", 16, err, true)))
         return NULL;
     if (!streq(action, "allow") && !streq(action, "deny")) {
         terok_error_set(err, -EINVAL, "invalid action '%s' (allow or deny)", action);
@@ -1107,7 +1127,7 @@ static json_object *on_ctl(void *userdata, const struct ucred *peer, json_object
                            terok_error *err)
 {
     clearance_daemon *d = userdata;
-    const char *op = req_string(req, "op", 32, err, true), *name;
+    const char *op = ctl_req_string(req, "op", 32, err, true), *name;
     watch *w;
 
     if (!op)
@@ -1128,7 +1148,7 @@ static json_object *on_ctl(void *userdata, const struct ucred *peer, json_object
     }
     if (streq(op, "detach") || streq(op, "forget")) {
         /* forget (rm) works for a container the store no longer holds */
-        name = req_string(req, "container", 128, err, true);
+        name = ctl_req_string(req, "container", 128, err, true);
         if (!name)
             return NULL;
         if (!container_name_is_valid(name)) {

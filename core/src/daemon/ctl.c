@@ -27,6 +27,29 @@ struct ctl_server {
     size_t n_clients;
 };
 
+const char *ctl_req_string(json_object *req, const char *key, size_t max, terok_error *err,
+                           bool required)
+{
+    json_object *v = NULL;
+    const char *s;
+
+    if (!json_object_object_get_ex(req, key, &v) || json_object_is_type(v, json_type_null)) {
+        if (required)
+            terok_error_set(err, -EINVAL, "request without '%s'", key);
+        return NULL;
+    }
+    if (!json_object_is_type(v, json_type_string)) {
+        terok_error_set(err, -EINVAL, "'%s' must be a string", key);
+        return NULL;
+    }
+    s = json_object_get_string(v);
+    if (strlen(s) > max || (size_t)json_object_get_string_len(v) != strlen(s)) {
+        terok_error_set(err, -EINVAL, "'%s' is too long or contains a NUL byte", key);
+        return NULL;
+    }
+    return s;
+}
+
 json_object *ctl_container_dispatch(const ctl_container_ops *ops, void *userdata,
                                     const struct ucred *peer, json_object *req, terok_error *err)
 {
@@ -39,13 +62,15 @@ json_object *ctl_container_dispatch(const ctl_container_ops *ops, void *userdata
         terok_error_set(err, -EINVAL, "request without an 'op'");
         return NULL;
     }
-    o = json_object_get_string(op);
+    if (!(o = ctl_req_string(req, "op", SIZE_MAX, err, true)))
+        return NULL;
     if (streq(o, "open") || streq(o, "close")) {
         if (!name || !json_object_is_type(name, json_type_string)) {
             terok_error_set(err, -EINVAL, "'%s' needs a 'container'", o);
             return NULL;
         }
-        n = json_object_get_string(name);
+        if (!(n = ctl_req_string(req, "container", SIZE_MAX, err, true)))
+            return NULL;
         if (streq(o, "open")) {
             if (ops->open(userdata, n, err) < 0)
                 return NULL;

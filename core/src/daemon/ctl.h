@@ -31,6 +31,11 @@ ctl_server *ctl_server_free(ctl_server *s); /* unlinks the socket it created */
 /* Leave the socket file alone at free (it was replaced: another daemon's now). */
 void ctl_server_keep_path(ctl_server *s);
 
+/* A string member of a request: NULL with err set when it is missing (and required), not a
+ * string, longer than max or holding a NUL byte (json-c keeps "\u0000"; C would cut there). */
+const char *ctl_req_string(json_object *req, const char *key, size_t max, terok_error *err,
+                           bool required);
+
 /* The ops every daemon with per-container sockets (vault, gate) answers: "open" and "close"
  * (with "container"), "stop", "status", "ping". The reply is {"ok": true, "pid"} plus what
  * status adds. */

@@ -144,9 +144,14 @@ static void check_watch(const watch *w)
         for (size_t k = 0; k < w->n_pend; k++)
             if (dest_matches(&ref, &w->pend[k]) != (k == i))
                 abort();
+        /* only addresses and host names are kept from what the shield reports */
+        if (inet_pton(strchr(p->ip, ':') ? AF_INET6 : AF_INET, p->ip, &a) != 1) {
+            fprintf(stderr, "pending address '%s' is not an address\n", p->ip);
+            abort();
+        }
+        if (p->domain && !domain_is_sane(p->domain))
+            abort();
         /* by address (what `clearance pending` shows) */
-        if (inet_pton(strchr(p->ip, ':') ? AF_INET6 : AF_INET, p->ip, &a) != 1)
-            continue;
         dest_text(p, text, sizeof text);
         if (parse_dest(text, &ref, &err) < 0) {
             fprintf(stderr, "pending '%s' cannot be named: %s\n", text, err.message);
@@ -193,7 +198,7 @@ static void inject(clearance_daemon *d, json_object *e)
             .struct_size = sizeof ev,
             .protocol = (uint32_t)proto,
             .container = name,
-            /* the shield formats an address; the daemon still takes whatever comes */
+            /* the shield formats an address; the daemon checks what comes */
             .dest_ip = is_ip ? inet_ntop(v6 ? AF_INET6 : AF_INET, &a, text, sizeof text) : ip,
             .dest_port = (uint16_t)port, /* a TCP/UDP/SCTP port, as every shield reports */
             .domain = domain,

@@ -23,6 +23,7 @@
 #include "broker/proxy.h"
 #include "broker/ssh-signer.h"
 #include "broker/vault-daemon.h"
+#include "daemon/audit.h"
 #include "daemon/ctl.h"
 #include "daemon/spawn.h"
 #include "daemon/httpd.h"
@@ -39,13 +40,6 @@
 #define AUDIT_HANDOVER_ROWS 64 /* a worker hands its rows to the main loop in batches */
 #define AUDIT_HANDOVER_MS 50
 #define WORKERS_MAX 64
-
-typedef struct audit_row {
-    char *container, *route, *method, *path, *outcome;
-    int status;
-    uint64_t bytes_in, bytes_out;
-    int64_t duration_us, at;
-} audit_row;
 
 /* Credentials are cached for a few seconds: a vault read per request would cost more than the
  * proxying itself. Values stay in terok_secret (locked, wiped); a changed credential is picked
@@ -133,9 +127,7 @@ struct vault_daemon {
      * listing whose callback opens ssh-agent sockets. Lock order: tc_mu, then db_mu. */
     pthread_mutex_t db_mu;
     /* the audit queue, filled by the workers' batches, flushed by the main loop */
-    pthread_mutex_t audit_mu;
-    audit_row *audit;
-    size_t n_audit;
+    audit_queue audit;
     int64_t audit_timer;
     atomic_uint_fast64_t cred_gen; /* bumped by a credential write: every worker's cache drops */
     /* the token cache, shared by the workers: tc_mu */
@@ -387,99 +379,14 @@ static int hook_put(void *ud, const char *name, const terok_secret *value, terok
 
 /* ---- audit ---- */
 
-static void audit_rows_free(audit_row *rows, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(rows[i].container);
-        free(rows[i].route);
-        free(rows[i].method);
-        free(rows[i].path);
-        free(rows[i].outcome);
-    }
-}
-
 static audit_row audit_row_of(const broker_audit *a)
 {
-    return (audit_row){
-        .container = strdup(a->container),
-        .route = a->route ? strdup(a->route) : NULL,
-        .method = strdup(a->method ? a->method : ""),
-        .path = a->path ? strdup(a->path) : NULL,
-        .outcome = strdup(a->outcome ? a->outcome : ""),
-        .status = a->status,
-        .bytes_in = a->bytes_in,
-        .bytes_out = a->bytes_out,
-        .duration_us = a->duration_us,
-        .at = (int64_t)time(NULL),
-    };
-}
+    audit_row row;
 
-/* Main thread: write the queued rows, one transaction per flush. */
-static int flush_audit(vault_daemon *d)
-{
-    sqlite3_stmt *st = NULL;
-    audit_row *rows;
-    size_t n;
-    int r = 0;
-
-    pthread_mutex_lock(&d->audit_mu);
-    rows = d->audit;
-    n = d->n_audit;
-    d->audit = NULL;
-    d->n_audit = 0;
-    pthread_mutex_unlock(&d->audit_mu);
-    if (n == 0)
-        return 0;
-    pthread_mutex_lock(&d->db_mu);
-    if (sqlite3_exec(d->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(d->db,
-                           "INSERT INTO audit(at, service, container, target, method, path,"
-                           " status, outcome, bytes_in, bytes_out, duration_us)"
-                           " VALUES (?,'vault',?,?,?,?,?,?,?,?,?)",
-                           -1, &st, NULL) != SQLITE_OK) {
-        log_warning("vault: cannot write audit rows: %s", sqlite3_errmsg(d->db));
-        sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
-        r = -EIO;
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        audit_row *a = &rows[i];
-        sqlite3_reset(st);
-        sqlite3_bind_int64(st, 1, a->at);
-        sqlite3_bind_text(st, 2, a->container, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, a->route, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, a->method, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, a->path, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 6, a->status);
-        sqlite3_bind_text(st, 7, a->outcome, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 8, (int64_t)a->bytes_in);
-        sqlite3_bind_int64(st, 9, (int64_t)a->bytes_out);
-        sqlite3_bind_int64(st, 10, a->duration_us);
-        (void)sqlite3_step(st);
-    }
-    sqlite3_finalize(st);
-    if (sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-        sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
-        r = -EIO;
-    }
-out:
-    pthread_mutex_unlock(&d->db_mu);
-    if (r < 0) { /* rows go back to the queue, retried at the next flush */
-        pthread_mutex_lock(&d->audit_mu);
-        audit_row *v = d->n_audit + n <= 4 * AUDIT_FLUSH_ROWS
-                           ? reallocarray(d->audit, d->n_audit + n, sizeof(*v))
-                           : NULL;
-        if (v) {
-            memcpy(v + d->n_audit, rows, n * sizeof(*rows));
-            d->audit = v;
-            d->n_audit += n;
-            n = 0;
-        }
-        pthread_mutex_unlock(&d->audit_mu);
-    }
-    audit_rows_free(rows, n);
-    free(rows);
-    return r;
+    if (audit_row_make(&row, a->container, a->route, a->method, a->path, a->outcome, a->status,
+                       a->bytes_in, a->bytes_out, a->duration_us) < 0)
+        row = (audit_row){0};
+    return row;
 }
 
 static int on_audit_timer(evloop *l, void *ud)
@@ -487,41 +394,19 @@ static int on_audit_timer(evloop *l, void *ud)
     vault_daemon *d = ud;
 
     d->audit_timer = 0;
-    (void)flush_audit(d);
+    (void)audit_queue_flush(&d->audit, d->db, &d->db_mu, "vault");
     return 0;
 }
 
 /* Main thread, after rows were queued: flush a full batch now, else within AUDIT_FLUSH_MS. */
 static void audit_queued(vault_daemon *d)
 {
-    size_t n;
+    size_t n = audit_queue_length(&d->audit);
 
-    pthread_mutex_lock(&d->audit_mu);
-    n = d->n_audit;
-    pthread_mutex_unlock(&d->audit_mu);
     if (n >= AUDIT_FLUSH_ROWS)
-        (void)flush_audit(d);
+        (void)audit_queue_flush(&d->audit, d->db, &d->db_mu, "vault");
     else if (n > 0 && !d->audit_timer)
         d->audit_timer = evloop_add_timer(d->loop, AUDIT_FLUSH_MS, on_audit_timer, d);
-}
-
-/* Append rows to the main queue (taking them); false when the queue is full (dropped: the
- * store is not keeping up, and the queue must not grow without bound). */
-static bool audit_enqueue(vault_daemon *d, audit_row *rows, size_t n)
-{
-    audit_row *v = NULL;
-
-    pthread_mutex_lock(&d->audit_mu);
-    if (d->n_audit + n <= 4 * AUDIT_FLUSH_ROWS &&
-        (v = reallocarray(d->audit, d->n_audit + n, sizeof(*v)))) {
-        memcpy(v + d->n_audit, rows, n * sizeof(*rows));
-        d->audit = v;
-        d->n_audit += n;
-    }
-    pthread_mutex_unlock(&d->audit_mu);
-    if (!v)
-        audit_rows_free(rows, n);
-    return v != NULL;
 }
 
 /* The ssh-agent signer's rows (main thread). */
@@ -530,7 +415,8 @@ static void hook_audit_main(void *ud, const broker_audit *a)
     vault_daemon *d = ud;
     audit_row row = audit_row_of(a);
 
-    (void)audit_enqueue(d, &row, 1);
+    if (row.container)
+        (void)audit_queue_add(&d->audit, &row, 1);
     audit_queued(d);
 }
 
@@ -543,7 +429,7 @@ static void audit_handover(worker *w)
     }
     if (w->n_audit == 0)
         return;
-    (void)audit_enqueue(w->d, w->audit, w->n_audit);
+    (void)audit_queue_add(&w->d->audit, w->audit, w->n_audit);
     w->n_audit = 0;
     evloop_wake(w->d->loop); /* the main loop flushes or arms its timer */
 }
@@ -562,8 +448,10 @@ static void hook_audit(void *ud, const broker_audit *a)
     worker *w = ud;
 
     /* Rows are batched per worker, then per flush: the audit stays off the request path. */
-    if (w->n_audit < AUDIT_HANDOVER_ROWS)
-        w->audit[w->n_audit++] = audit_row_of(a);
+    if (w->n_audit < AUDIT_HANDOVER_ROWS) {
+        w->audit[w->n_audit] = audit_row_of(a);
+        w->n_audit += w->audit[w->n_audit].container != NULL;
+    }
     if (w->n_audit >= AUDIT_HANDOVER_ROWS)
         audit_handover(w);
     else if (!w->audit_timer)
@@ -964,7 +852,7 @@ int vault_daemon_run(sandbox *sb, const vault_daemon_opts *o, terok_error *err)
     pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
     pthread_mutex_init(&d.db_mu, &ma);
     pthread_mutexattr_destroy(&ma);
-    pthread_mutex_init(&d.audit_mu, NULL);
+    audit_queue_init(&d.audit, 4 * AUDIT_FLUSH_ROWS);
     pthread_mutex_init(&d.tc_mu, NULL);
     /* Memory (docs/vault.md, performance): one malloc arena per worker (their buffers come
      * and go on their own threads; libcurl's resolver threads share them), and buffers of
@@ -1093,9 +981,8 @@ out:
     while (d.socks)
         csock_drop(&d, d.socks->container, true);
     if (d.loop)
-        flush_audit(&d);
-    audit_rows_free(d.audit, d.n_audit);
-    free(d.audit);
+        (void)audit_queue_flush(&d.audit, d.db, &d.db_mu, "vault");
+    audit_queue_done(&d.audit);
     token_cache_clear(&d);
     free(d.tc);
     free(d.db_dir);
@@ -1107,7 +994,6 @@ out:
     routes_done(&d.routes);
     sodium_memzero(d.key, sizeof d.key);
     pthread_mutex_destroy(&d.db_mu);
-    pthread_mutex_destroy(&d.audit_mu);
     pthread_mutex_destroy(&d.tc_mu);
     return r;
 }

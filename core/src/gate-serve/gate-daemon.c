@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "daemon/audit.h"
 #include "daemon/ctl.h"
 #include "daemon/spawn.h"
 #include "error.h"
@@ -28,13 +29,6 @@
 #define AUDIT_FLUSH_MS 200
 #define AUDIT_MAX_QUEUED 2048
 
-typedef struct audit_row {
-    char *container, *repo, *method, *path, *outcome;
-    int status;
-    uint64_t bytes_in, bytes_out;
-    int64_t duration_us, at;
-} audit_row;
-
 typedef struct gate_daemon {
     sandbox *sb;
     evloop *loop;
@@ -46,9 +40,7 @@ typedef struct gate_daemon {
     gate_http *http;
     ctl_server *ctl;
 
-    pthread_mutex_t audit_mu;
-    audit_row *audit;
-    size_t n_audit;
+    audit_queue audit;
     int64_t audit_timer; /* loop thread only */
 } gate_daemon;
 
@@ -88,111 +80,26 @@ static int hook_authorize(void *ud, const char *container, const char *repo, uin
 static void hook_audit(void *ud, const gate_audit *a)
 {
     gate_daemon *d = ud;
-    audit_row row = {
-        .container = strdup(a->container),
-        .repo = a->repo ? strdup(a->repo) : NULL,
-        .method = strdup(a->method),
-        .path = strdup(a->path),
-        .outcome = strdup(a->outcome),
-        .status = a->status,
-        .bytes_in = a->bytes_in,
-        .bytes_out = a->bytes_out,
-        .duration_us = a->duration_us,
-        .at = (int64_t)time(NULL),
-    };
+    audit_row row;
 
     log_debug("gate: '%s' %s %s of '%s' -> %d %s (%" PRIu64 " B in, %" PRIu64 " B out, %" PRId64
               " ms)",
               a->container, a->method, a->path, strna(a->repo), a->status, a->outcome, a->bytes_in,
               a->bytes_out, a->duration_us / 1000);
-    pthread_mutex_lock(&d->audit_mu);
-    if (d->n_audit < AUDIT_MAX_QUEUED) { /* the store is not keeping up: do not grow forever */
-        audit_row *v = reallocarray(d->audit, d->n_audit + 1, sizeof(*v));
-        if (v) {
-            d->audit = v;
-            v[d->n_audit++] = row;
-            row = (audit_row){0};
-        }
-    }
-    pthread_mutex_unlock(&d->audit_mu);
-    free(row.container);
-    free(row.repo);
-    free(row.method);
-    free(row.path);
-    free(row.outcome);
+    if (audit_row_make(&row, a->container, a->repo, a->method, a->path, a->outcome, a->status,
+                       a->bytes_in, a->bytes_out, a->duration_us) == 0)
+        (void)audit_queue_add(&d->audit, &row, 1);
     evloop_wake(d->loop); /* the loop arms the flush timer */
 }
 
 /* ---- audit flush (loop thread) ---- */
-
-static void audit_rows_free(audit_row *rows, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        free(rows[i].container);
-        free(rows[i].repo);
-        free(rows[i].method);
-        free(rows[i].path);
-        free(rows[i].outcome);
-    }
-    free(rows);
-}
-
-static void flush_audit(gate_daemon *d)
-{
-    sqlite3_stmt *st = NULL;
-    audit_row *rows;
-    size_t n;
-
-    pthread_mutex_lock(&d->audit_mu);
-    rows = TAKE_PTR(d->audit);
-    n = d->n_audit;
-    d->n_audit = 0;
-    pthread_mutex_unlock(&d->audit_mu);
-    if (n == 0)
-        return;
-    pthread_mutex_lock(&d->db_mu);
-    if (sqlite3_exec(d->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(d->db,
-                           "INSERT INTO audit(at, service, container, target, method, path,"
-                           " status, outcome, bytes_in, bytes_out, duration_us)"
-                           " VALUES (?,'gate',?,?,?,?,?,?,?,?,?)",
-                           -1, &st, NULL) != SQLITE_OK) {
-        log_warning("gate: cannot write %zu audit row(s): %s", n, sqlite3_errmsg(d->db));
-        sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
-        pthread_mutex_unlock(&d->db_mu);
-        audit_rows_free(rows, n);
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        audit_row *a = &rows[i];
-        sqlite3_reset(st);
-        sqlite3_bind_int64(st, 1, a->at);
-        sqlite3_bind_text(st, 2, a->container, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, a->repo, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, a->method, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, a->path, -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 6, a->status);
-        sqlite3_bind_text(st, 7, a->outcome, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 8, (int64_t)a->bytes_in);
-        sqlite3_bind_int64(st, 9, (int64_t)a->bytes_out);
-        sqlite3_bind_int64(st, 10, a->duration_us);
-        (void)sqlite3_step(st);
-    }
-    sqlite3_finalize(st);
-    if (sqlite3_exec(d->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-        log_warning("gate: cannot commit audit rows: %s", sqlite3_errmsg(d->db));
-        sqlite3_exec(d->db, "ROLLBACK", NULL, NULL, NULL);
-    }
-    pthread_mutex_unlock(&d->db_mu);
-    audit_rows_free(rows, n);
-}
 
 static int on_audit_timer(evloop *l, void *ud)
 {
     gate_daemon *d = ud;
 
     d->audit_timer = 0;
-    flush_audit(d);
+    (void)audit_queue_flush(&d->audit, d->db, &d->db_mu, "gate");
     return 0;
 }
 
@@ -201,9 +108,7 @@ static void on_wake(evloop *l, int *timeout_ms, void *ud)
     gate_daemon *d = ud;
     bool pending;
 
-    pthread_mutex_lock(&d->audit_mu);
-    pending = d->n_audit > 0;
-    pthread_mutex_unlock(&d->audit_mu);
+    pending = audit_queue_length(&d->audit) > 0;
     if (pending && !d->audit_timer)
         d->audit_timer = evloop_add_timer(l, AUDIT_FLUSH_MS, on_audit_timer, d);
 }
@@ -297,7 +202,7 @@ int gate_daemon_run(sandbox *sb, const gate_daemon_opts *o, terok_error *err)
     int r;
 
     pthread_mutex_init(&d.db_mu, NULL);
-    pthread_mutex_init(&d.audit_mu, NULL);
+    audit_queue_init(&d.audit, AUDIT_MAX_QUEUED);
     /* Every thread (MHD's, the workers) inherits this mask: the loop's signalfd alone takes
      * SIGTERM/SIGINT, never a connection thread's default action. */
     sigset_t mask;
@@ -372,10 +277,11 @@ int gate_daemon_run(sandbox *sb, const gate_daemon_opts *o, terok_error *err)
 out:
     ctl_server_free(d.ctl);
     gate_http_free(d.http); /* stops the listeners, waits for running git requests */
-    flush_audit(&d);
+    if (d.db)
+        (void)audit_queue_flush(&d.audit, d.db, &d.db_mu, "gate");
+    audit_queue_done(&d.audit);
     evloop_free(d.loop);
     sodium_memzero(d.key, sizeof d.key);
     pthread_mutex_destroy(&d.db_mu);
-    pthread_mutex_destroy(&d.audit_mu);
     return r;
 }

@@ -80,6 +80,8 @@ static const config_key route_keys[] = {
     KEY("websocket", "bool", "yes", "Pass WebSocket upgrades through (no: refused with 403)"),
     KEY("websocket-idle", "duration:1s:1d", "10m",
         "A WebSocket tunnel with no byte either way for this long is closed"),
+    KEY("scrub-responses", "bool", "yes",
+        "Mask the credential where an upstream answer repeats it (asks for unencoded answers)"),
     KEY("oauth-token-url", "url", "", "OAuth token endpoint, for refreshable credentials"),
     KEY("oauth-client-id", "string", "", "OAuth client id used with oauth-token-url"),
 };

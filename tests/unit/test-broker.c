@@ -40,13 +40,35 @@ typedef struct upload_state {
 
 static atomic_int token_endpoint_calls;
 
+static char *hex_of(const char *s)
+{
+    size_t n = strlen(s);
+    char *h = malloc(2 * n + 1);
+
+    cr_assert(h != NULL);
+    for (size_t i = 0; i < n; i++)
+        snprintf(h + 2 * i, 3, "%02x", (unsigned char)s[i]);
+    h[2 * n] = 0;
+    return h;
+}
+
+/* The echo repeats every request header, the credential headers hex-encoded ("x-api-key:
+ * hex:736b…"): the broker masks the credential where an answer repeats it, and the tests look
+ * at what the upstream itself received (saw(), saw_anywhere()). */
 static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *k,
                                       const char *v)
 {
-    char **acc = cls, *n = NULL;
+    char **acc = cls, *n = NULL, *h = NULL;
+    bool cred = strcasecmp(k, "x-api-key") == 0 || strcasecmp(k, "authorization") == 0;
 
-    if (asprintf(&n, "%s%s: %s\n", *acc ? *acc : "", k, v ? v : "") < 0)
+    if (cred)
+        h = hex_of(v ? v : "");
+    if (asprintf(&n, "%s%s: %s%s\n", *acc ? *acc : "", k, cred ? "hex:" : "",
+                 cred ? h
+                 : v  ? v
+                      : "") < 0)
         return MHD_NO;
+    free(h);
     free(*acc);
     *acc = n;
     return MHD_YES;
@@ -62,6 +84,24 @@ static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max)
         usleep(700 * 1000); /* the upstream is still "thinking" */
         return snprintf(buf, max, "data: second\n\n");
     }
+    return MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+/* /reflect-split: the credential the upstream got, cut in two pieces 0.4 s apart, after an
+ * event that must not wait for them; the stream ends in the credential's first bytes. */
+static atomic_int split_stage;
+static ssize_t split_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    int stage = atomic_fetch_add(&split_stage, 1);
+
+    if (stage == 0)
+        return snprintf(buf, max, "data: before\n\ndata: %.6s", REAL_SECRET);
+    if (stage == 1) {
+        usleep(400 * 1000);
+        return snprintf(buf, max, "%s\n\n", REAL_SECRET + 6);
+    }
+    if (stage == 2)
+        return snprintf(buf, max, "tail %.5s", REAL_SECRET);
     return MHD_CONTENT_READER_END_OF_STREAM;
 }
 
@@ -112,7 +152,25 @@ static enum MHD_Result upstream(void *cls, struct MHD_Connection *c, const char 
             return r;
         }
     }
-    if (strcmp(url, "/sse") == 0) {
+    if (strcmp(url, "/reflect") == 0 || strcmp(url, "/reflect-gzip") == 0) {
+        /* a careless upstream: it repeats the credential it got, in a header and the body */
+        const char *k = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "x-api-key");
+        if (!k)
+            k = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+        n = asprintf(&body, "{\"error\": \"key %s is not valid here\"}", k ? k : "");
+        resp = MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_FREE);
+        MHD_add_response_header(resp, "X-Echo-Key", k ? k : "");
+        if (strcmp(url, "/reflect-gzip") == 0)
+            MHD_add_response_header(resp, "Content-Encoding", "gzip");
+        r = MHD_queue_response(c, 401, resp);
+        MHD_destroy_response(resp);
+        return r;
+    }
+    if (strcmp(url, "/reflect-split") == 0) {
+        atomic_store(&split_stage, 0);
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 256, split_reader, NULL, NULL);
+        MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+    } else if (strcmp(url, "/sse") == 0) {
         atomic_store(&sse_stage, 0);
         resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 256, sse_reader, NULL, NULL);
         MHD_add_response_header(resp, "Content-Type", "text/event-stream");
@@ -442,7 +500,12 @@ static void setup(void)
     kv r10[ELEMENTSOF(r5)]; /* the OAuth route on the WebSocket upstream */
     memcpy(r10, r5, sizeof r10);
     r10[0].v = url4;
-    rts.v = calloc(10, sizeof(route));
+    kv r11[] = {{"upstream", url1},
+                {"credential", "cred"},
+                {"auth-header", "x-api-key"},
+                {"scrub-responses", "no"},
+                {NULL, NULL}};
+    rts.v = calloc(11, sizeof(route));
     terok_assert_ok(route_parse("api", kv_get, r1, &rts.v[0], &err), &err);
     terok_assert_ok(route_parse("strict", kv_get, r2, &rts.v[1], &err), &err);
     terok_assert_ok(route_parse("nocred", kv_get, r3, &rts.v[2], &err), &err);
@@ -453,7 +516,8 @@ static void setup(void)
     terok_assert_ok(route_parse("ws-short", kv_get, r8, &rts.v[7], &err), &err);
     terok_assert_ok(route_parse("nows", kv_get, r9, &rts.v[8], &err), &err);
     terok_assert_ok(route_parse("ws-oauth", kv_get, r10, &rts.v[9], &err), &err);
-    rts.n = 10;
+    terok_assert_ok(route_parse("noscrub", kv_get, r11, &rts.v[10], &err), &err);
+    rts.n = 11;
     atomic_store(&token_endpoint_calls, 0);
     oauth_puts = 0;
 
@@ -519,6 +583,29 @@ typedef struct resp {
     char *headers;
     double first_byte_s, total_s;
 } resp;
+
+/* The upstream's echo holds "<prefix>hex:<hex of value>\n": it received that header so. */
+static bool saw(const char *body, const char *prefix, const char *value)
+{
+    char *h = hex_of(value), *line = NULL;
+    bool r;
+
+    cr_assert(asprintf(&line, "%shex:%s\n", prefix, h) > 0);
+    r = body && strstr(body, line) != NULL;
+    free(line);
+    free(h);
+    return r;
+}
+
+/* value, raw or as the echo's hex, anywhere in the body */
+static bool saw_anywhere(const char *body, const char *value)
+{
+    char *h = hex_of(value);
+    bool r = body && (strstr(body, value) || strstr(body, h));
+
+    free(h);
+    return r;
+}
 
 static size_t grow(char **b, size_t *len, const char *d, size_t n)
 {
@@ -600,8 +687,8 @@ Test(broker, swaps_the_phantom_for_the_real_credential)
                      "Connection: keep-alive, X-Secret-Hop", NULL, 0);
 
     cr_assert(eq(long, r.status, 200), "body: %s", r.body);
-    cr_assert(strstr(r.body, "x-api-key: " REAL_SECRET "\n") != NULL, "upstream saw: %s", r.body);
-    cr_assert(strstr(r.body, tok) == NULL, "the phantom must not reach the upstream");
+    cr_assert(saw(r.body, "x-api-key: ", REAL_SECRET), "upstream saw: %s", r.body);
+    cr_assert(saw_anywhere(r.body, tok) == false, "the phantom must not reach the upstream");
     cr_assert(strstr(r.body, "url=/v1/echo\n") != NULL, "path forwarded: %s", r.body);
     cr_assert(strstr(r.body, "q=a b c\n") != NULL, "query forwarded raw: %s", r.body);
     cr_assert(strstr(r.headers, "X-Upstream: yes") != NULL);
@@ -704,6 +791,57 @@ Test(broker, sse_first_chunk_arrives_before_the_upstream_finishes)
     free(a);
 }
 
+Test(broker, an_answer_repeating_the_credential_reaches_the_container_masked)
+{
+    char *a = mint("ctr-a", "api", 0), *raw = mint("ctr-a", "noscrub", 0);
+    const char *stars = "********************"; /* as long as REAL_SECRET */
+    char want[128];
+
+    /* in a header and in a body with a Content-Length: same length, so the length holds */
+    resp r = request(sock_a, "GET", "/api/reflect", hdr("X-Api-Key", a), NULL, NULL, 0);
+    cr_assert(eq(long, r.status, 401), "body: %s", r.body);
+    snprintf(want, sizeof want, "{\"error\": \"key %s is not valid here\"}", stars);
+    cr_assert(eq(str, r.body, want));
+    cr_assert(strstr(r.headers, "X-Echo-Key: ********************") != NULL, "%s", r.headers);
+    cr_assert(strstr(r.body, REAL_SECRET) == NULL && strstr(r.headers, REAL_SECRET) == NULL);
+    resp_done(&r);
+
+    /* split across pieces of a stream: masked, while what comes before is not held back */
+    r = request(sock_a, "GET", "/api/reflect-split", hdr("X-Api-Key", a), NULL, NULL, 0);
+    cr_assert(eq(long, r.status, 200));
+    snprintf(want, sizeof want, "data: before\n\ndata: %s\n\ntail sk-re", stars);
+    cr_assert(eq(str, r.body, want), "the stream's end releases a tail that began the secret");
+    cr_assert(r.total_s - r.first_byte_s > 0.3,
+              "the first event must not wait for the next piece (first %.3f, total %.3f)",
+              r.first_byte_s, r.total_s);
+    resp_done(&r);
+
+    /* the upstream is asked for unencoded answers; one that encodes anyway is refused */
+    r = request(sock_a, "GET", "/api/echo", hdr("X-Api-Key", a), "Accept-Encoding: gzip, br", NULL,
+                0);
+    cr_assert(strstr(r.body, "Accept-Encoding: identity\n") != NULL, "upstream saw: %s", r.body);
+    cr_assert(strstr(r.body, "gzip") == NULL);
+    resp_done(&r);
+    r = request(sock_a, "GET", "/api/reflect-gzip", hdr("X-Api-Key", a), NULL, NULL, 0);
+    cr_assert(eq(long, r.status, 502), "body: %s", r.body);
+    cr_assert(strstr(r.body, "answered with a Content-Encoding") != NULL, "%s", r.body);
+    cr_assert(strstr(r.body, REAL_SECRET) == NULL && strstr(r.headers, REAL_SECRET) == NULL);
+    resp_done(&r);
+
+    /* scrub-responses = no: the operator's choice, the answer as the upstream sent it */
+    r = request(sock_a, "GET", "/noscrub/reflect", hdr("X-Api-Key", raw), "Accept-Encoding: gzip",
+                NULL, 0);
+    cr_assert(eq(long, r.status, 401));
+    cr_assert(strstr(r.body, REAL_SECRET) != NULL, "%s", r.body);
+    resp_done(&r);
+    r = request(sock_a, "GET", "/noscrub/echo", hdr("X-Api-Key", raw), "Accept-Encoding: gzip",
+                NULL, 0);
+    cr_assert(strstr(r.body, "Accept-Encoding: gzip\n") != NULL, "upstream saw: %s", r.body);
+    resp_done(&r);
+    free(a);
+    free(raw);
+}
+
 Test(broker, upload_is_streamed_through)
 {
     char *a = mint("ctr-a", "api", 0);
@@ -726,12 +864,13 @@ Test(broker, redirects_keep_the_credential_only_within_the_origin)
     resp r = request(sock_a, "GET", "/api/redirect-same", hdr("X-Api-Key", a), NULL, NULL, 0);
 
     cr_assert(eq(long, r.status, 200));
-    cr_assert(strstr(r.body, "x-api-key: " REAL_SECRET) != NULL, "%s", r.body);
+    cr_assert(saw(r.body, "x-api-key: ", REAL_SECRET), "%s", r.body);
     resp_done(&r);
     r = request(sock_a, "GET", "/api/redirect-cross", hdr("X-Api-Key", a), NULL, NULL, 0);
     cr_assert(eq(long, r.status, 200));
     cr_assert(strstr(r.body, "server=2\n") != NULL, "%s", r.body);
-    cr_assert(strstr(r.body, REAL_SECRET) == NULL, "credential leaked across origins: %s", r.body);
+    cr_assert(saw_anywhere(r.body, REAL_SECRET) == false, "credential leaked across origins: %s",
+              r.body);
     resp_done(&r);
     free(a);
 }
@@ -816,10 +955,9 @@ Test(broker, oauth_expired_access_token_is_refreshed_and_written_back)
     set_token_set("at-old", "rt-good", (long long)time(NULL) - 10);
     resp r = request(sock_a, "GET", "/oauth/echo", hdr("X-Api-Key", tok), NULL, NULL, 0);
     cr_assert(eq(long, r.status, 200), "body: %s", r.body);
-    cr_assert(strstr(r.body, "Authorization: Bearer at-fresh\n") != NULL, "upstream saw: %s",
-              r.body);
-    cr_assert(strstr(r.body, "at-old") == NULL);
-    cr_assert(strstr(r.body, "rt-") == NULL, "the refresh token never goes upstream");
+    cr_assert(saw(r.body, "Authorization: ", "Bearer at-fresh"), "upstream saw: %s", r.body);
+    cr_assert(saw_anywhere(r.body, "at-old") == false);
+    cr_assert(saw_anywhere(r.body, "rt-") == false, "the refresh token never goes upstream");
     resp_done(&r);
     cr_assert(eq(int, atomic_load(&token_endpoint_calls), 1));
     cr_assert(eq(int, oauth_puts, 1));
@@ -834,7 +972,7 @@ Test(broker, oauth_expired_access_token_is_refreshed_and_written_back)
     /* the fresh token is used as it is: no second refresh */
     r = request(sock_a, "GET", "/oauth/echo", hdr("X-Api-Key", tok), NULL, NULL, 0);
     cr_assert(eq(long, r.status, 200));
-    cr_assert(strstr(r.body, "Authorization: Bearer at-fresh\n") != NULL);
+    cr_assert(saw(r.body, "Authorization: ", "Bearer at-fresh"));
     cr_assert(eq(int, atomic_load(&token_endpoint_calls), 1));
     resp_done(&r);
     free(tok);
@@ -848,8 +986,7 @@ Test(broker, oauth_upstream_401_refreshes_once_and_retries)
     set_token_set("at-stale", "rt-good", (long long)time(NULL) + 3600);
     resp r = request(sock_a, "GET", "/oauth/auth-check", hdr("X-Api-Key", tok), NULL, NULL, 0);
     cr_assert(eq(long, r.status, 200), "body: %s", r.body);
-    cr_assert(strstr(r.body, "Authorization: Bearer at-fresh\n") != NULL, "upstream saw: %s",
-              r.body);
+    cr_assert(saw(r.body, "Authorization: ", "Bearer at-fresh"), "upstream saw: %s", r.body);
     cr_assert(eq(int, atomic_load(&token_endpoint_calls), 1));
     resp_done(&r);
 
@@ -1367,7 +1504,7 @@ Test(broker, an_upstream_closing_idle_connections_costs_no_cpu_and_no_request)
     for (int round = 0; round < 3; round++) {
         resp r = request(sock_a, "GET", "/idle/echo", hdr("X-Api-Key", tok), NULL, NULL, 0);
         cr_assert(eq(long, r.status, 200), "round %d: %s", round, r.body);
-        cr_assert(strstr(r.body, "authorization: Bearer " REAL_SECRET) != NULL, "%s", r.body);
+        cr_assert(saw(r.body, "authorization: ", "Bearer " REAL_SECRET), "%s", r.body);
         resp_done(&r);
         double t0 = cpu_seconds();
         usleep(2500 * 1000); /* the upstream drops the idle connection after 1 s */
@@ -1403,7 +1540,7 @@ Test(broker, oauth_concurrent_requests_share_one_refresh_and_bodies_wait_for_it)
     for (int i = 0; i < 4; i++) {
         pthread_join(th[i], NULL);
         cr_assert(eq(long, c[i].r.status, 200), "request %d: %s", i, c[i].r.body);
-        cr_assert(strstr(c[i].r.body, "Authorization: Bearer at-fresh\n") != NULL);
+        cr_assert(saw(c[i].r.body, "Authorization: ", "Bearer at-fresh"));
         resp_done(&c[i].r);
     }
     cr_assert(eq(int, atomic_load(&token_endpoint_calls), 1), "one refresh for all of them");
@@ -1417,7 +1554,7 @@ Test(broker, oauth_concurrent_requests_share_one_refresh_and_bodies_wait_for_it)
         request(sock_a, "POST", "/oauth/upload", hdr("X-Api-Key", tok), NULL, body, (long long)n);
     cr_assert(eq(long, r.status, 200), "body: %.200s", r.body);
     cr_assert(strstr(r.body, "bytes=307200\n") != NULL, "upstream got: %.200s", r.body);
-    cr_assert(strstr(r.body, "Authorization: Bearer at-fresh\n") != NULL);
+    cr_assert(saw(r.body, "Authorization: ", "Bearer at-fresh"));
     cr_assert(eq(int, atomic_load(&token_endpoint_calls), 2));
     resp_done(&r);
     free(body);

@@ -26,6 +26,7 @@
 #define UPLOAD_BUF (256 * 1024) /* libcurl's upload buffer for bulk bodies */
 #define EASY_SPARE 16           /* easy handles kept for reuse, per proxy (worker) */
 #define MAX_REDIRECTS 5
+#define SCRUB_MIN 8          /* shorter credentials are not looked for in answers */
 #define OAUTH_MARGIN_S 60    /* refresh this long before the access token expires */
 #define OAUTH_RESP_MAX 65536 /* token endpoint answers are small */
 
@@ -112,6 +113,9 @@ struct req {
     bool redirecting;
     bool drop_credential; /* after a cross-origin redirect */
     char *cred_line;      /* "<auth-header>: <prefix><secret>", wiped before it is freed */
+    size_t cred_slen;     /* the secret's length, at the end of cred_line */
+    bool encoded;         /* the answer has a Content-Encoding other than identity */
+    size_t held;          /* bytes at the end of down kept back: they may begin the secret */
 
     buf down;
     bool write_paused;
@@ -216,6 +220,36 @@ static void buf_done(buf *b)
 {
     free(b->data);
     *b = (buf){0};
+}
+
+/* ---- the credential in answers (route option scrub-responses) ---- */
+
+/* The secret as the upstream got it, when answers are to be checked for it: the tail of
+ * cred_line. Shorter secrets are not looked for (they would mask innocent bytes). */
+static const char *scrub_secret(const req *q, size_t *ret_len)
+{
+    if (!q->rt->scrub || !q->cred_line || q->cred_slen < SCRUB_MIN || q->ws)
+        return NULL;
+    *ret_len = q->cred_slen;
+    return q->cred_line + strlen(q->rt->auth_header) + 2 + strlen(q->rt->auth_prefix);
+}
+
+/* Overwrite every occurrence of s in [p, p+n) with '*' (the same length, so Content-Length
+ * holds) and return the length of the longest tail of the range that begins s: those bytes
+ * wait for the next piece, which shows whether they are the secret. Anything else passes at
+ * once, so an SSE event is not held back unless it ends in the secret's first bytes. */
+static size_t scrub(char *p, size_t n, const char *s, size_t sl)
+{
+    char *at = p, *end = p + n, *hit;
+
+    while ((hit = memmem(at, (size_t)(end - at), s, sl))) {
+        memset(hit, '*', sl);
+        at = hit + sl;
+    }
+    for (size_t k = MIN(sl - 1, n); k > 0; k--)
+        if (end[-(ptrdiff_t)k] == s[0] && memcmp(end - k, s, k) == 0)
+            return k;
+    return 0;
 }
 
 /* ---- suspend / resume bookkeeping ---- */
@@ -334,6 +368,17 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *userdata)
             q->retry_401 = true; /* refresh the access token once and ask again */
             return len;
         }
+        size_t sl;
+        if (q->encoded && scrub_secret(q, &sl) && !streq(q->method, "HEAD") &&
+            q->up_status != 204 && q->up_status != 304) {
+            /* asked for identity and got something else: a body that cannot be checked for
+             * the credential does not reach the container */
+            fail_later(q, 502, "upstream-encoded",
+                       "the upstream answered with a Content-Encoding although the broker asked "
+                       "for none; it cannot be checked for the credential (route option "
+                       "scrub-responses)");
+            return 0;
+        }
         q->headers_done = true;
         wake_if(q, WAIT_HEADERS);
         return len;
@@ -360,9 +405,17 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *userdata)
         free(q->location);
         q->location = strndup(v, (size_t)(end - v));
     }
+    if (nlen == 16 && strncasecmp(line, "content-encoding", 16) == 0 && end > v &&
+        !(end - v == 8 && strncasecmp(v, "identity", 8) == 0))
+        q->encoded = true;
     if (is_hop_by_hop(line, nlen) || (nlen == 4 && strncasecmp(line, "date", 4) == 0))
         return len;
-    if (strv_consume(&q->resp_headers, strndup(line, (size_t)(end - line))) < 0)
+    char *kept = strndup(line, (size_t)(end - line));
+    const char *secret;
+    size_t sl;
+    if (kept && (secret = scrub_secret(q, &sl)))
+        (void)scrub(kept, strlen(kept), secret, sl);
+    if (strv_consume(&q->resp_headers, kept) < 0)
         return 0; /* out of memory: abort the transfer */
     return len;
 }
@@ -380,6 +433,12 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata)
     }
     if (buf_append(&q->down, data, n) < 0)
         return 0;
+    const char *secret;
+    size_t sl;
+    if ((secret = scrub_secret(q, &sl))) {
+        size_t span = n + q->held;
+        q->held = scrub(q->down.data + q->down.off + q->down.len - span, span, secret, sl);
+    }
     wake_if(q, WAIT_BODY);
     return n;
 }
@@ -453,6 +512,8 @@ static enum MHD_Result header_iter(void *cls, enum MHD_ValueKind kind, const cha
     STRV_FOREACH(h, q->rt->token_headers)
     if (strlen(*h) == key_size && strncasecmp(key, *h, key_size) == 0)
         return MHD_YES;
+    if (q->rt->scrub && !q->ws && key_size == 15 && strncasecmp(key, "accept-encoding", 15) == 0)
+        return MHD_YES; /* start_transfer asks for identity */
     if (strlen(q->rt->auth_header) == key_size &&
         strncasecmp(key, q->rt->auth_header, key_size) == 0)
         return MHD_YES;
@@ -492,6 +553,9 @@ static int start_transfer(req *q, const char *url)
         return -ENOMEM;
     /* no 100-continue round trip: the container already sent us the body */
     q->req_headers = curl_slist_append(q->req_headers, "Expect:");
+    /* an answer that repeats the credential is masked: it must arrive as plain bytes */
+    if (q->rt->scrub && !q->ws)
+        q->req_headers = curl_slist_append(q->req_headers, "Accept-Encoding: identity");
     if (!q->drop_credential) {
         q->req_headers = curl_slist_append(q->req_headers, q->cred_line);
         if (!q->req_headers)
@@ -539,6 +603,8 @@ static int start_transfer(req *q, const char *url)
     q->up_status = 0;
     q->redirecting = false;
     q->done = false;
+    q->encoded = false;
+    q->held = 0;
     clear_response(q);
     if (curl_loop_add(p->curl, e, on_done, q) < 0)
         return -EIO;
@@ -631,10 +697,10 @@ static void on_done(CURL *easy, CURLcode result, void *userdata)
 static ssize_t reader(void *cls, uint64_t pos, char *out, size_t max)
 {
     req *q = cls;
-    size_t n;
+    size_t n, ready = q->down.len - (q->done ? 0 : MIN(q->held, q->down.len));
 
-    if (q->down.len > 0) {
-        n = buf_take(&q->down, out, max);
+    if (ready > 0) {
+        n = buf_take(&q->down, out, MIN(max, ready));
         q->bytes_out += n;
         if (q->write_paused && q->easy) {
             q->write_paused = false;
@@ -833,6 +899,7 @@ static int set_cred_line(req *q, const void *secret, size_t slen)
         return -ENOMEM;
     snprintf(q->cred_line, n, "%s: %s%.*s", q->rt->auth_header, q->rt->auth_prefix, (int)slen,
              (const char *)secret);
+    q->cred_slen = strnlen((const char *)secret, slen);
     return 0;
 }
 

@@ -234,6 +234,11 @@ int route_parse(const char *name, route_get_fn get, void *ud, route *rt, terok_e
     if (!isempty(v) && parse_bool(v, &rt->websocket) < 0)
         return terok_error_set(err, -EINVAL, "route '%s': websocket '%s' is not yes or no", name,
                                v);
+    rt->scrub = true;
+    v = get(ud, "scrub-responses");
+    if (!isempty(v) && parse_bool(v, &rt->scrub) < 0)
+        return terok_error_set(err, -EINVAL, "route '%s': scrub-responses '%s' is not yes or no",
+                               name, v);
     rt->ws_idle_ms = DEFAULT_WS_IDLE_MS;
     v = get(ud, "websocket-idle");
     if (!isempty(v) && (parse_duration_ms(v, &rt->ws_idle_ms) < 0 || rt->ws_idle_ms < 1000 ||

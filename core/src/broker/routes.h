@@ -37,6 +37,7 @@ typedef struct route {
     long long max_body; /* request body cap, bytes */
     bool websocket;     /* upgrades passed through (else 403) */
     int64_t ws_idle_ms; /* a tunnel idle this long is closed */
+    bool scrub;         /* answers that repeat the credential get it masked (scrub-responses) */
 } route;
 
 typedef struct routes {

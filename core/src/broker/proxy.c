@@ -15,6 +15,7 @@
 
 #include "broker/curl-loop.h"
 #include "broker/proxy.h"
+#include "broker/scrub.h"
 #include "broker/ws.h"
 #include "daemon/httpd.h"
 #include "error.h"
@@ -26,7 +27,6 @@
 #define UPLOAD_BUF (256 * 1024) /* libcurl's upload buffer for bulk bodies */
 #define EASY_SPARE 16           /* easy handles kept for reuse, per proxy (worker) */
 #define MAX_REDIRECTS 5
-#define SCRUB_MIN 8          /* shorter credentials are not looked for in answers */
 #define OAUTH_MARGIN_S 60    /* refresh this long before the access token expires */
 #define OAUTH_RESP_MAX 65536 /* token endpoint answers are small */
 
@@ -116,6 +116,7 @@ struct req {
     size_t cred_slen;     /* the secret's length, at the end of cred_line */
     bool encoded;         /* the answer has a Content-Encoding other than identity */
     size_t held;          /* bytes at the end of down kept back: they may begin the secret */
+    int64_t hold_timer;   /* releases them after SCRUB_HOLD_MS without more bytes; 0: none */
 
     buf down;
     bool write_paused;
@@ -228,28 +229,10 @@ static void buf_done(buf *b)
  * cred_line. Shorter secrets are not looked for (they would mask innocent bytes). */
 static const char *scrub_secret(const req *q, size_t *ret_len)
 {
-    if (!q->rt->scrub || !q->cred_line || q->cred_slen < SCRUB_MIN || q->ws)
+    if (!q->rt->scrub || !q->cred_line || q->cred_slen < SCRUB_MIN)
         return NULL;
     *ret_len = q->cred_slen;
     return q->cred_line + strlen(q->rt->auth_header) + 2 + strlen(q->rt->auth_prefix);
-}
-
-/* Overwrite every occurrence of s in [p, p+n) with '*' (the same length, so Content-Length
- * holds) and return the length of the longest tail of the range that begins s: those bytes
- * wait for the next piece, which shows whether they are the secret. Anything else passes at
- * once, so an SSE event is not held back unless it ends in the secret's first bytes. */
-static size_t scrub(char *p, size_t n, const char *s, size_t sl)
-{
-    char *at = p, *end = p + n, *hit;
-
-    while ((hit = memmem(at, (size_t)(end - at), s, sl))) {
-        memset(hit, '*', sl);
-        at = hit + sl;
-    }
-    for (size_t k = MIN(sl - 1, n); k > 0; k--)
-        if (end[-(ptrdiff_t)k] == s[0] && memcmp(end - k, s, k) == 0)
-            return k;
-    return 0;
 }
 
 /* ---- suspend / resume bookkeeping ---- */
@@ -414,10 +397,27 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *userdata)
     const char *secret;
     size_t sl;
     if (kept && (secret = scrub_secret(q, &sl)))
-        (void)scrub(kept, strlen(kept), secret, sl);
+        (void)scrub_span(kept, strlen(kept), secret, sl);
     if (strv_consume(&q->resp_headers, kept) < 0)
         return 0; /* out of memory: abort the transfer */
     return len;
+}
+
+static int on_hold_timer(evloop *l, void *userdata)
+{
+    req *q = userdata;
+
+    q->hold_timer = 0;
+    q->held = 0; /* the stream paused: the kept bytes were not the credential's start */
+    wake_if(q, WAIT_BODY);
+    return 0;
+}
+
+static void hold_cancel(req *q)
+{
+    if (q->hold_timer)
+        evloop_cancel_timer(q->ls->p->loop, q->hold_timer);
+    q->hold_timer = 0;
 }
 
 static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata)
@@ -437,7 +437,11 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata)
     size_t sl;
     if ((secret = scrub_secret(q, &sl))) {
         size_t span = n + q->held;
-        q->held = scrub(q->down.data + q->down.off + q->down.len - span, span, secret, sl);
+        q->held = scrub_span(q->down.data + q->down.off + q->down.len - span, span, secret, sl);
+        hold_cancel(q);
+        if (q->held)
+            q->hold_timer =
+                MAX(evloop_add_timer(q->ls->p->loop, SCRUB_HOLD_MS, on_hold_timer, q), (int64_t)0);
     }
     wake_if(q, WAIT_BODY);
     return n;
@@ -512,8 +516,13 @@ static enum MHD_Result header_iter(void *cls, enum MHD_ValueKind kind, const cha
     STRV_FOREACH(h, q->rt->token_headers)
     if (strlen(*h) == key_size && strncasecmp(key, *h, key_size) == 0)
         return MHD_YES;
+    /* Answers are searched for the credential as plain bytes: start_transfer asks for identity,
+     * and a tunnel does without permessage-deflate (compressed frames would hide it). */
     if (q->rt->scrub && !q->ws && key_size == 15 && strncasecmp(key, "accept-encoding", 15) == 0)
-        return MHD_YES; /* start_transfer asks for identity */
+        return MHD_YES;
+    if (q->rt->scrub && q->ws && key_size == 24 &&
+        strncasecmp(key, "sec-websocket-extensions", 24) == 0)
+        return MHD_YES;
     if (strlen(q->rt->auth_header) == key_size &&
         strncasecmp(key, q->rt->auth_header, key_size) == 0)
         return MHD_YES;
@@ -605,6 +614,7 @@ static int start_transfer(req *q, const char *url)
     q->done = false;
     q->encoded = false;
     q->held = 0;
+    hold_cancel(q);
     clear_response(q);
     if (curl_loop_add(p->curl, e, on_done, q) < 0)
         return -EIO;
@@ -1354,6 +1364,12 @@ static void on_ws_answer(void *userdata, int status, char *const *headers, const
                 wake_any(q);
                 return;
             }
+            const char *secret;
+            size_t sl;
+            if ((secret = scrub_secret(q, &sl))) {
+                char *kept = q->resp_headers[strv_length(q->resp_headers) - 1];
+                (void)scrub_span(kept, strlen(kept), secret, sl);
+            }
         }
         if (websocket)
             q->ws_answered = true;
@@ -1452,7 +1468,12 @@ static int ws_begin(req *q)
         }
         h = t;
     }
-    return ws_conn_start(p->loop, p->curl, q->origin_url, h, p->ca_file, on_ws_answer, q, &q->wsc);
+    const char *secret;
+    size_t sl;
+    int r = ws_conn_start(p->loop, p->curl, q->origin_url, h, p->ca_file, on_ws_answer, q, &q->wsc);
+    if (r >= 0 && (secret = scrub_secret(q, &sl)))
+        r = ws_conn_scrub(q->wsc, secret, sl);
+    return r;
 }
 
 static enum MHD_Result begin(req *q, const char *url, const char *version)
@@ -1724,6 +1745,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     oauth_forget(q);
     end_transfer(q);
+    hold_cancel(q);
     ws_unlink(q);
     q->wsc = ws_conn_free(q->wsc);
     free(q->ws_message);

@@ -6,6 +6,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
+#include "broker/scrub.h"
 #include "broker/ws.h"
 #include "log.h"
 #include "util/macro.h"
@@ -58,6 +59,8 @@ struct ws_conn {
     bool up_shut, client_shut; /* the other side's EOF passed on (shutdown SHUT_WR) */
     bool client_hup, up_hup;   /* epoll said HUP/ERR: no longer watched (it would fire forever) */
     ring up, down;             /* client -> upstream, upstream -> client */
+    char *scrub;               /* the credential, masked in down (ws_conn_scrub); wiped */
+    size_t scrub_len;
     uint64_t bytes_up, bytes_down;
     ws_closed_cb closed;
     void *closed_data;
@@ -327,6 +330,8 @@ static void handshake_io(ws_conn *w)
             memcpy(w->down.data, buf + used, got - used);
             w->down.len = got - used;
             w->bytes_down += got - used;
+            if (w->scrub)
+                (void)scrub_span(w->down.data, w->down.len, w->scrub, w->scrub_len);
         }
         give_answer(w, (int)w->parser.status_code, NULL);
         return;
@@ -558,6 +563,12 @@ static void pump(ws_conn *w)
                 w->down.len += got;
                 w->bytes_down += got;
                 progress = true;
+                /* each read on its own: holding a tail back until the next read could stall a
+                 * request/answer protocol whose frame happens to end in the credential's
+                 * first bytes (bytes, not frames: the tunnel cannot tell a message's end) */
+                if (w->scrub)
+                    (void)scrub_span(w->down.data + w->down.off + w->down.len - got, got, w->scrub,
+                                     w->scrub_len);
             } else if (rc == CURLE_OK)
                 w->up_eof = progress = true;
             else if (rc != CURLE_AGAIN)
@@ -667,11 +678,29 @@ int ws_conn_attach(ws_conn *w, int sock, struct MHD_UpgradeResponseHandle *urh,
     return 0;
 }
 
+int ws_conn_scrub(ws_conn *w, const char *secret, size_t len)
+{
+    if (w->scrub) {
+        sodium_memzero(w->scrub, w->scrub_len);
+        free(w->scrub);
+    }
+    w->scrub = malloc(len ? len : 1);
+    if (!w->scrub)
+        return -ENOMEM;
+    memcpy(w->scrub, secret, len);
+    w->scrub_len = len;
+    return 0;
+}
+
 ws_conn *ws_conn_free(ws_conn *w)
 {
     if (!w)
         return NULL;
     teardown(w);
+    if (w->scrub) {
+        sodium_memzero(w->scrub, w->scrub_len);
+        free(w->scrub);
+    }
     strv_free(w->headers);
     free(w->field);
     free(w->value);

@@ -6,7 +6,10 @@
  * answer's head parsed with http-parser; after a 101 the client socket MHD hands over is joined
  * to it and bytes are pumped both ways through two bounded buffers, with backpressure, until
  * either side closes or the tunnel has been idle for the route's websocket-idle. Frames are not
- * parsed: the credential travels in the handshake only. Never prints, never logs a header value. */
+ * parsed: the credential travels in the handshake only; with ws_conn_scrub, bytes from the
+ * upstream that repeat it are masked on their way to the client, within each read (bytes, not
+ * frames: a credential split over two frames or two reads is not seen). Never prints, never logs
+ * a header value. */
 #pragma once
 
 #include <curl/curl.h>
@@ -39,6 +42,9 @@ typedef void (*ws_closed_cb)(void *userdata, const ws_end *end);
  * answer is called once, from the loop, unless the connection is freed first. */
 int ws_conn_start(evloop *l, curl_loop *c, const char *url, struct curl_slist *headers,
                   const char *ca_file, ws_answer_cb answer, void *userdata, ws_conn **ret);
+/* Mask secret (copied; wiped when freed) wherever the upstream's bytes repeat it, from the
+ * bytes that come with the answer's head on (broker/scrub.h). Call right after ws_conn_start. */
+int ws_conn_scrub(ws_conn *w, const char *secret, size_t len);
 /* After a 101 was passed on: MHD's upgrade handler hands over the client's socket (sock, urh)
  * and the bytes it read past the request (extra_in, copied). The tunnel closes after idle_ms
  * without a byte either way. closed is called once, when the tunnel has ended, just before the

@@ -19,6 +19,7 @@
 #include <sys/un.h>
 
 #include "broker/proxy.h"
+#include "broker/scrub.h"
 #include "daemon/evloop.h"
 #include "terok-test.h"
 #include "util/macro.h"
@@ -1629,4 +1630,57 @@ Test(broker, header_injection_bad_method_and_missing_host_get_400)
     resp r = request(sock_a, "GET", "/-/health", NULL, NULL, NULL, 0);
     cr_assert(eq(long, r.status, 200), "still serving");
     resp_done(&r);
+}
+
+/* scrub_span as the broker drives it: pieces of a stream, each searched with the tail kept from
+ * the one before, against the whole text masked at once. Texts full of the credential, its
+ * prefixes and near misses, cut at random places (a fixed seed: the same cases every run). */
+Test(broker_scrub, a_stream_in_any_pieces_is_masked_as_the_whole_text)
+{
+    static const char secret[] = REAL_SECRET;
+    static const char *const parts[] = {secret,
+                                        "sk-",
+                                        "sk-real-4a7f9c2e81d",
+                                        "s",
+                                        "xyz",
+                                        "\n\n",
+                                        "data: ",
+                                        "sk-real-4a7f9c2e81d3sk-real-4a7f9c2e81d3"};
+    const size_t sl = sizeof secret - 1;
+    unsigned seed = 12345;
+
+    for (int round = 0; round < 2000; round++) {
+        char text[1024], whole[1024], out[1024], span[1024];
+        size_t n = 0, o = 0, held = 0;
+
+        while (n < 600) {
+            const char *p = parts[(seed = seed * 1103515245 + 12345) / 65536 % ELEMENTSOF(parts)];
+            size_t k = strlen(p);
+            memcpy(text + n, p, k);
+            n += k;
+        }
+        memcpy(whole, text, n);
+        (void)scrub_span(whole, n, secret, sl);
+        for (size_t at = 0; at < n;) {
+            size_t piece = 1 + (seed = seed * 1103515245 + 12345) / 65536 % 40;
+            piece = MIN(piece, n - at);
+            memcpy(span + held, text + at, piece); /* span[0..held) is the kept tail */
+            size_t len = held + piece;
+            held = scrub_span(span, len, secret, sl);
+            cr_assert(held < sl);
+            memcpy(out + o, span, len - held); /* what goes out now */
+            o += len - held;
+            memmove(span, span + len - held, held);
+            at += piece;
+        }
+        memcpy(out + o, span, held); /* the end releases the tail */
+        o += held;
+        cr_assert(eq(sz, o, n));
+        cr_assert(memcmp(out, whole, n) == 0, "round %d: '%.*s' against '%.*s'", round, (int)n, out,
+                  (int)n, whole);
+        cr_assert(memmem(out, n, secret, sl) == NULL, "round %d", round);
+    }
+    char none[] = "no credential here";
+    cr_assert(eq(sz, scrub_span(none, strlen(none), secret, 0), 0));
+    cr_assert(eq(str, none, "no credential here"));
 }

@@ -387,7 +387,9 @@ static int raw_request(uint16_t port, const char *req, size_t len, char *head, s
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     cr_assert(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
     for (size_t off = 0; off < len; off += (size_t)k) {
-        k = write(fd, req + off, len - off);
+        /* the daemon may answer and close before a big request is all written: that is a
+         * status to check, not a SIGPIPE that kills the test without a word */
+        k = send(fd, req + off, len - off, MSG_NOSIGNAL);
         if (k <= 0)
             break;
     }
@@ -498,9 +500,12 @@ ParameterizedTest(const hostile *h, gate_daemon, hostile_requests)
     status = raw_request(W.port_a, req, (size_t)n, head, sizeof head);
     if (h->status == 4)
         cr_assert(status >= 400 && status < 500, "%s: got %d", h->name, status);
-    else
-        cr_assert_eq(status, h->status, "%s: got %d, want %d\n%.400s", h->name, status, h->status,
-                     head);
+    else if (status != h->status) {
+        _cleanup_free_ char *log = slurp(W.log);
+        size_t ln = log ? strlen(log) : 0;
+        cr_assert_fail("%s: got %d, want %d\n%.400s\ndaemon log (end):\n%s", h->name, status,
+                       h->status, head, log ? log + (ln > 2000 ? ln - 2000 : 0) : "(none)");
+    }
     if (status == 401)
         cr_assert(strstr(head, "WWW-Authenticate: Basic realm=\"terok-gate\""),
                   "%s: 401 without a Basic challenge", h->name);
@@ -536,7 +541,7 @@ static int unix_status(const char *path, const char *req)
         close(fd);
         return -errno;
     }
-    cr_assert(write(fd, req, strlen(req)) == (ssize_t)strlen(req));
+    cr_assert(send(fd, req, strlen(req), MSG_NOSIGNAL) == (ssize_t)strlen(req));
     shutdown(fd, SHUT_WR);
     while (got + 1 < sizeof head && (k = read(fd, head + got, sizeof head - 1 - got)) > 0)
         got += (size_t)k;

@@ -106,6 +106,21 @@ static ssize_t split_reader(void *cls, uint64_t pos, char *buf, size_t max)
     return MHD_CONTENT_READER_END_OF_STREAM;
 }
 
+/* /hold: a stream whose first piece is the credential's first bytes, then 2.5 s of silence */
+static atomic_int hold_stage;
+static ssize_t hold_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    int stage = atomic_fetch_add(&hold_stage, 1);
+
+    if (stage == 0)
+        return snprintf(buf, max, "%.5s", REAL_SECRET);
+    if (stage == 1) {
+        usleep(2500 * 1000);
+        return snprintf(buf, max, "st\n");
+    }
+    return MHD_CONTENT_READER_END_OF_STREAM;
+}
+
 static enum MHD_Result upstream(void *cls, struct MHD_Connection *c, const char *url,
                                 const char *method, const char *version, const char *data,
                                 size_t *size, void **con_cls)
@@ -167,7 +182,10 @@ static enum MHD_Result upstream(void *cls, struct MHD_Connection *c, const char 
         MHD_destroy_response(resp);
         return r;
     }
-    if (strcmp(url, "/reflect-split") == 0) {
+    if (strcmp(url, "/hold") == 0) {
+        atomic_store(&hold_stage, 0);
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 256, hold_reader, NULL, NULL);
+    } else if (strcmp(url, "/reflect-split") == 0) {
         atomic_store(&split_stage, 0);
         resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 256, split_reader, NULL, NULL);
         MHD_add_response_header(resp, "Content-Type", "text/event-stream");
@@ -583,6 +601,7 @@ typedef struct resp {
     size_t len;
     char *headers;
     double first_byte_s, total_s;
+    double t0, first_body_s; /* CLOCK_MONOTONIC at the start; the first body byte, after it */
 } resp;
 
 /* The upstream's echo holds "<prefix>hex:<hex of value>\n": it received that header so. */
@@ -616,9 +635,20 @@ static size_t grow(char **b, size_t *len, const char *d, size_t n)
     (*b)[*len] = 0;
     return n;
 }
+static double mono_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static size_t on_body(char *d, size_t s, size_t n, void *ud)
 {
     resp *r = ud;
+
+    if (r->len == 0 && s * n > 0)
+        r->first_body_s = mono_s() - r->t0;
     return grow(&r->body, &r->len, d, s * n);
 }
 static size_t on_hdr(char *d, size_t s, size_t n, void *ud)
@@ -633,7 +663,7 @@ static resp request(const char *sock, const char *method, const char *path, cons
 {
     CURL *c = curl_easy_init();
     struct curl_slist *h = NULL;
-    resp r = {0};
+    resp r = {.t0 = mono_s()};
     char url[512];
 
     snprintf(url, sizeof url, "http://127.0.0.1:9419%s", path);
@@ -815,6 +845,16 @@ Test(broker, an_answer_repeating_the_credential_reaches_the_container_masked)
     cr_assert(r.total_s - r.first_byte_s > 0.3,
               "the first event must not wait for the next piece (first %.3f, total %.3f)",
               r.first_byte_s, r.total_s);
+    resp_done(&r);
+
+    /* a stream that pauses after the credential's first bytes: they go out after 2 s, not
+     * when (if ever) the next piece comes */
+    r = request(sock_a, "GET", "/api/hold", hdr("X-Api-Key", a), NULL, NULL, 0);
+    cr_assert(eq(long, r.status, 200));
+    cr_assert(eq(str, r.body, "sk-rest\n"));
+    cr_assert(r.first_body_s > 1.5 && r.first_body_s < 2.4 && r.total_s > 2.4,
+              "the kept bytes came at %.2f s (the next piece at 2.5 s, total %.2f s)",
+              r.first_body_s, r.total_s);
     resp_done(&r);
 
     /* the upstream is asked for unencoded answers; one that encodes anyway is refused */

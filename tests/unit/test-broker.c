@@ -3,7 +3,8 @@
  * the real credential and never the phantom; statuses for missing, invalid, foreign and
  * revoked tokens, unknown routes, missing credentials, disallowed requests, dead upstreams;
  * streamed responses (SSE) and uploads; redirects dropping the credential across origins;
- * malformed HTTP answered with 400 while the daemon keeps serving; every request audited. */
+ * malformed HTTP answered with 400 while the daemon keeps serving; every request audited;
+ * answers (and WebSocket bytes) that repeat the credential masked, encoded ones refused. */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <fcntl.h>

@@ -32,7 +32,6 @@
 
 static struct MHD_Daemon *up1, *up2, *up3;
 static uint16_t up1_port, up2_port, up3_port;
-static atomic_int sse_stage;
 
 typedef struct upload_state {
     size_t bytes;
@@ -76,51 +75,47 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
     return MHD_YES;
 }
 
-static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max)
-{
-    int stage = atomic_fetch_add(&sse_stage, 1);
+/* A streamed answer as a script: each step waits, then sends its text (NULL ends it). */
+typedef struct step {
+    int delay_ms;
+    const char *text;
+} step;
 
-    if (stage == 0)
-        return snprintf(buf, max, "data: first\n\n");
-    if (stage == 1) {
-        usleep(700 * 1000); /* the upstream is still "thinking" */
-        return snprintf(buf, max, "data: second\n\n");
-    }
-    return MHD_CONTENT_READER_END_OF_STREAM;
+typedef struct script {
+    const step *steps;
+    size_t next;
+} script;
+
+static ssize_t script_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    script *sc = cls;
+    const step *st = &sc->steps[sc->next];
+
+    if (!st->text)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    sc->next++;
+    if (st->delay_ms)
+        usleep((useconds_t)st->delay_ms * 1000);
+    return snprintf(buf, max, "%s", st->text);
 }
 
-/* /reflect-split: the credential the upstream got, cut in two pieces 0.4 s apart, after an
- * event that must not wait for them; the stream ends in the credential's first bytes. */
-static atomic_int split_stage;
-static ssize_t split_reader(void *cls, uint64_t pos, char *buf, size_t max)
+static struct MHD_Response *scripted(const step *steps)
 {
-    int stage = atomic_fetch_add(&split_stage, 1);
+    script *sc = calloc(1, sizeof(*sc));
 
-    if (stage == 0)
-        return snprintf(buf, max, "data: before\n\ndata: %.6s", REAL_SECRET);
-    if (stage == 1) {
-        usleep(400 * 1000);
-        return snprintf(buf, max, "%s\n\n", REAL_SECRET + 6);
-    }
-    if (stage == 2)
-        return snprintf(buf, max, "tail %.5s", REAL_SECRET);
-    return MHD_CONTENT_READER_END_OF_STREAM;
+    cr_assert(sc != NULL);
+    sc->steps = steps;
+    return MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 256, script_reader, sc, free);
 }
 
-/* /hold: a stream whose first piece is the credential's first bytes, then 2.5 s of silence */
-static atomic_int hold_stage;
-static ssize_t hold_reader(void *cls, uint64_t pos, char *buf, size_t max)
-{
-    int stage = atomic_fetch_add(&hold_stage, 1);
-
-    if (stage == 0)
-        return snprintf(buf, max, "%.5s", REAL_SECRET);
-    if (stage == 1) {
-        usleep(2500 * 1000);
-        return snprintf(buf, max, "st\n");
-    }
-    return MHD_CONTENT_READER_END_OF_STREAM;
-}
+/* /sse: the upstream is still "thinking" between the events */
+static const step sse_steps[] = {{0, "data: first\n\n"}, {700, "data: second\n\n"}, {0, NULL}};
+/* /reflect-split: the credential the upstream got (REAL_SECRET), cut in two pieces 0.4 s apart,
+ * after an event that must not wait for them; the stream ends in the credential's first bytes */
+static const step split_steps[] = {
+    {0, "data: before\n\ndata: sk-rea"}, {400, "l-4a7f9c2e81d3\n\n"}, {0, "tail sk-re"}, {0, NULL}};
+/* /hold: a first piece that is the credential's first bytes, then 2.5 s of silence */
+static const step hold_steps[] = {{0, "sk-re"}, {2500, "st\n"}, {0, NULL}};
 
 static enum MHD_Result upstream(void *cls, struct MHD_Connection *c, const char *url,
                                 const char *method, const char *version, const char *data,
@@ -184,15 +179,9 @@ static enum MHD_Result upstream(void *cls, struct MHD_Connection *c, const char 
         return r;
     }
     if (strcmp(url, "/hold") == 0) {
-        atomic_store(&hold_stage, 0);
-        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 256, hold_reader, NULL, NULL);
-    } else if (strcmp(url, "/reflect-split") == 0) {
-        atomic_store(&split_stage, 0);
-        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 256, split_reader, NULL, NULL);
-        MHD_add_response_header(resp, "Content-Type", "text/event-stream");
-    } else if (strcmp(url, "/sse") == 0) {
-        atomic_store(&sse_stage, 0);
-        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 256, sse_reader, NULL, NULL);
+        resp = scripted(hold_steps);
+    } else if (strcmp(url, "/reflect-split") == 0 || strcmp(url, "/sse") == 0) {
+        resp = scripted(strcmp(url, "/sse") == 0 ? sse_steps : split_steps);
         MHD_add_response_header(resp, "Content-Type", "text/event-stream");
     } else if (strcmp(url, "/redirect-same") == 0 || strcmp(url, "/redirect-cross") == 0) {
         char loc[128];

@@ -336,6 +336,7 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *userdata)
     if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) {
         const char *sp = memchr(line, ' ', len);
         clear_response(q);
+        q->encoded = false; /* each answer's own (an interim one came first) */
         q->up_status = sp ? (int)strtol(sp + 1, NULL, 10) : 502;
         return len;
     }

@@ -440,9 +440,10 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *userdata)
         size_t span = n + q->held;
         q->held = scrub_span(q->down.data + q->down.off + q->down.len - span, span, secret, sl);
         hold_cancel(q);
-        if (q->held)
-            q->hold_timer =
-                MAX(evloop_add_timer(q->ls->p->loop, SCRUB_HOLD_MS, on_hold_timer, q), (int64_t)0);
+        if (q->held) {
+            int64_t id = evloop_add_timer(q->ls->p->loop, SCRUB_HOLD_MS, on_hold_timer, q);
+            q->hold_timer = id > 0 ? id : 0; /* none: released at the end, or with more bytes */
+        }
     }
     wake_if(q, WAIT_BODY);
     return n;

@@ -256,14 +256,19 @@ static int do_status(cli *c, int argc, char **argv)
     if (arr && json_object_array_length(arr) > 0) {
         cli_table *t = cli_table_new(5, "CONTAINER", "PID", "EVENTS", "PENDING", "DNS REFRESH");
         for (size_t i = 0; i < json_object_array_length(arr); i++) {
-            json_object *e = json_object_array_get_idx(arr, i), *v[7] = {0};
+            json_object *e = json_object_array_get_idx(arr, i), *v[8] = {0};
             const char *keys[] = {
-                "container",       "pid",      "events", "pending", "refresh_failures",
-                "next_refresh_ms", "refreshes"};
-            char dns[64] = "-";
+                "container",       "pid",       "events",        "pending", "refresh_failures",
+                "next_refresh_ms", "refreshes", "invalid_events"};
+            char dns[64] = "-", events[64];
 
-            for (int k = 0; k < 7; k++)
+            for (int k = 0; k < 8; k++)
                 json_object_object_get_ex(e, keys[k], &v[k]);
+            /* events the shield reported that named no destination (dropped) */
+            snprintf(events, sizeof events, "%s", json_object_get_string(v[2]));
+            if (v[7] && json_object_get_int64(v[7]) > 0)
+                snprintf(events, sizeof events, "%s (%lld invalid)", json_object_get_string(v[2]),
+                         (long long)json_object_get_int64(v[7]));
             /* failing (count) / when the next one is due / none armed (no domains) */
             if (v[4] && json_object_get_int64(v[4]) > 0)
                 snprintf(dns, sizeof dns, "failing (%lld)", (long long)json_object_get_int64(v[4]));
@@ -271,8 +276,8 @@ static int do_status(cli *c, int argc, char **argv)
                 snprintf(dns, sizeof dns, "in %.1fs", (double)json_object_get_int64(v[5]) / 1000);
             else if (v[6] && json_object_get_int64(v[6]) > 0)
                 snprintf(dns, sizeof dns, "no domains");
-            cli_table_add(t, json_object_get_string(v[0]), json_object_get_string(v[1]),
-                          json_object_get_string(v[2]), json_object_get_string(v[3]), dns);
+            cli_table_add(t, json_object_get_string(v[0]), json_object_get_string(v[1]), events,
+                          json_object_get_string(v[3]), dns);
         }
         cli_table_print(t);
     }

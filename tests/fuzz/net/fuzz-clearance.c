@@ -205,7 +205,13 @@ static void inject(clearance_daemon *d, json_object *e)
             .time_ns = t_ms * 1000000,
         };
 
+        uint64_t invalid = w->invalid, events = w->events;
+        bool sane = is_ip && (uint32_t)proto <= 255;
+
         on_event(w, &ev);
+        /* an event that names no destination is dropped and counted, never queued */
+        if (w->invalid != invalid + !sane || (!sane && w->events != events))
+            abort();
         a.s6_addr[v6 ? 15 : 3]++;
     }
 }

@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * ws-bench: both ends of a WebSocket tunnel for bench/broker, raw bytes (no framing: the broker
- * does not parse frames, so none are needed to measure it).
+ * ws-bench: both ends of a WebSocket tunnel for bench/broker. The upstream's bytes are binary
+ * frames of 64 KiB (the broker reads their lengths to know where frames end,
+ * broker/ws-frames.h); the client's are raw bytes (the broker does not look at them).
  *
  *   ws-bench sink PORTFILE
  *       Listens on 127.0.0.1 (port written to PORTFILE), one connection at a time: reads the
  *       handshake's head, answers 101; then for a target ending in "/up" reads and discards
- *       until EOF, for "/down/N" writes N bytes and closes.
+ *       until EOF, for "/down/N" writes N bytes (N a multiple of 64 KiB: whole frames) and closes.
  *   ws-bench up|down HOST PORT TARGET BYTES [HEADER]
  *       Connects (TCP), sends "GET TARGET" with the upgrade headers (and HEADER, e.g. the
  *       phantom token), reads the 101; "up" sends BYTES and half-closes, then waits for the
@@ -100,7 +101,10 @@ static int sink(const char *portfile)
         } else {
             const char *n = strstr(target, "/down/");
             uint64_t left = n ? strtoull(n + 6, NULL, 10) : 0;
+            /* frames of 64 KiB: a 4-byte header (FIN + binary, 16-bit length 65532), payload */
             memset(buf, 'x', sizeof buf);
+            for (size_t at = 0; at < sizeof buf; at += 65536)
+                memcpy(buf + at, "\x82\x7e\xff\xfc", 4);
             while (left > 0) {
                 size_t k = left < sizeof buf ? (size_t)left : sizeof buf;
                 if (write_all(c, buf, k) < 0)

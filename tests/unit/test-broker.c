@@ -21,6 +21,7 @@
 
 #include "broker/proxy.h"
 #include "broker/scrub.h"
+#include "broker/ws-frames.h"
 #include "daemon/evloop.h"
 #include "terok-test.h"
 #include "util/macro.h"
@@ -1069,6 +1070,7 @@ Test(broker, oauth_refresh_failure_is_502_with_a_reason_and_no_secret)
 /* ---------- WebSocket passthrough ---------- */
 
 static double cpu_seconds(void);
+static double now_s(void);
 
 #define WS_ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
 #define WS_101                                                                                     \
@@ -1314,6 +1316,49 @@ Test(broker, websocket_bytes_repeating_the_credential_reach_the_client_masked)
     pthread_mutex_lock(&ws_lock);
     cr_expect(strcasestr(ws_seen, "Sec-WebSocket-Extensions") == NULL, "%s", ws_seen);
     pthread_mutex_unlock(&ws_lock);
+    free(tok);
+}
+
+/* A frame whose payload holds the credential, split over two reads by a pause: the bytes that
+ * may begin the credential wait in the broker (the client could not use part of a frame anyway)
+ * and the frame arrives masked. A complete frame ending in the credential's first bytes goes out at
+ * once: a hold never delays a frame the client could read. (The echo upstream sends back what it
+ * reads, so the frames the test writes come back as the upstream's; they are unmasked, as a
+ * server's are.) */
+Test(broker, websocket_frames_repeating_the_credential_are_masked_across_reads)
+{
+    char *tok = mint("ctr-a", "ws", 0);
+    const char *payload = "data " REAL_SECRET " end of it"; /* 36 bytes */
+    size_t pl = strlen(payload), cut = 5 + 10;              /* inside the credential */
+    char frame[64], got[64];
+    ws_client w;
+
+    ws_script(WS_101, sizeof WS_101 - 1, true);
+    w = ws_open(sock_a, "/ws/chat", ws_lines(tok), NULL);
+    cr_assert(eq(int, w.status, 101), "head: %s", w.head);
+    frame[0] = (char)0x81; /* FIN, text */
+    frame[1] = (char)pl;
+    memcpy(frame + 2, payload, pl);
+    cr_assert(eq(sz, (size_t)write(w.fd, frame, 2 + cut), 2 + cut));
+    usleep(300 * 1000);
+    /* what came so far: the frame up to where the credential may begin */
+    ssize_t k = recv(w.fd, got, sizeof got, MSG_DONTWAIT);
+    cr_assert(eq(sz, (size_t)k, 2 + 5), "%zd bytes: '%.*s'", k, (int)MAX(k, 0), got);
+    cr_assert(eq(sz, (size_t)write(w.fd, frame + 2 + cut, pl - cut), pl - cut));
+    ws_read(&w, got + 7, 2 + pl - 7);
+    cr_assert(memcmp(got + 2, "data ******************** end of it", pl) == 0, "got '%.*s'",
+              (int)pl, got + 2);
+
+    /* a whole frame ending in "sk-rea": out at once, unchanged */
+    const char *edge = "ends in sk-rea";
+    frame[1] = (char)strlen(edge);
+    memcpy(frame + 2, edge, strlen(edge));
+    double t0 = now_s();
+    cr_assert(eq(sz, (size_t)write(w.fd, frame, 2 + strlen(edge)), 2 + strlen(edge)));
+    ws_read(&w, got, 2 + strlen(edge));
+    cr_assert(now_s() - t0 < 1.0, "a complete frame was held %.2f s", now_s() - t0);
+    cr_assert(memcmp(got + 2, edge, strlen(edge)) == 0);
+    close(w.fd);
     free(tok);
 }
 
@@ -1713,4 +1758,65 @@ Test(broker_scrub, a_stream_in_any_pieces_is_masked_as_the_whole_text)
     char none[] = "no credential here";
     cr_assert(eq(sz, scrub_span(none, strlen(none), secret, 0), 0));
     cr_assert(eq(str, none, "no credential here"));
+}
+
+/* ws_frames_feed against frames whose boundaries the test knows: any header form (7-, 16- and
+ * 64-bit lengths, masked or not), fed in random pieces; after each piece it must name exactly the
+ * bytes of the frame still incomplete. A length no frame has stops the holds for good. */
+Test(broker_scrub, websocket_frame_ends_are_found_in_any_pieces)
+{
+    static unsigned char stream[1 << 20];
+    static size_t open_after[1 << 20]; /* bytes of the incomplete frame after byte i */
+    unsigned seed = 777;
+
+    for (int round = 0; round < 200; round++) {
+        size_t n = 0;
+
+        while (n < sizeof stream - 70000 - 14) {
+            size_t len, h = 0, start = n;
+            unsigned r = (seed = seed * 1103515245 + 12345) / 65536;
+            bool masked = r & 1;
+
+            len = r % 3 == 0 ? r % 126 : r % 3 == 1 ? 126 + r % 60000 : 65536 + r % 5000;
+            if (r % 7 == 0)
+                len = 0;
+            stream[n + h++] = 0x82;
+            if (len < 126)
+                stream[n + h++] = (unsigned char)((masked ? 0x80 : 0) | len);
+            else if (len <= 0xffff && r % 5 != 0) {
+                stream[n + h++] = (unsigned char)((masked ? 0x80 : 0) | 126);
+                stream[n + h++] = (unsigned char)(len >> 8);
+                stream[n + h++] = (unsigned char)len;
+            } else {
+                stream[n + h++] = (unsigned char)((masked ? 0x80 : 0) | 127);
+                for (int i = 7; i >= 0; i--)
+                    stream[n + h++] = (unsigned char)((uint64_t)len >> (8 * i));
+            }
+            if (masked)
+                for (int i = 0; i < 4; i++)
+                    stream[n + h++] = (unsigned char)(r >> i);
+            memset(stream + n + h, 'x', len);
+            n += h + len;
+            for (size_t i = start; i < n; i++)
+                open_after[i] = i + 1 == n ? 0 : i + 1 - start;
+        }
+        ws_frames f = {0};
+        for (size_t at = 0; at < n;) {
+            size_t piece = 1 + (seed = seed * 1103515245 + 12345) / 65536 % 3000;
+            piece = MIN(piece, n - at);
+            uint64_t got = ws_frames_feed(&f, stream + at, piece);
+            at += piece;
+            cr_assert(eq(u64, got, open_after[at - 1]), "round %d, after %zu bytes", round, at);
+        }
+    }
+    unsigned char bad[10] = {0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 1};
+    ws_frames f = {0};
+    cr_assert(eq(u64, ws_frames_feed(&f, bad, sizeof bad), 0));
+    cr_assert(f.lost);
+    cr_assert(eq(u64,
+                 ws_frames_feed(&f,
+                                (const unsigned char *)"\x81\x05"
+                                                       "abc",
+                                5),
+                 0));
 }

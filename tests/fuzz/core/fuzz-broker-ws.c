@@ -14,7 +14,10 @@
  *      as begin() checks them) on a route's upstream, then "Name:value" request headers
  *      separated by NUL (those field_iter accepts, as header_iter formats them).
  *      A built head is one request line, Host, the headers, an empty line: nothing the
- *      container sent can start a line of its own. */
+ *      container sent can start a line of its own.
+ *   a first byte of 0xf0 or more: the tunnel's frame tracker (broker/ws-frames.h) on the
+ *      upstream's bytes, fed in pieces the second byte sizes: it names the same incomplete frame
+ *      as the bytes fed at once, never more bytes than were fed, and none once lost. */
 #include "../../../core/src/broker/ws.c"
 
 #include "../../../core/src/broker/proxy.c"
@@ -267,10 +270,32 @@ out:
     free(target);
 }
 
+static void frame_ends(const uint8_t *data, size_t size)
+{
+    ws_frames whole = {0}, pieces = {0};
+    size_t piece = 1 + data[0] % 64;
+    uint64_t open = 0;
+
+    data++, size--;
+    for (size_t at = 0; at < size; at += piece) {
+        size_t n = MIN(piece, size - at);
+
+        open = ws_frames_feed(&pieces, data + at, n);
+        if (open > at + n || (pieces.lost && open != 0))
+            abort();
+    }
+    if (ws_frames_feed(&whole, data, size) != open || whole.lost != pieces.lost)
+        abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 2)
         return 0;
+    if (data[0] >= 0xf0) {
+        frame_ends(data + 1, size - 1);
+        return 0;
+    }
     switch (data[0] % 4) {
     case 0:
         answer_head(data + 1, size - 1);

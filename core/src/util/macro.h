@@ -18,8 +18,20 @@
 #define _unlikely_(x) __builtin_expect(!!(x), 0)
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
-#define MIN(a, b) ((a) < (b) ? (a) : (b))
-#define MAX(a, b) ((a) > (b) ? (a) : (b))
+/* Each argument evaluated once (MAX(evloop_add_timer(...), 0) once armed two timers). Both are
+ * held in their common type (that of `c ? a : b`, the usual arithmetic conversions), so the
+ * comparison and the result are what the plain operators give. Not for constant expressions. */
+#define CONCATENATE_(a, b) a##b
+#define CONCATENATE(a, b) CONCATENATE_(a, b)
+#define UNIQ_T(x, uniq) CONCATENATE(x, uniq)
+#define MIN(a, b) MINMAX_(<, __COUNTER__, a, b)
+#define MAX(a, b) MINMAX_(>, __COUNTER__, a, b)
+#define MINMAX_(op, uniq, a, b)                                                                    \
+    __extension__({                                                                                \
+        const __typeof__(1 ? (a) : (b)) UNIQ_T(_a_, uniq) = (a);                                   \
+        const __typeof__(1 ? (a) : (b)) UNIQ_T(_b_, uniq) = (b);                                   \
+        UNIQ_T(_a_, uniq) op UNIQ_T(_b_, uniq) ? UNIQ_T(_a_, uniq) : UNIQ_T(_b_, uniq);            \
+    })
 #define streq(a, b) (strcmp((a), (b)) == 0)
 #define strneq(a, b, n) (strncmp((a), (b), (n)) == 0)
 #define isempty(s) (!(s) || !*(s))

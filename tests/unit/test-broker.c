@@ -1169,6 +1169,30 @@ static char *ws_lines(const char *token)
     return b;
 }
 
+/* Send n bytes through an echoing tunnel while reading n bytes back into in (both ways at once:
+ * the buffers between would fill otherwise). */
+static void ws_echo_all(ws_client *w, const char *out, char *in, size_t n)
+{
+    size_t sent = 0, recvd = 0;
+
+    fcntl(w->fd, F_SETFL, O_NONBLOCK);
+    while (recvd < n) {
+        struct pollfd pfd = {.fd = w->fd, .events = POLLIN | (sent < n ? POLLOUT : 0)};
+        cr_assert(poll(&pfd, 1, 10000) > 0, "tunnel stalled at %zu sent, %zu received", sent,
+                  recvd);
+        if ((pfd.revents & POLLOUT) && sent < n) {
+            ssize_t k = write(w->fd, out + sent, MIN(n - sent, (size_t)65536));
+            if (k > 0)
+                sent += (size_t)k;
+        }
+        if (pfd.revents & (POLLIN | POLLHUP)) {
+            ssize_t k = read(w->fd, in + recvd, n - recvd);
+            cr_assert(k > 0, "tunnel closed after %zu bytes back", recvd);
+            recvd += (size_t)k;
+        }
+    }
+}
+
 static bool audited(const char *line)
 {
     bool found = false;
@@ -1193,7 +1217,6 @@ Test(broker, websocket_is_passed_through_with_the_credential_in_the_handshake)
     char answer[sizeof WS_101 + sizeof greet], got[64];
     const size_t big = 8u << 20;
     char *out = malloc(big), *in = malloc(big);
-    size_t sent = 0, recvd = 0;
     ws_client w;
 
     memcpy(answer, WS_101, sizeof WS_101 - 1);
@@ -1223,22 +1246,7 @@ Test(broker, websocket_is_passed_through_with_the_credential_in_the_handshake)
 
     for (size_t i = 0; i < big; i++)
         out[i] = (char)(i * 7 + i / 65536);
-    fcntl(w.fd, F_SETFL, O_NONBLOCK);
-    while (recvd < big) {
-        struct pollfd pfd = {.fd = w.fd, .events = POLLIN | (sent < big ? POLLOUT : 0)};
-        cr_assert(poll(&pfd, 1, 10000) > 0, "tunnel stalled at %zu sent, %zu received", sent,
-                  recvd);
-        if ((pfd.revents & POLLOUT) && sent < big) {
-            ssize_t k = write(w.fd, out + sent, MIN(big - sent, (size_t)65536));
-            if (k > 0)
-                sent += (size_t)k;
-        }
-        if (pfd.revents & (POLLIN | POLLHUP)) {
-            ssize_t k = read(w.fd, in + recvd, big - recvd);
-            cr_assert(k > 0, "tunnel closed after %zu bytes back", recvd);
-            recvd += (size_t)k;
-        }
-    }
+    ws_echo_all(&w, out, in, big);
     cr_assert(memcmp(in, out, big) == 0, "the echo differs");
     close(w.fd);
     cr_assert(audited("ctr-a ws GET /chat 101 ok"), "audit:\n%s", audit_log);
@@ -1358,6 +1366,26 @@ Test(broker, websocket_frames_repeating_the_credential_are_masked_across_reads)
     ws_read(&w, got, 2 + strlen(edge));
     cr_assert(now_s() - t0 < 1.0, "a complete frame was held %.2f s", now_s() - t0);
     cr_assert(memcmp(got + 2, edge, strlen(edge)) == 0);
+
+    /* 8 MiB of 's' in one frame (the 64-bit length form), then the credential in a frame of its
+     * own: every read ends in the credential's first byte, so a byte is held at every read and
+     * the ring turns over many times; all of it comes back, the credential masked */
+    const size_t big = 8u << 20, total = 10 + big + 2 + 20;
+    char *out = malloc(total), *in = malloc(total);
+    out[0] = (char)0x82;
+    out[1] = 127;
+    for (int i = 0; i < 8; i++)
+        out[2 + i] = (char)((uint64_t)big >> (8 * (7 - i)));
+    memset(out + 10, 's', big);
+    out[10 + big] = (char)0x81;
+    out[10 + big + 1] = 20;
+    memcpy(out + 10 + big + 2, REAL_SECRET, 20);
+    ws_echo_all(&w, out, in, total);
+    cr_assert(memcmp(in, out, 10 + big + 2) == 0, "the frames differ");
+    cr_assert(memcmp(in + 10 + big + 2, "********************", 20) == 0, "got '%.20s'",
+              in + 10 + big + 2);
+    free(out);
+    free(in);
     close(w.fd);
     free(tok);
 }

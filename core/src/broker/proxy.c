@@ -25,9 +25,9 @@
 
 #define BUF_MAX (256 * 1024)    /* per direction, per request */
 #define UPLOAD_BUF (256 * 1024) /* libcurl's upload buffer for bulk bodies */
-#define EASY_SPARE                                                                                 \
-    64 /* easy handles kept for reuse, per proxy (worker): a handle is either in                   \
-        * use or here, so the peak is the busiest moment's count either way */
+/* easy handles kept for reuse, per proxy (worker): a handle is either in use or here, so the
+ * peak under load is the busiest moment's count either way */
+#define EASY_SPARE 64
 #define MAX_REDIRECTS 5
 #define OAUTH_MARGIN_S 60    /* refresh this long before the access token expires */
 #define OAUTH_RESP_MAX 65536 /* token endpoint answers are small */

@@ -600,9 +600,11 @@ static void pump(ws_conn *w)
                 fail = "client";
                 gone = w->client_eof;
             }
-            if (w->down.len == 0 || ring_room(&w->down) < PIPE_BUF_SIZE / 4)
-                ring_compact(&w->down);
         }
+        /* also when only held bytes are left: they must never sit at the ring's end with no
+         * room to read the bytes that release them */
+        if (w->down.len == w->held || ring_room(&w->down) < PIPE_BUF_SIZE / 4)
+            ring_compact(&w->down);
         if (progress)
             w->last_io_ms = evloop_now_ms();
         more = progress;

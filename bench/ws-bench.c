@@ -8,6 +8,10 @@
  *       Listens on 127.0.0.1 (port written to PORTFILE), one connection at a time: reads the
  *       handshake's head, answers 101; then for a target ending in "/up" reads and discards
  *       until EOF, for "/down/N" writes N bytes (N a multiple of 64 KiB: whole frames) and closes.
+ *       A POST or PUT to a target ending in "/upload" is bench/broker's upload sink instead:
+ *       the whole body is read (framed by http-parser, 256 KiB reads) before the 200, so every
+ *       path under test has to carry all of it (an upstream that answers first, as nginx's
+ *       `return 200` does, lets a proxy stop forwarding and discard the rest).
  *   ws-bench up|down HOST PORT TARGET BYTES [HEADER]
  *       Connects (TCP), sends "GET TARGET" with the upgrade headers (and HEADER, e.g. the
  *       phantom token), reads the 101; "up" sends BYTES and half-closes, then waits for the
@@ -16,7 +20,9 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <http_parser.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +72,36 @@ static ssize_t read_head(int fd, char *head, size_t cap)
     return -1;
 }
 
+static int on_complete(http_parser *p)
+{
+    *(bool *)p->data = true;
+    return 0;
+}
+
+/* The rest of an upload whose head is in head: read until http-parser has the whole message,
+ * then answer. */
+static void upload(int c, const char *head, size_t head_len)
+{
+    static const char ok[] =
+        "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n";
+    static const char bad[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n"
+                              "Connection: close\r\n\r\n";
+    http_parser_settings settings = {.on_message_complete = on_complete};
+    http_parser p;
+    bool done = false;
+    ssize_t k;
+
+    http_parser_init(&p, HTTP_REQUEST);
+    p.data = &done;
+    http_parser_execute(&p, &settings, head, head_len);
+    while (!done && HTTP_PARSER_ERRNO(&p) == HPE_OK && (k = read(c, buf, sizeof buf)) > 0)
+        http_parser_execute(&p, &settings, buf, (size_t)k);
+    if (done)
+        (void)write_all(c, ok, sizeof ok - 1);
+    else
+        (void)write_all(c, bad, sizeof bad - 1);
+}
+
 static int sink(const char *portfile)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -89,8 +125,16 @@ static int sink(const char *portfile)
 
         if (c < 0)
             continue;
-        if (read_head(c, head, sizeof head) < 0 || sscanf(head, "GET %511s", target) != 1 ||
-            write_all(c, ok, sizeof ok - 1) < 0) {
+        ssize_t hl = read_head(c, head, sizeof head);
+        char method[8] = "";
+        if (hl > 0 && sscanf(head, "%7s %511s", method, target) == 2 &&
+            (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) && strlen(target) >= 7 &&
+            strcmp(target + strlen(target) - 7, "/upload") == 0) {
+            upload(c, head, (size_t)hl);
+            close(c);
+            continue;
+        }
+        if (hl < 0 || strcmp(method, "GET") != 0 || write_all(c, ok, sizeof ok - 1) < 0) {
             close(c);
             continue;
         }

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: Apache-2.0
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * bench/proto-proxy: a measurement, not a product (bench/broker's `floor` row). What a
  * phantom-token proxy costs per request on this machine when neither libmicrohttpd nor a libcurl
@@ -52,7 +52,6 @@ struct conn {
     int in_value, header_is_key, token_ok, req_done, resp_done, resp_headers_done;
     char resp_head[4096];
     size_t resp_head_len;
-    size_t body_off; /* where the body starts in the current upstream read */
     int status;
     int field_is_hop;
 };
@@ -325,7 +324,7 @@ static int upstream_readable(struct conn *c)
     if (HTTP_PARSER_ERRNO(&c->resp_parser) != HPE_OK)
         return -1;
     if (!c->resp_done)
-        return 0; /* the prototype answers whole small bodies only */
+        return 0; /* whole answers of at most BUF bytes only (bench/broker's small body) */
     struct iovec iov[2] = {{c->resp_head, c->resp_head_len}, {c->out, c->out_len}};
     struct msghdr m = {.msg_iov = iov, .msg_iovlen = 2};
     return sendmsg(c->fd, &m, MSG_NOSIGNAL) < 0 ? -1 : 0;

@@ -9,18 +9,24 @@
  * does) and then driven with curl_easy_send/curl_easy_recv, or with plain send/recv (--raw).
  * One upstream connection per client connection; keep-alive requests without a body, answers of
  * at most 16 KiB, no audit: enough to know the floor, nothing a container should talk to.
+ * With --mhd (one loop) the container side is libmicrohttpd's instead, driven as the broker
+ * drives it (external epoll, the request suspended until the upstream answers, resumed with the
+ * answer), and upstream connections are pooled: what replacing only the broker's libcurl
+ * transfers would leave.
  *
- *   proto-proxy PORT UPSTREAM_HOST UPSTREAM_PORT TOKEN CREDENTIAL [THREADS [--raw]]
+ *   proto-proxy PORT UPSTREAM_HOST UPSTREAM_PORT TOKEN CREDENTIAL [THREADS [--raw|--mhd]]
  *   (the token is read from PROTO_TOKEN when TOKEN is "-")
  */
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <http_parser.h>
+#include <microhttpd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <sodium.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +60,7 @@ struct conn {
     size_t resp_head_len;
     int status;
     int field_is_hop;
+    struct mreq *owner; /* --mhd: the request this upstream connection serves, NULL when idle */
 };
 
 static void die(const char *what)
@@ -332,6 +339,219 @@ static int upstream_readable(struct conn *c)
 
 static int g_lfd = -1;
 
+/* ---- --mhd: the container side served by libmicrohttpd, as the broker does ---- */
+
+struct mreq {
+    struct MHD_Connection *mc;
+    struct conn *up; /* the upstream connection while the request is out */
+    struct MHD_Response *resp;
+    int status;
+    bool suspended;
+};
+
+static struct conn *g_idle[1024];
+static int g_nidle, g_ep;
+
+static void up_drop(struct conn *c)
+{
+    epoll_ctl(g_ep, EPOLL_CTL_DEL, c->up_fd, NULL);
+    if (c->up)
+        curl_easy_cleanup(c->up);
+    else
+        close(c->up_fd);
+    free(c);
+}
+
+static enum MHD_Result copy_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    struct conn *c = cls;
+
+    (void)kind;
+    if (strcasecmp(key, "x-api-key") == 0 || strcasecmp(key, "host") == 0 ||
+        strcasecmp(key, "connection") == 0)
+        return MHD_YES;
+    if (append(c->up_req, sizeof c->up_req, &c->up_req_len, key, strlen(key)) ||
+        append(c->up_req, sizeof c->up_req, &c->up_req_len, ": ", 2) ||
+        append(c->up_req, sizeof c->up_req, &c->up_req_len, value, strlen(value)) ||
+        append(c->up_req, sizeof c->up_req, &c->up_req_len, "\r\n", 2))
+        return MHD_NO;
+    return MHD_YES;
+}
+
+static enum MHD_Result queue_empty(struct MHD_Connection *mc, unsigned status)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    enum MHD_Result res = MHD_queue_response(mc, status, r);
+
+    MHD_destroy_response(r);
+    return res;
+}
+
+static enum MHD_Result on_mhd_request(void *cls, struct MHD_Connection *mc, const char *url,
+                                      const char *method, const char *version, const char *upload,
+                                      size_t *upload_size, void **con_cls)
+{
+    struct mreq *q = *con_cls;
+
+    (void)cls, (void)version, (void)upload;
+    if (q) {
+        if (*upload_size)
+            return MHD_NO; /* no bodies here */
+        if (!q->resp) {    /* the final call, before the answer: wait for it (as the broker does) */
+            q->suspended = true;
+            MHD_suspend_connection(mc);
+            return MHD_YES;
+        }
+        enum MHD_Result res = MHD_queue_response(mc, (unsigned)q->status, q->resp);
+        MHD_destroy_response(q->resp);
+        q->resp = NULL;
+        return res;
+    }
+    q = calloc(1, sizeof *q);
+    if (!q)
+        return MHD_NO;
+    q->mc = mc;
+    *con_cls = q;
+    const char *tok = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "x-api-key");
+    unsigned char h[32];
+    if (!tok || (crypto_generichash(h, sizeof h, (const unsigned char *)tok, strlen(tok), g_key,
+                                    sizeof g_key),
+                 sodium_memcmp(h, g_token_hash, sizeof h) != 0))
+        return queue_empty(mc, 401);
+    struct conn *c;
+    if (g_nidle)
+        c = g_idle[--g_nidle];
+    else { /* a new upstream connection, watched (tagged by the low bit) */
+        c = calloc(1, sizeof *c);
+        if (!c)
+            return MHD_NO;
+        if (up_open(c) < 0) {
+            free(c);
+            return queue_empty(mc, 502);
+        }
+        struct epoll_event ue = {.events = EPOLLIN, .data.ptr = (char *)c + 1};
+        epoll_ctl(g_ep, EPOLL_CTL_ADD, c->up_fd, &ue);
+    }
+    c->up_req_len = 0;
+    const char *path = strncmp(url, "/bench", 6) == 0 ? url + 6 : url;
+    char head[2048];
+    int k = snprintf(head, sizeof head, "%s %s HTTP/1.1\r\nHost: %s:%d\r\nx-api-key: %s\r\n",
+                     method, path, g_up_host, g_up_port, g_credential);
+    if (k < 0 || (size_t)k >= sizeof head ||
+        append(c->up_req, sizeof c->up_req, &c->up_req_len, head, (size_t)k) ||
+        MHD_get_connection_values(mc, MHD_HEADER_KIND, copy_header, c) < 0 ||
+        append(c->up_req, sizeof c->up_req, &c->up_req_len, "\r\n", 2) ||
+        up_send(c, c->up_req, c->up_req_len) != (ssize_t)c->up_req_len) {
+        up_drop(c);
+        return queue_empty(mc, 502);
+    }
+    http_parser_init(&c->resp_parser, HTTP_RESPONSE);
+    c->resp_parser.data = c;
+    c->resp_done = 0;
+    c->out_len = 0;
+    c->owner = q;
+    q->up = c;
+    return MHD_YES;
+}
+
+/* The upstream answered (or an idle connection closed): the answer becomes the suspended
+ * request's response, the request resumes, the connection goes back to the pool. */
+static void mhd_upstream_readable(struct conn *c)
+{
+    char buf[BUF];
+    ssize_t got = up_recv(c, buf, sizeof buf);
+    struct mreq *q = c->owner;
+
+    if (got < 0 && errno == EAGAIN)
+        return;
+    if (got > 0 && q)
+        http_parser_execute(&c->resp_parser, &resp_settings, buf, (size_t)got);
+    if (got > 0 && q && HTTP_PARSER_ERRNO(&c->resp_parser) == HPE_OK && !c->resp_done)
+        return;
+    if (q && got > 0 && c->resp_done) {
+        q->resp = MHD_create_response_from_buffer(c->out_len, c->out, MHD_RESPMEM_MUST_COPY);
+        q->status = c->status;
+        /* the kept headers, one "\r\nName: value" each after the status line */
+        char *line = strstr(c->resp_head, "\r\n");
+        while (q->resp && line && line[2] && line[2] != '\r') {
+            char *name = line + 2, *end = strstr(name, "\r\n"), *colon = strchr(name, ':');
+            if (!end || !colon || colon > end)
+                break;
+            *colon = *end = 0;
+            if (strcasecmp(name, "content-length") != 0 &&
+                strcasecmp(name, "transfer-encoding") != 0)
+                MHD_add_response_header(q->resp, name, colon + 2);
+            *end = '\r';
+            line = end;
+        }
+        q->up = NULL;
+        c->owner = NULL;
+        g_idle[g_nidle++] = c;
+        if (q->suspended)
+            MHD_resume_connection(q->mc);
+        return;
+    }
+    /* closed, failed or a broken answer */
+    if (q) {
+        q->up = NULL;
+        q->status = 502;
+        q->resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+        if (q->suspended)
+            MHD_resume_connection(q->mc);
+    } else
+        for (int i = 0; i < g_nidle; i++)
+            if (g_idle[i] == c)
+                g_idle[i] = g_idle[--g_nidle];
+    up_drop(c);
+}
+
+static void on_mhd_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
+                             enum MHD_RequestTerminationCode why)
+{
+    struct mreq *q = *con_cls;
+
+    (void)cls, (void)mc, (void)why;
+    if (!q)
+        return;
+    if (q->up)
+        up_drop(q->up); /* the client left while the upstream was asked */
+    if (q->resp)
+        MHD_destroy_response(q->resp);
+    free(q);
+    *con_cls = NULL;
+}
+
+static int mhd_main(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g_port)};
+    int marker;
+
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    g_ep = epoll_create1(EPOLL_CLOEXEC);
+    struct MHD_Daemon *d = MHD_start_daemon(
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, (uint16_t)g_port, NULL, NULL, on_mhd_request,
+        NULL, MHD_OPTION_SOCK_ADDR, &a, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768,
+        MHD_OPTION_CONNECTION_LIMIT, 1024u, MHD_OPTION_NOTIFY_COMPLETED, on_mhd_completed, NULL,
+        MHD_OPTION_END);
+    if (!d)
+        die("MHD_start_daemon");
+    struct epoll_event me = {.events = EPOLLIN, .data.ptr = &marker};
+    epoll_ctl(g_ep, EPOLL_CTL_ADD, MHD_get_daemon_info(d, MHD_DAEMON_INFO_EPOLL_FD)->epoll_fd, &me);
+    for (;;) {
+        struct epoll_event evs[64];
+        MHD_UNSIGNED_LONG_LONG t;
+        int timeout = MHD_get_timeout(d, &t) == MHD_YES ? (t > 1000 ? 1000 : (int)t) : 1000;
+        int n = epoll_wait(g_ep, evs, 64, timeout);
+
+        for (int i = 0; i < n; i++)
+            if (evs[i].data.ptr != &marker)
+                mhd_upstream_readable((struct conn *)((uintptr_t)evs[i].data.ptr & ~(uintptr_t)1));
+        MHD_run(d);
+    }
+    return 0;
+}
+
 static void *worker(void *arg)
 {
     (void)arg;
@@ -398,7 +618,7 @@ static void *worker(void *arg)
 static _Noreturn void usage(void)
 {
     fprintf(stderr, "usage: proto-proxy PORT UPSTREAM_HOST UPSTREAM_PORT TOKEN|- CREDENTIAL "
-                    "[THREADS [--raw]]\n");
+                    "[THREADS [--raw|--mhd]]\n");
     exit(2);
 }
 
@@ -425,7 +645,8 @@ int main(int argc, char **argv)
     const char *token = strcmp(argv[4], "-") == 0 ? getenv("PROTO_TOKEN") : argv[4];
     int threads = argc > 6 ? number(argv[6], 1, 16) : 1;
     g_raw = argc > 7 && strcmp(argv[7], "--raw") == 0;
-    if (!token)
+    bool mhd = argc > 7 && strcmp(argv[7], "--mhd") == 0;
+    if (!token || (argc > 7 && !g_raw && !mhd) || (mhd && threads != 1))
         usage();
     /* more than one loop: one shared listening socket, each loop woken alone (as nginx does) */
     if (threads > 1) {
@@ -442,6 +663,8 @@ int main(int argc, char **argv)
     randombytes_buf(g_key, sizeof g_key);
     crypto_generichash(g_token_hash, sizeof g_token_hash, (const unsigned char *)token,
                        strlen(token), g_key, sizeof g_key);
+    if (mhd)
+        return mhd_main();
     pthread_t t[16];
     for (int i = 0; i < threads; i++)
         pthread_create(&t[i], NULL, worker, NULL);

@@ -695,12 +695,19 @@ int ws_conn_attach(ws_conn *w, int sock, struct MHD_UpgradeResponseHandle *urh,
     return 0;
 }
 
-int ws_conn_scrub(ws_conn *w, const char *secret, size_t len)
+static void scrub_forget(ws_conn *w)
 {
     if (w->scrub) {
         sodium_memzero(w->scrub, w->scrub_len);
         free(w->scrub);
     }
+    w->scrub = NULL;
+    w->scrub_len = 0;
+}
+
+int ws_conn_scrub(ws_conn *w, const char *secret, size_t len)
+{
+    scrub_forget(w);
     w->scrub = malloc(len ? len : 1);
     if (!w->scrub)
         return -ENOMEM;
@@ -714,10 +721,7 @@ ws_conn *ws_conn_free(ws_conn *w)
     if (!w)
         return NULL;
     teardown(w);
-    if (w->scrub) {
-        sodium_memzero(w->scrub, w->scrub_len);
-        free(w->scrub);
-    }
+    scrub_forget(w);
     strv_free(w->headers);
     free(w->field);
     free(w->value);

@@ -6,10 +6,10 @@
  * answer's head parsed with http-parser; after a 101 the client socket MHD hands over is joined
  * to it and bytes are pumped both ways through two bounded buffers, with backpressure, until
  * either side closes or the tunnel has been idle for the route's websocket-idle. Frames are not
- * parsed: the credential travels in the handshake only; with ws_conn_scrub, bytes from the
- * upstream that repeat it are masked on their way to the client, within each read (bytes, not
- * frames: a credential split over two frames or two reads is not seen). Never prints, never logs
- * a header value. */
+ * rewritten: the credential travels in the handshake only; with ws_conn_scrub, bytes from the
+ * upstream that repeat it are masked on their way to the client, also when two reads split it
+ * (the frames' lengths tell how long a tail may wait, broker/ws-frames.h; a credential split over
+ * two frames is not seen). Never prints, never logs a header value. */
 #pragma once
 
 #include <curl/curl.h>
